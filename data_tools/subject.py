@@ -1,0 +1,190 @@
+"""One HDF5 file per subject: the project's 3-D multi-coil knee format.
+
+Layout (all arrays C-ordered, coil-first, spatial axes ``(x, y, z)``; ``x`` is the readout,
+``y``/``z`` the two phase-encoding directions of a 3-D Cartesian acquisition):
+
+=================  ===========  ===========================  ==========================================
+dataset            dtype        shape                        meaning
+=================  ===========  ===========================  ==========================================
+``kspace``         complex64    (coil, x, y, z)              centred orthonormal k-space (data_tools.fft)
+``rss``            float32      (x, y, z)                    RSS of ``ifft3c(kspace)`` over coils
+``labels``         uint8        (x, y, z)      optional      see :data:`LABELS`
+``coil_maps``      complex64    (coil, x, y, z) optional     sensitivities, sum |S|^2 = 1 in the body
+``bias_field``     float32      (x, y, z)      optional      multiplicative bias applied to the object
+=================  ===========  ===========================  ==========================================
+
+Attributes: ``matrix`` (x, y, z), ``voxel_size_mm`` (3 floats), ``n_coils``, ``seed``,
+``generator`` / ``generator_version`` (for the phantom), ``source`` (``phantom``, ``ismrmrd``,
+``fastmri``, ``bart``), ``side`` (``left``/``right`` or ``unknown``), ``subject`` (an id).
+
+``kspace`` is chunked ``(1, cx, cy, cz)`` with 32-cubed-ish chunks so that reading one coil or
+one slab along any axis touches few chunks.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .atomic import atomic_path
+from .coils import rss as rss_combine
+from .errors import PipelineInputError
+from .fft import ifft3c
+
+LABELS: dict[int, str] = {
+    0: "other",
+    1: "femur",
+    2: "tibia",
+    3: "fibula",
+    4: "patella",
+    5: "femoral_cartilage",
+    6: "tibial_cartilage",
+    7: "patellar_cartilage",
+}
+
+FORMAT_VERSION = 1
+
+_REQUIRED = {"kspace": (np.complex64, 4), "rss": (np.float32, 3)}
+_OPTIONAL = {
+    "labels": (np.uint8, 3),
+    "coil_maps": (np.complex64, 4),
+    "bias_field": (np.float32, 3),
+}
+
+
+@dataclasses.dataclass
+class Subject:
+    """A subject in memory. ``kspace`` is (coil, x, y, z) complex64."""
+
+    kspace: np.ndarray | None
+    rss: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    coil_maps: np.ndarray | None = None
+    bias_field: np.ndarray | None = None
+    attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_coils(self) -> int:
+        return int(self.kspace.shape[0])
+
+    @property
+    def matrix(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.kspace.shape[1:])  # type: ignore[return-value]
+
+    def coil_images(self) -> np.ndarray:
+        """Per-coil complex images, ``ifft3c(kspace)``, (coil, x, y, z) complex64."""
+        return ifft3c(self.kspace).astype(np.complex64)
+
+    def rss_image(self) -> np.ndarray:
+        """The stored RSS image, or the RSS of the coil images when none is stored."""
+        if self.rss is not None:
+            return self.rss
+        return rss_combine(self.coil_images(), axis=0).astype(np.float32)
+
+
+def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(max(1, min(s, 32)) for s in shape)
+
+
+def write_subject(path: str | Path, subject: Subject) -> Path:
+    """Write ``subject`` atomically to ``path`` (HDF5). Computes ``rss`` if missing."""
+    path = Path(path)
+    k = np.asarray(subject.kspace)
+    if k.ndim != 4:
+        raise PipelineInputError("k-space must be 4-D", path=path, field="kspace", expected="(coil, x, y, z)")
+    rss = subject.rss if subject.rss is not None else rss_combine(ifft3c(k), axis=0)
+    attrs = dict(subject.attrs)
+    attrs.setdefault("matrix", list(k.shape[1:]))
+    attrs.setdefault("n_coils", int(k.shape[0]))
+    attrs.setdefault("voxel_size_mm", [1.0, 1.0, 1.0])
+    attrs.setdefault("source", "unknown")
+    attrs.setdefault("side", "unknown")
+    attrs.setdefault("subject", path.stem)
+    attrs["format_version"] = FORMAT_VERSION
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("kspace", data=k.astype(np.complex64), chunks=(1, *_chunks(k.shape[1:])))
+            f.create_dataset("rss", data=np.asarray(rss, dtype=np.float32), chunks=_chunks(rss.shape))
+            for name, (dtype, _) in _OPTIONAL.items():
+                arr = getattr(subject, name)
+                if arr is not None:
+                    arr = np.asarray(arr, dtype=dtype)
+                    ch = (1, *_chunks(arr.shape[1:])) if arr.ndim == 4 else _chunks(arr.shape)
+                    f.create_dataset(name, data=arr, chunks=ch, compression="gzip" if dtype == np.uint8 else None)
+            for key, val in attrs.items():
+                f.attrs[key] = val
+    return path
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.exists():
+        raise PipelineInputError("file not found", path=path,
+                                 hint="generate one with `pipeline data phantom --out DIR` or pass an existing subject file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise PipelineInputError(f"not a readable HDF5 file ({exc.__class__.__name__}: truncated or corrupt?)",
+                                 path=path, expected="an HDF5 subject file written by `pipeline data phantom` or a reader") from None
+
+
+def _check(f: h5py.File, path: Path, name: str, dtype, ndim: int) -> None:
+    ds = f[name]
+    if ds.dtype != np.dtype(dtype):
+        raise PipelineInputError(f"wrong dtype {ds.dtype}", path=path, field=name, expected=str(np.dtype(dtype)))
+    if ds.ndim != ndim:
+        raise PipelineInputError(f"wrong number of dimensions {ds.ndim} (shape {ds.shape})", path=path, field=name,
+                                 expected=f"{ndim}-D")
+
+
+def read_subject(path: str | Path, *, load: tuple[str, ...] = ("kspace", "rss", "labels", "coil_maps", "bias_field")) -> Subject:
+    """Read a subject file, validating dtypes and shapes; raises :class:`PipelineInputError`.
+
+    ``load`` selects which datasets to read (``kspace`` is always validated; a missing optional
+    dataset gives ``None``).
+    """
+    path = Path(path)
+    f = _open(path)
+    try:
+        for name, (dtype, ndim) in _REQUIRED.items():
+            if name not in f:
+                raise PipelineInputError(f"missing dataset '{name}'", path=path, field=name,
+                                         expected=f"{np.dtype(dtype)} array of {ndim} dims",
+                                         hint="is this a subject file (see data_tools/subject.py)?")
+            _check(f, path, name, dtype, ndim)
+        for name, (dtype, ndim) in _OPTIONAL.items():
+            if name in f:
+                _check(f, path, name, dtype, ndim)
+        kshape = f["kspace"].shape
+        if f["rss"].shape != kshape[1:]:
+            raise PipelineInputError(f"shape {f['rss'].shape} does not match k-space {kshape}", path=path, field="rss",
+                                     expected=str(kshape[1:]))
+        out: dict[str, Any] = {}
+        for name in ("kspace", "rss", "labels", "coil_maps", "bias_field"):
+            if name in load and name in f:
+                try:
+                    out[name] = f[name][()]
+                except OSError as exc:
+                    raise PipelineInputError(f"cannot read dataset ({exc}); the file is truncated or corrupt",
+                                             path=path, field=name) from None
+        attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        attrs.setdefault("subject", path.stem)
+        return Subject(kspace=out.get("kspace"), rss=out.get("rss"), labels=out.get("labels"),
+                       coil_maps=out.get("coil_maps"), bias_field=out.get("bias_field"), attrs=attrs)
+    finally:
+        f.close()
+
+
+def list_subjects(folder: str | Path) -> list[Path]:
+    """Subject files (``*.h5``) in ``folder``, sorted; raises if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PipelineInputError("folder not found", path=folder, expected="a folder of subject .h5 files")
+    files = sorted(p for p in folder.glob("*.h5") if not p.name.startswith("."))
+    if not files:
+        raise PipelineInputError("no subject files (*.h5) in folder", path=folder,
+                                 hint="generate the embedded phantom with `pipeline data phantom --out DIR`")
+    return files

@@ -1,0 +1,103 @@
+"""The `pipeline` console script: one verb per stage (nnU-Net style).
+
+The CLI layer only maps arguments; each verb's work is an importable function in its package.
+Bad input raises :class:`data_tools.errors.PipelineInputError`; here it becomes one line on
+stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from typing import Any
+
+from jsonargparse import ArgumentParser, Namespace
+
+from data_tools.errors import PipelineInputError
+
+from . import commands as _commands_pkg
+from .commands import Command
+
+EXIT_BAD_INPUT = 2
+
+
+def discover() -> list[Command]:
+    found: list[Command] = []
+    for info in sorted(pkgutil.iter_modules(_commands_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{_commands_pkg.__name__}.{info.name}")
+        found.extend(getattr(mod, "COMMANDS", []))
+    return found
+
+
+def _leaf_parser(cmd: Command) -> ArgumentParser:
+    if cmd.build_parser is not None:
+        return cmd.build_parser()
+    p = ArgumentParser(description=cmd.help)
+    p.add_argument("--config", action="config", help="YAML file with any of the options below")
+    p.add_function_arguments(cmd.func, fail_untyped=False)
+    return p
+
+
+def build_parser(cmds: list[Command] | None = None) -> tuple[ArgumentParser, dict[tuple[str, ...], Command]]:
+    cmds = discover() if cmds is None else cmds
+    by_path = {c.path: c for c in cmds}
+    root = ArgumentParser(prog="pipeline", description="Knee MRI: simulate undersampling, train artifact-removal "
+                          "and segmentation networks, evaluate against the benchmark.")
+    sub = root.add_subcommands(dest="verb", required=True)
+    groups: dict[str, list[Command]] = {}
+    for c in cmds:
+        groups.setdefault(c.path[0], []).append(c)
+    for name in sorted(groups):
+        members = groups[name]
+        singles = [c for c in members if len(c.path) == 1]
+        if singles:
+            sub.add_subcommand(name, _leaf_parser(singles[0]), help=singles[0].help)
+            continue
+        gp = ArgumentParser(description=members[0].group_help or f"{name} commands")
+        gsub = gp.add_subcommands(dest="action", required=True)
+        for c in sorted(members, key=lambda c: c.path):
+            gsub.add_subcommand(c.path[1], _leaf_parser(c), help=c.help)
+        sub.add_subcommand(name, gp, help=members[0].group_help or ", ".join(c.path[1] for c in members))
+    return root, by_path
+
+
+def _strip(ns: Any) -> dict:
+    d = ns.as_dict() if isinstance(ns, Namespace) else dict(ns)
+    d.pop("config", None)
+    d.pop("__path__", None)
+    return d
+
+
+def run(argv: list[str] | None = None) -> Any:
+    """Parse ``argv`` and run the verb; returns the verb's return value. Raises on bad input."""
+    parser, by_path = build_parser()
+    cfg = parser.parse_args(argv)
+    verb = cfg.verb
+    leaf = cfg[verb]
+    path: tuple[str, ...] = (verb,)
+    if (verb,) not in by_path:
+        action = leaf.action
+        path = (verb, action)
+        leaf = leaf[action]
+    cmd = by_path[path]
+    if cmd.build_parser is not None:
+        return cmd.func(leaf)
+    return cmd.func(**_strip(leaf))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(argv)
+    except PipelineInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
