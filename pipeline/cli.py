@@ -55,11 +55,13 @@ def build_parser(cmds: list[Command] | None = None) -> tuple[ArgumentParser, dic
         if singles:
             sub.add_subcommand(name, _leaf_parser(singles[0]), help=singles[0].help)
             continue
-        gp = ArgumentParser(description=members[0].group_help or f"{name} commands")
+        group_help = next((c.group_help for c in members if c.group_help), None)
+        gp = ArgumentParser(description=group_help or f"{name} commands")
+        # jsonargparse wants nested subcommands added top-down: attach the group first.
+        sub.add_subcommand(name, gp, help=group_help or ", ".join(c.path[1] for c in members))
         gsub = gp.add_subcommands(dest="action", required=True)
         for c in sorted(members, key=lambda c: c.path):
             gsub.add_subcommand(c.path[1], _leaf_parser(c), help=c.help)
-        sub.add_subcommand(name, gp, help=members[0].group_help or ", ".join(c.path[1] for c in members))
     return root, by_path
 
 

@@ -1,0 +1,38 @@
+"""Shared fixtures. Tiny synthetic data only; nothing is downloaded."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover - torch missing
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory, monkeypatch):
+    """Keep the phantom cache, simulated data and runs out of the user's home and the repo."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("KNEE_PIPELINE_CACHE", str(base / "cache"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads():
+    try:
+        import torch
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    except Exception:  # pragma: no cover
+        pass
