@@ -1,0 +1,104 @@
+"""Segmentation losses of seed 001 and its Keras-style learning-rate decay.
+
+All losses take probabilities ``pred`` (after the sigmoid) and a binary ``target`` of the same
+shape (B, C, *spatial), float in [0, 1].
+
+* :class:`SoftFBetaLoss`: ``1 - F_beta`` with soft counts TP = Σp·g, FP = Σp·(1-g),
+  FN = Σ(1-p)·g (seed eq. 6-7, L325-329), computed **per sample and channel** and then averaged,
+  with smoothing ``s`` in numerator and denominator so an empty target with an empty prediction
+  scores F ≈ 1 (loss ≈ 0; the seed's "every empty ground truth resulted in the highest possible
+  score", L244). beta = 1 is the soft Dice / F1 loss, the seed's final loss (L341).
+* :class:`BCELoss`: binary cross entropy on probabilities (the seed's CE baseline, L337).
+* :class:`DualHeadLoss`: the seed's dual-head run (L339): F1 loss on the first half of the
+  channels plus BCE on the second half, summed.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def soft_fbeta(pred: torch.Tensor, target: torch.Tensor, beta: float = 1.0, smooth: float = 1.0) -> torch.Tensor:
+    """Soft F_beta per sample and channel: (B, C) in [0, 1]; reduces over the spatial axes."""
+    dims = tuple(range(2, pred.ndim))
+    tp = (pred * target).sum(dims)
+    fp = (pred * (1 - target)).sum(dims)
+    fn = ((1 - pred) * target).sum(dims)
+    b2 = beta * beta
+    return ((1 + b2) * tp + smooth) / ((1 + b2) * tp + b2 * fn + fp + smooth)
+
+
+class SoftFBetaLoss(nn.Module):
+    """``1 - mean(soft F_beta)`` over samples and channels (per-sample, not per-batch, L244).
+
+    ``smooth``: added to numerator and denominator (1.0, as in the Keras ``dice_coef`` idiom of
+    the time; the seed gives no value).
+    """
+
+    def __init__(self, beta: float = 1.0, smooth: float = 1.0):
+        super().__init__()
+        self.beta = beta
+        self.smooth = smooth
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return 1.0 - soft_fbeta(pred, target, self.beta, self.smooth).mean()
+
+
+class SoftDiceLoss(SoftFBetaLoss):
+    """The soft F1 (= Dice) loss, beta = 1 (seed L331, L341)."""
+
+    def __init__(self, smooth: float = 1.0):
+        super().__init__(beta=1.0, smooth=smooth)
+
+
+class BCELoss(nn.Module):
+    """Binary cross entropy on probabilities, clamped away from 0 and 1 like Keras (eps 1e-7)."""
+
+    def __init__(self, eps: float = 1e-7):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        p = pred.clamp(self.eps, 1 - self.eps)
+        return nn.functional.binary_cross_entropy(p, target.to(p.dtype))
+
+
+class DualHeadLoss(nn.Module):
+    """F1 loss on channels ``[:C]`` plus BCE on channels ``[C:]`` of a dual-head output (B, 2C, ...).
+
+    ``target`` has C channels; both heads learn the same target (seed L339).
+    """
+
+    def __init__(self, smooth: float = 1.0):
+        super().__init__()
+        self.f1 = SoftDiceLoss(smooth)
+        self.bce = BCELoss()
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        c = target.shape[1]
+        if pred.shape[1] != 2 * c:
+            raise ValueError(f"dual-head output needs 2x the target channels: got {pred.shape[1]} vs {c}")
+        return self.f1(pred[:, :c], target) + self.bce(pred[:, c:], target)
+
+
+def build_seg_loss(name: str, **kwargs) -> nn.Module:
+    """``"f1"``/``"dice"``, ``"fbeta"`` (beta=...), ``"bce"``, ``"dual"``."""
+    table = {"f1": SoftDiceLoss, "dice": SoftDiceLoss, "fbeta": SoftFBetaLoss, "bce": BCELoss, "dual": DualHeadLoss}
+    if name not in table:
+        raise ValueError(f"unknown segmentation loss {name!r}; choose from {sorted(table)}")
+    return table[name](**kwargs)
+
+
+def keras_decay(decay: float = 1e-3):
+    """Multiplier for ``torch.optim.lr_scheduler.LambdaLR`` stepped every optimizer update:
+    ``lr_t = lr0 / (1 + decay * t)`` (Keras-2 time-based decay, seed L361: 1e-3 -> 1e-4 at t=9,000)."""
+
+    def factor(step: int) -> float:
+        return 1.0 / (1.0 + decay * step)
+
+    return factor
+
+
+def keras_decay_scheduler(optimizer: torch.optim.Optimizer, decay: float = 1e-3) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR with :func:`keras_decay`; configure it with Lightning ``interval: "step"``."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, keras_decay(decay))

@@ -1,0 +1,113 @@
+"""Seed-001 U-Net topology, losses and lr decay (reference 001 §3, §4.1, §4.4)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.seg_losses import BCELoss, DualHeadLoss, SoftDiceLoss, SoftFBetaLoss, keras_decay_scheduler, soft_fbeta
+from models.seg_unet import MonaiSeg, SegUNet2d, SegUNet3d, count_parameters
+
+
+@pytest.mark.parametrize("width,expected", [(32, 210_945), (48, 473_857)])
+def test_unet2d_parameter_count(width, expected):
+    assert count_parameters(SegUNet2d(width=width, depth=4)) == expected
+
+
+def test_unet2d_other_depths_match_reference_table():
+    assert count_parameters(SegUNet2d(width=32, depth=3)) == 160_609
+    assert count_parameters(SegUNet2d(width=32, depth=5)) == 261_281
+
+
+def test_unet2d_forward_shape_and_range():
+    net = SegUNet2d(width=8).eval()
+    y = net(torch.randn(2, 1, 32, 48))
+    assert y.shape == (2, 1, 32, 48)
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_unet2d_no_batchnorm_single_dropout():
+    net = SegUNet2d()
+    mods = list(net.modules())
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)) for m in mods)
+    drops = [m for m in mods if isinstance(m, torch.nn.Dropout)]
+    assert len(drops) == 1 and drops[0].p == 0.5
+    assert sum(isinstance(m, torch.nn.ELU) for m in mods) == 4 * 2 + 2 + 4 * 3
+
+
+def test_unet3d_keeps_z_at_every_level():
+    net = SegUNet3d(width=4, depth=3).eval()
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o.shape[2]))
+             for m in net.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.MaxPool3d))]
+    x = torch.randn(1, 1, 5, 16, 16)
+    y = net(x)
+    for h in hooks:
+        h.remove()
+    assert y.shape == x.shape
+    assert seen and all(z == 5 for z in seen)
+    assert count_parameters(SegUNet3d(width=32, depth=4)) == 614_977
+
+
+def test_dual_head_and_bad_rank():
+    net = SegUNet2d(width=4, depth=2, dual_head=True)
+    y = net(torch.randn(1, 1, 8, 8))
+    assert y.shape == (1, 2, 8, 8)
+    with pytest.raises(ValueError, match="4-D"):
+        net(torch.randn(1, 1, 2, 8, 8))
+
+
+def test_monai_wrapper_outputs_probabilities():
+    net = MonaiSeg("basicunet", features=(4, 4, 4, 4, 4, 4)).eval()
+    y = net(torch.randn(1, 1, 32, 32))
+    assert y.shape == (1, 1, 32, 32) and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_soft_f1_known_answers():
+    loss = SoftDiceLoss()
+    g = torch.zeros(2, 1, 16, 16)
+    g[:, :, 4:12, 4:12] = 1
+    assert loss(g.clone(), g).item() == pytest.approx(0.0, abs=1e-7)
+    e = torch.zeros(2, 1, 16, 16)
+    assert loss(e, e).item() == pytest.approx(0.0, abs=1e-7)
+    assert loss(1 - g, g).item() == pytest.approx(1.0, abs=0.01)
+
+
+def test_soft_f1_is_per_sample():
+    # Sample 0 empty/empty (F=1), sample 1 all wrong (F≈0): per-sample mean ≈ 0.5, whereas a
+    # batch-pooled Dice would give ≈ 0 (the seed's L244 behaviour needs per-sample).
+    g = torch.zeros(2, 1, 16, 16)
+    g[1, :, :8] = 1
+    p = torch.zeros_like(g)
+    p[1, :, 8:] = 1
+    assert SoftDiceLoss()(p, g).item() == pytest.approx(0.5, abs=0.01)
+
+
+def test_fbeta_weights_recall_and_precision():
+    g = torch.zeros(1, 1, 10, 10)
+    g[..., :5] = 1
+    p = torch.zeros_like(g)
+    p[..., :3] = 1  # TP 30, FN 20, FP 0
+    assert soft_fbeta(p, g, beta=1.0, smooth=0).item() == pytest.approx(2 * 30 / (2 * 30 + 20))
+    assert soft_fbeta(p, g, beta=2.0, smooth=0).item() == pytest.approx(5 * 30 / (5 * 30 + 4 * 20))
+    assert SoftFBetaLoss(beta=1.0)(p, g).item() == pytest.approx(SoftDiceLoss()(p, g).item())
+
+
+def test_bce_and_dual_head_loss():
+    g = torch.zeros(1, 1, 4, 4)
+    g[..., :2] = 1
+    assert BCELoss()(g.clone(), g).item() < 1e-6
+    both = torch.cat([g, g], dim=1)
+    assert DualHeadLoss()(both, g).item() < 1e-6
+    half = torch.full_like(g, 0.5)
+    assert BCELoss()(half, g).item() == pytest.approx(0.693147, abs=1e-5)
+
+
+def test_keras_decay_reaches_1e4_at_step_9000():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1e-3)
+    sched = keras_decay_scheduler(opt, decay=1e-3)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3, abs=1e-12)
+    for _ in range(9000):
+        opt.step()
+        sched.step()
+    assert abs(opt.param_groups[0]["lr"] - 1e-4) < 1e-9
