@@ -1,0 +1,117 @@
+"""`pipeline sweep SPEC --plan | --run | --analyse | --emit-slurm`: grid searches.
+
+SPEC is a name in ``configs/sweep/`` (``dncnn_grid``) or a path to a sweep YAML. Work lives in
+:mod:`pipeline.sweep`; this module only maps arguments (imports stay light).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from jsonargparse import ArgumentParser
+
+from data_tools.errors import PipelineInputError
+
+from . import Command
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(description="Grid search over a base experiment (configs/sweep/*.yaml): plan, run rows, "
+                                   "analyse, or write SLURM scripts.")
+    p.add_argument("spec", type=str, help="sweep name in configs/sweep/ or path to a sweep YAML")
+    p.add_argument("--plan", action="store_true", help="write the plan CSV (one row per run)")
+    p.add_argument("--run", action="store_true", help="train + evaluate rows (with --index, --part or --all)")
+    p.add_argument("--analyse", "--analyze", action="store_true", help="Figure-26 tables, histograms, top-15")
+    p.add_argument("--emit-slurm", "--emit_slurm", dest="emit_slurm", action="store_true",
+                   help="write sbatch scripts (job array; also single train and DDP)")
+    p.add_argument("--status", action="store_true", help="print row counts per status")
+    p.add_argument("--index", type=int | None, default=None, help="plan row to run (0-based)")
+    p.add_argument("--part", type=int | None, default=None, help="run all rows of part K (see --parts_max_len)")
+    p.add_argument("--all", dest="all_rows", action="store_true", help="run every unfinished row")
+    p.add_argument("--parts_max_len", type=int | None, default=None, help="split the plan into parts of <= N rows")
+    p.add_argument("--out", type=str | None, default=None, help="sweep folder (default runs/sweeps/<name>)")
+    p.add_argument("--max_steps", type=int | None, default=None, help="cap every row's steps (smoke runs)")
+    p.add_argument("--retry_failed", action="store_true", help="re-run rows whose status is failed")
+    p.add_argument("--backend", type=str, default="local", help="local | submitit (falls back to local without SLURM)")
+    p.add_argument("--max_concurrent", type=int | None, default=None, help="array tasks at once (%%M)")
+    p.add_argument("--time", type=str | None, default=None, help="SLURM time limit per task, HH:MM:SS")
+    p.add_argument("--partition", type=str | None, default=None, help="SLURM partition")
+    p.add_argument("--devices", type=int, default=2, help="GPUs per node of the emitted DDP script")
+    p.add_argument("--nodes", type=int, default=1, help="nodes of the emitted DDP script")
+    return p
+
+
+def sweep(ns: Any) -> Any:
+    from pipeline.sweep.spec import load_spec
+
+    actions = [a for a in ("plan", "run", "analyse", "emit_slurm", "status") if ns.get(a)]
+    if len(actions) != 1:
+        raise PipelineInputError(f"got {len(actions)} actions {actions}", field="action",
+                                 expected="exactly one of --plan, --run, --analyse, --emit-slurm, --status")
+    spec = load_spec(ns.spec)
+    action = actions[0]
+    if action == "plan":
+        from pipeline.sweep.plan import write_plan
+
+        path = write_plan(spec, ns.out, parts_max_len=ns.parts_max_len)
+        print(f"plan: {path} ({spec.n_rows} rows)")
+        return path
+    if action == "status":
+        from pipeline.sweep.plan import status_counts, sweep_dir
+
+        counts = status_counts(spec, sweep_dir(spec, ns.out))
+        print(" ".join(f"{k}={v}" for k, v in counts.items()))
+        return counts
+    if action == "run":
+        return _run(spec, ns)
+    if action == "analyse":
+        from pipeline.sweep.analysis import analyse
+
+        out = analyse(spec, ns.out)
+        print(f"analysis: {out}")
+        return out
+    return _emit(spec, ns)
+
+
+def _run(spec: Any, ns: Any) -> Any:
+    from pipeline.sweep.runner import failure_rate, run_rows, select_indices
+
+    idx = select_indices(spec, ns.index, ns.all_rows, ns.part, ns.parts_max_len)
+    if ns.backend == "submitit":
+        from pipeline.sweep.slurm import submit_submitit
+
+        return submit_submitit(str(spec.path), idx, ns.out)
+    if ns.backend != "local":
+        raise PipelineInputError(f"unknown backend '{ns.backend}'", field="backend", expected="local or submitit")
+    recs = run_rows(spec, idx, ns.out, retry_failed=ns.retry_failed, max_steps=ns.max_steps)
+    bad, done = failure_rate(recs)
+    errs = sum(r.get("status") == "failed" for r in recs)
+    print(f"rows: {len(recs)}  done: {done}  model_failed: {bad}/{done}  raised: {errs}")
+    return recs
+
+
+def _emit(spec: Any, ns: Any) -> list:
+    from pathlib import Path
+
+    from pipeline.sweep.plan import sweep_dir
+    from pipeline.sweep.slurm import array_script, ddp_script, train_script, write_script
+
+    root = sweep_dir(spec, ns.out)
+    opts = {"max_concurrent": ns.max_concurrent, "time": ns.time, "partition": ns.partition}
+    spec_arg = str(spec.path)
+    out = str(ns.out) if ns.out else None
+    written = [
+        write_script(array_script(spec_arg, spec.n_rows, f"sweep-{spec.name}", out, spec.slurm, **opts),
+                     root / "slurm" / "array.sbatch"),
+        write_script(train_script(spec.experiment, f"train-{Path(spec.experiment).stem}", (), spec.slurm, **opts),
+                     root / "slurm" / "train.sbatch"),
+        write_script(ddp_script(spec.experiment, f"ddp-{Path(spec.experiment).stem}", ns.devices, ns.nodes, (),
+                                spec.slurm, **opts), root / "slurm" / "ddp.sbatch"),
+    ]
+    for w in written:
+        print(f"wrote {w}")
+    print(f"submit: mkdir -p logs && sbatch {written[0]}")
+    return written
+
+
+COMMANDS = [Command(path=("sweep",), func=sweep, build_parser=build_parser,
+                    help="grid search: plan, run rows (SLURM array / local), analyse, emit sbatch scripts")]

@@ -1,0 +1,161 @@
+"""SLURM batch scripts (job array, single training job, multi-GPU DDP) and a submitit backend.
+
+No home-made scheduler: SLURM queues, requeues and limits concurrency (``--array=0-N%M``).
+Lightning does the pre-emption handling: with ``--signal=SIGUSR1@90`` SLURM warns the job step
+90 s before its time limit, Lightning's ``SLURMEnvironment`` saves ``hpc_ckpt_<n>.ckpt`` and runs
+``scontrol requeue`` for the interrupted array index only; the requeued task then finds the row
+``running`` with a checkpoint and warm-starts it (runner.py). The python process is started with
+``srun`` so that it is a job step and receives the signal (without ``B:`` SLURM signals steps only).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import stat
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from data_tools.atomic import atomic_path
+from data_tools.errors import require
+
+DEFAULTS: dict[str, Any] = {
+    "time": "04:00:00", "cpus_per_task": 8, "mem": "32G", "max_concurrent": 8, "partition": None,
+    "account": None, "gpus_per_task": 1, "setup": [], "signal_seconds": 90,
+}
+
+
+def _header(job_name: str, opts: dict[str, Any], extra: Iterable[str] = ()) -> list[str]:
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}"]
+    if opts.get("partition"):
+        lines.append(f"#SBATCH --partition={opts['partition']}")
+    if opts.get("account"):
+        lines.append(f"#SBATCH --account={opts['account']}")
+    lines += [f"#SBATCH --time={opts['time']}", f"#SBATCH --mem={opts['mem']}", *extra,
+              f"#SBATCH --signal=SIGUSR1@{int(opts['signal_seconds'])}", "#SBATCH --requeue",
+              "#SBATCH --open-mode=append"]
+    return lines
+
+
+def _body(opts: dict[str, Any], command: Sequence[str]) -> list[str]:
+    lines = ["", "set -euo pipefail", 'cd "${SLURM_SUBMIT_DIR:-$PWD}"', "mkdir -p logs",
+             "# HDF5 file locking fails on many cluster file systems (Lustre, BeeGFS, NFS): readers only here.",
+             "export HDF5_USE_FILE_LOCKING=FALSE", "export PYTHONUNBUFFERED=1"]
+    lines += [str(s) for s in (opts.get("setup") or [])]
+    lines += ['echo "host=$(hostname) job=${SLURM_JOB_ID:-local} task=${SLURM_ARRAY_TASK_ID:-none} '
+              'restart=${SLURM_RESTART_COUNT:-0}"',
+              "srun " + " ".join(shlex.quote(str(c)) if not str(c).startswith('"$') else str(c) for c in command)]
+    return lines
+
+
+def _opts(spec_slurm: dict[str, Any] | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    opts = {**DEFAULTS, **(spec_slurm or {})}
+    opts.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(opts) - set(DEFAULTS))
+    require(not unknown, f"unknown slurm option(s) {unknown}", field="slurm", expected=f"keys among {sorted(DEFAULTS)}")
+    return opts
+
+
+def array_script(spec_arg: str, n_rows: int, job_name: str, out: str | None = None,
+                 spec_slurm: dict[str, Any] | None = None, **overrides: Any) -> str:
+    """sbatch script of a job array, one GPU per task, each task running one plan row."""
+    require(n_rows >= 1, "empty plan", field="n_rows", expected=">= 1 row")
+    opts = _opts(spec_slurm, overrides)
+    conc = int(opts["max_concurrent"])
+    extra = [f"#SBATCH --array=0-{n_rows - 1}%{conc}" if conc > 0 else f"#SBATCH --array=0-{n_rows - 1}",
+             "#SBATCH --ntasks=1", f"#SBATCH --gres=gpu:{int(opts['gpus_per_task'])}",
+             f"#SBATCH --cpus-per-task={int(opts['cpus_per_task'])}", "#SBATCH --output=logs/%x_%A_%a.out"]
+    cmd = ["pipeline", "sweep", spec_arg, "--run", "--index", '"${SLURM_ARRAY_TASK_ID}"']
+    if out:
+        cmd += ["--out", out]
+    return "\n".join(_header(job_name, opts, extra) + _body(opts, cmd)) + "\n"
+
+
+def train_script(experiment: str, job_name: str, train_args: Sequence[str] = (),
+                 spec_slurm: dict[str, Any] | None = None, **overrides: Any) -> str:
+    """sbatch script of one `pipeline train` job on one GPU."""
+    opts = _opts(spec_slurm, overrides)
+    extra = ["#SBATCH --ntasks=1", "#SBATCH --gres=gpu:1", f"#SBATCH --cpus-per-task={int(opts['cpus_per_task'])}",
+             "#SBATCH --output=logs/%x_%j.out"]
+    cmd = ["pipeline", "train", "--experiment", experiment, *train_args]
+    return "\n".join(_header(job_name, opts, extra) + _body(opts, cmd)) + "\n"
+
+
+def ddp_script(experiment: str, job_name: str, devices: int, nodes: int = 1, train_args: Sequence[str] = (),
+               spec_slurm: dict[str, Any] | None = None, **overrides: Any) -> str:
+    """sbatch script of a multi-GPU DDP `pipeline train` job: one task per GPU (``--ntasks-per-node``
+    = devices), launched by ``srun`` so Lightning's SLURMEnvironment reads rank and world size."""
+    require(devices >= 1 and nodes >= 1, f"devices={devices}, nodes={nodes}", field="devices", expected=">= 1")
+    opts = _opts(spec_slurm, overrides)
+    extra = [f"#SBATCH --nodes={nodes}", f"#SBATCH --ntasks-per-node={devices}", f"#SBATCH --gres=gpu:{devices}",
+             f"#SBATCH --cpus-per-task={int(opts['cpus_per_task'])}", "#SBATCH --output=logs/%x_%j.out"]
+    cmd = ["pipeline", "train", "--experiment", experiment, "--devices", str(devices), "--num_nodes", str(nodes),
+           *train_args]
+    return "\n".join(_header(job_name, opts, extra) + _body(opts, cmd)) + "\n"
+
+
+def write_script(text: str, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+        tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP)
+    return path
+
+
+_DIRECTIVE = re.compile(r"^#SBATCH\s+--([a-z][a-z-]*)(?:=(\S+))?\s*$")
+
+
+def parse_directives(text: str) -> dict[str, str]:
+    """``#SBATCH --key=value`` lines of a script as a dict (flags map to ``""``); raises on a malformed one.
+
+    Like sbatch, stops at the first non-comment command line.
+    """
+    out: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or (s.startswith("#") and not s.startswith("#SBATCH")):
+            continue
+        if not s.startswith("#"):
+            break
+        m = _DIRECTIVE.match(s)
+        require(m is not None, f"malformed directive on line {n}: {s!r}", field="#SBATCH",
+                expected="#SBATCH --key=value")
+        out[m.group(1)] = m.group(2) or ""
+    return out
+
+
+def slurm_available() -> bool:
+    return shutil.which("sbatch") is not None and "SWEEP_FORCE_LOCAL" not in os.environ
+
+
+def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, folder: str | Path = "logs/submitit",
+                    spec_slurm: dict[str, Any] | None = None, **overrides: Any) -> list[Any]:
+    """Submit rows through submitit (SLURM job array); without SLURM run them here, one after another.
+
+    Returns the submitit jobs, or the result records of the local fallback.
+    """
+    from .runner import run_rows
+    from .spec import load_spec
+
+    spec = load_spec(spec_arg)
+    if not slurm_available():
+        return run_rows(spec, indices, out)
+    import submitit
+
+    opts = _opts(spec_slurm if spec_slurm is not None else spec.slurm, overrides)
+    ex = submitit.AutoExecutor(folder=str(folder))
+    hh, mm, _ = (opts["time"].split(":") + ["0", "0"])[:3]
+    ex.update_parameters(name=f"sweep-{spec.name}", timeout_min=int(hh) * 60 + int(mm), gpus_per_node=1,
+                         tasks_per_node=1, cpus_per_task=int(opts["cpus_per_task"]), slurm_mem=opts["mem"],
+                         slurm_array_parallelism=int(opts["max_concurrent"]),
+                         slurm_partition=opts["partition"], slurm_signal_delay_s=int(opts["signal_seconds"]),
+                         slurm_setup=["export HDF5_USE_FILE_LOCKING=FALSE"])
+    return ex.map_array(_submitit_row, [spec_arg] * len(indices), list(indices), [out] * len(indices))
+
+
+def _submitit_row(spec_arg: str, index: int, out: str | None) -> dict[str, Any]:
+    from .runner import run_row
+    from .spec import load_spec
+
+    return run_row(load_spec(spec_arg), index, out)

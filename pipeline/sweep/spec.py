@@ -1,0 +1,290 @@
+"""Sweep specifications: ``configs/sweep/<name>.yaml`` = base experiment + Cartesian product.
+
+A spec file::
+
+    name: dncnn_grid                 # default: the file stem
+    experiment: dncnn                # configs/train/<experiment>.yaml, or a path
+    steps: 4000                      # max_steps given to every row (a grid key may override it)
+    fixed:                           # dotted config overrides applied to every row
+      data.init_args.batch_size: 3
+    grid:                            # dotted config key -> list of values (Cartesian product)
+      model.init_args.depth: [10, 13, 16]
+    labels:                          # optional short labels used in run names
+      model.init_args.depth: d
+    analysis: {...}                  # covariates for `--analyse` (see analysis.py)
+    slurm: {...}                     # defaults for `--emit-slurm` (see slurm.py)
+
+Row order is ``itertools.product`` over ``grid`` in file order, as the chapter's
+``itertools.product(*configs.values())`` (Source Code 1, reference §6.3), so index ``i`` of the
+plan is stable while the spec is unchanged. Every key is validated against the base config.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import inspect
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from data_tools.errors import PipelineInputError, require
+from data_tools.paths import CONFIG_DIR
+
+# Keys the runner handles itself (arguments of `train_experiment`, not config fields).
+RUNNER_KEYS = ("max_steps", "max_time")
+_SPEC_FIELDS = {"base", "name", "experiment", "steps", "max_time", "devices", "precision", "fixed", "grid",
+                "labels", "analysis", "slurm", "evaluate", "parts_max_len", "description"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One run of a sweep: its plan index, stable name and the overrides that define it."""
+
+    index: int
+    run_name: str
+    values: dict[str, Any]          # the grid values of this row (dotted key -> value)
+    overrides: dict[str, Any]       # fixed + values, runner keys removed
+    max_steps: int | None
+    max_time: str | None
+
+
+@dataclasses.dataclass
+class SweepSpec:
+    name: str
+    path: Path
+    experiment: str
+    grid: dict[str, list]
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    steps: int | None = None
+    max_time: str | None = None
+    devices: int | str | None = None
+    precision: str | None = None
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    analysis: dict[str, Any] = dataclasses.field(default_factory=dict)
+    slurm: dict[str, Any] = dataclasses.field(default_factory=dict)
+    evaluate: dict[str, Any] = dataclasses.field(default_factory=dict)
+    parts_max_len: int | None = None
+    description: str = ""
+
+    @property
+    def n_rows(self) -> int:
+        n = 1
+        for v in self.grid.values():
+            n *= len(v)
+        return n
+
+    def digest(self) -> str:
+        """Hash of what defines the rows; a plan written for another digest is stale."""
+        blob = json.dumps({"experiment": self.experiment, "fixed": self.fixed, "grid": self.grid,
+                           "steps": self.steps}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def rows(self) -> list[Row]:
+        return expand(self)
+
+
+def resolve_spec_path(spec: str | Path) -> Path:
+    """A name in ``configs/sweep/`` (``dncnn_grid``) or a path to a YAML file."""
+    p = Path(spec)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        require(p.is_file(), "sweep spec not found", path=p, expected="a YAML file")
+        return p
+    cand = CONFIG_DIR / "sweep" / f"{spec}.yaml"
+    if not cand.is_file():
+        known = sorted(q.stem for q in (CONFIG_DIR / "sweep").glob("*.yaml"))
+        raise PipelineInputError(f"unknown sweep '{spec}'", field="SPEC",
+                                 expected=f"one of {', '.join(known)} or a path to a YAML file")
+    return cand
+
+
+def resolve_experiment_path(experiment: str, spec_path: Path) -> Path:
+    """``configs/train/<experiment>.yaml``, or a path (relative to the spec file or the CWD)."""
+    p = Path(experiment)
+    for cand in (p, spec_path.parent / p, CONFIG_DIR / "train" / f"{experiment}.yaml",
+                 CONFIG_DIR / "train" / experiment):
+        if cand.suffix in (".yaml", ".yml") and cand.is_file():
+            return cand
+    raise PipelineInputError(f"base experiment '{experiment}' not found", path=spec_path, field="experiment",
+                             expected="a name in configs/train/ or a path to a training config")
+
+
+def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
+    """Load and validate a sweep spec; raises PipelineInputError naming the bad field."""
+    path = resolve_spec_path(spec)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise PipelineInputError(f"not valid YAML ({exc.__class__.__name__})", path=path) from None
+    require(isinstance(raw, dict), "a sweep spec must be a mapping", path=path)
+    raw = _inherit(raw, path)
+    unknown = sorted(set(raw) - _SPEC_FIELDS)
+    require(not unknown, f"unknown field(s) {unknown}", path=path, expected=f"fields among {sorted(_SPEC_FIELDS)}")
+    require("experiment" in raw, "missing field", path=path, field="experiment")
+    grid = raw.get("grid") or {}
+    require(isinstance(grid, dict), "must be a mapping of dotted key -> list of values", path=path, field="grid")
+    for k, v in grid.items():
+        require(isinstance(v, list), f"grid values of '{k}' must be a list", path=path, field=f"grid.{k}")
+    out = SweepSpec(
+        name=str(raw.get("name") or path.stem), path=path, experiment=str(raw["experiment"]),
+        grid={str(k): list(v) for k, v in grid.items()}, fixed=dict(raw.get("fixed") or {}),
+        steps=raw.get("steps"), max_time=raw.get("max_time"), devices=raw.get("devices"),
+        precision=raw.get("precision"), labels=dict(raw.get("labels") or {}),
+        analysis=dict(raw.get("analysis") or {}), slurm=dict(raw.get("slurm") or {}),
+        evaluate=dict(raw.get("evaluate") or {}), parts_max_len=raw.get("parts_max_len"),
+        description=str(raw.get("description") or ""))
+    # An empty product (no grid keys, or a key with no values) is almost surely a mistake.
+    empty = [k for k, v in out.grid.items() if len(v) == 0]
+    require(out.grid and not empty, "the Cartesian product is empty" + (f" (no values for {empty})" if empty else
+                                                                         " (no grid keys)"),
+            path=path, field="grid", expected="at least one key with at least one value")
+    if validate:
+        from pipeline.train_config import apply_overrides
+
+        base = load_base_config(out)
+        for key in out.fixed:
+            check_config_key(base, key, path)
+        # grid keys are checked against the base with the fixed overrides applied (a spec may swap
+        # the whole ``net`` and then sweep its arguments)
+        fixed_cfg = apply_overrides(base, out.fixed)
+        for key in out.grid:
+            if key not in RUNNER_KEYS:
+                check_config_key(fixed_cfg, key, path)
+    return out
+
+
+def _inherit(raw: dict, path: Path, depth: int = 0) -> dict:
+    """``base: <other sweep>``: start from that spec; mapping sections merge key by key
+    (``grid`` keeps the base's key order), scalars are replaced. ``name`` is never inherited."""
+    if "base" not in raw:
+        return raw
+    require(depth < 8, "sweep `base` chain too deep (a cycle?)", path=path, field="base")
+    bpath = resolve_spec_path(str(raw["base"]))
+    parent = _inherit(yaml.safe_load(bpath.read_text()) or {}, bpath, depth + 1)
+    parent.pop("name", None)
+    merged = dict(parent)
+    for k, v in raw.items():
+        if k == "base":
+            continue
+        merged[k] = {**parent[k], **v} if isinstance(v, dict) and isinstance(parent.get(k), dict) else v
+    return merged
+
+
+def load_base_config(spec: SweepSpec) -> dict:
+    """The base experiment's config with ``base`` inheritance resolved (pipeline.train_config)."""
+    from pipeline.train_config import load_experiment
+
+    p = resolve_experiment_path(spec.experiment, spec.path)
+    cfg = load_experiment(str(p))
+    require(isinstance(cfg, dict), "a training config must be a mapping", path=p)
+    return cfg
+
+
+# Sections whose fields are constructor arguments of a class not named in the YAML
+# (docs/training.md: ``task`` = the LightningModule's arguments, ``trainer`` = pl.Trainer's).
+def _implicit_class(cfg: dict, section: str) -> str | None:
+    if section == "task":
+        from pipeline.train_config import DEFAULT_MODULE
+
+        return str(cfg.get("module") or DEFAULT_MODULE)
+    if section == "trainer":
+        return "pytorch_lightning.Trainer"
+    return None
+
+
+def _signature_params(class_path: str) -> set[str] | None:
+    """Constructor parameters of a ``class_path`` (None when it cannot be imported)."""
+    mod_name, _, attr = class_path.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        return {n for n, p in inspect.signature(target).parameters.items()
+                if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    except (TypeError, ValueError):
+        return None
+
+
+def check_config_key(cfg: dict, key: str, spec_path: Path | None = None) -> None:
+    """Raise unless dotted ``key`` names a field of the (jsonargparse-style) config ``cfg``.
+
+    A node with ``class_path`` is transparent: ``model.depth`` and ``model.init_args.depth`` both
+    resolve, and a constructor parameter left at its default in the YAML is accepted too.
+    """
+    node: Any = cfg
+    owner: str | None = None          # class whose constructor the current node's keys feed
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if isinstance(node, dict) and part in node:
+            if part != "init_args":
+                owner = None
+            node = node[part]
+            if isinstance(node, dict) and "class_path" in node:
+                owner = str(node["class_path"])
+            continue
+        if isinstance(node, dict) and isinstance(node.get("init_args"), dict) and part in node["init_args"]:
+            node = node["init_args"][part]
+            owner = str(node["class_path"]) if isinstance(node, dict) and "class_path" in node else None
+            continue
+        cls = owner
+        if cls is None and i == 1 and isinstance(node, dict):
+            cls = _implicit_class(cfg, parts[0])
+        if cls is not None and i == len(parts) - 1:
+            params = _signature_params(cls)
+            if params is not None and part in params:
+                return
+        where = ".".join(parts[:i]) or "<top level>"
+        choices = sorted(k for k in (node.keys() if isinstance(node, dict) else []) if k != "init_args")
+        if isinstance(node, dict) and isinstance(node.get("init_args"), dict):
+            choices += sorted(node["init_args"])
+        raise PipelineInputError(f"sweep key '{key}' is not a field of the base config ('{part}' not under {where})",
+                                 path=spec_path, field=key,
+                                 expected=f"one of {choices}" if choices else "an existing config key")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "T" if v else "F"
+    if isinstance(v, (list, tuple)):
+        return "-".join(_fmt(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, dict):
+        return "-".join(f"{k}{_fmt(x)}" for k, x in v.items())
+    s = str(v).rsplit(".", 1)[-1]     # class paths -> class name
+    return s
+
+
+def run_name(values: dict[str, Any], labels: dict[str, str]) -> str:
+    """Stable run name from the row's grid values, e.g. ``d10_w16_lossl1_skipdncnn_k3``."""
+    parts = []
+    for k, v in values.items():
+        label = labels.get(k, k.rsplit(".", 1)[-1])
+        parts.append(f"{label}{_fmt(v)}")
+    return re.sub(r"[^A-Za-z0-9_.+-]", "", "_".join(parts))
+
+
+def expand(spec: SweepSpec) -> list[Row]:
+    """The Cartesian product of ``spec.grid`` as rows (unique run names, else PipelineInputError)."""
+    keys = list(spec.grid)
+    rows: list[Row] = []
+    seen: dict[str, int] = {}
+    for i, combo in enumerate(itertools.product(*(spec.grid[k] for k in keys))):
+        values = dict(zip(keys, combo))
+        name = run_name(values, spec.labels)
+        if name in seen:
+            raise PipelineInputError(f"rows {seen[name]} and {i} get the same run name '{name}'",
+                                     path=spec.path, field="labels", expected="labels that keep run names unique")
+        seen[name] = i
+        overrides = {**spec.fixed, **{k: v for k, v in values.items() if k not in RUNNER_KEYS}}
+        steps = values.get("max_steps", spec.steps)
+        rows.append(Row(index=i, run_name=name, values=values, overrides=overrides,
+                        max_steps=int(steps) if steps is not None else None,
+                        max_time=values.get("max_time", spec.max_time)))
+    return rows

@@ -1,0 +1,23 @@
+"""Helpers shared by the sweep tests: a tiny base experiment and spec files in a temp folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+BASE = {
+    "seed": 1993,
+    "net": {"class_path": "models.dncnn.DnCNN", "init_args": {"depth": 2, "width": 4}},
+    "task": {"loss": "l1"},
+    "data": {"class_path": "pipeline.data_module.SimDataModule", "init_args": {"datasets": ["smoke"]}},
+    "trainer": {"max_steps": 4},
+}
+
+
+def write_spec(tmp: Path, grid: dict, fixed: dict | None = None, name: str = "t", **extra) -> Path:
+    base = tmp / "base.yaml"
+    base.write_text(yaml.safe_dump(BASE))
+    spec = {"name": name, "experiment": str(base), "steps": 3, "fixed": fixed or {}, "grid": grid, **extra}
+    p = tmp / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return p

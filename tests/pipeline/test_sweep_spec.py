@@ -1,0 +1,106 @@
+"""Sweep specs: the chapter's grids expand to exactly 504 / 120 / 80 rows; keys are validated."""
+from __future__ import annotations
+
+import pytest
+
+from data_tools.errors import PipelineInputError
+from pipeline import cli
+from pipeline.sweep.plan import read_plan, split_parts, write_plan
+from pipeline.sweep.spec import expand, load_spec, run_name
+
+from sweep_helpers import write_spec
+
+
+@pytest.mark.parametrize("name,n", [("dncnn_grid", 504), ("unet_grid_shallow", 120), ("unet_grid_deep", 80),
+                                    ("unet_grid_deep_typo", 80), ("smoke_grid", 4)])
+def test_grids_expand_to_chapter_counts(name, n):
+    spec = load_spec(name)
+    rows = expand(spec)
+    assert len(rows) == n == spec.n_rows
+    assert len({r.run_name for r in rows}) == n
+    assert [r.index for r in rows] == list(range(n))
+
+
+def test_dncnn_grid_rows_follow_source_code_4():
+    rows = load_spec("dncnn_grid").rows()
+    assert rows[0].values == {"net.init_args.depth": 10, "net.init_args.width": 16, "task.loss": "l1",
+                              "net.init_args.skip": "dncnn", "net.init_args.kernel": 3}
+    assert rows[0].run_name == "d10_w16_l1_dncnn_k3"
+    assert all(r.max_steps == 4000 for r in rows)
+    assert rows[0].overrides["data.init_args.batch_size"] == 3 and rows[0].overrides["seed"] == 1993
+    depth_of = {r.values["net.init_args.depth"] for r in rows}
+    assert depth_of == {10, 13, 16, 18, 20, 22, 25}
+    assert sum(r.values["task.loss"] == "ssim" for r in rows) == 168
+
+
+def test_unet_deep_typo_is_selectable():
+    intended = {tuple(r.values["net.init_args.filters"]) for r in load_spec("unet_grid_deep").rows()}
+    typo = {tuple(r.values["net.init_args.filters"]) for r in load_spec("unet_grid_deep_typo").rows()}
+    assert (100, 200, 400, 800, 400, 200, 100) in intended and (100, 200, 400, 200, 400, 200, 100) not in intended
+    assert (100, 200, 400, 200, 400, 200, 100) in typo
+    shallow = load_spec("unet_grid_shallow").rows()
+    assert sorted({r.max_steps for r in shallow}) == [4000, 6000]
+    assert sum(r.max_steps == 4000 for r in shallow) == 60      # "half of them fitted with 4000" [L1807]
+
+
+def test_split_parts_keeps_the_tail_d7():
+    parts = split_parts(504, 48)
+    assert len(parts) == 11 and sum(len(p) for p in parts) == 504 and len(parts[-1]) == 24
+    assert [len(p) for p in split_parts(96, 48)] == [48, 48]      # exact multiple keeps its last chunk
+    assert [i for p in split_parts(7, 3) for i in p] == list(range(7))
+
+
+def test_plan_csv_and_parts(tmp_path):
+    spec = load_spec("dncnn_grid")
+    path = write_plan(spec, tmp_path / "sw")
+    rows = read_plan(path)
+    assert len(rows) == 504 and {r["status"] for r in rows} == {"not_run"}
+    assert rows[-1]["run_name"] == "d25_w128_ssim_resnet_k7" and rows[-1]["part"] == "10"
+    parts = sorted((tmp_path / "sw").glob("plan_part_*.csv"))
+    assert len(parts) == 11 and sum(len(read_plan(p)) for p in parts) == 504
+
+
+def test_run_name_is_stable_and_safe():
+    assert run_name({"a.b.loss": "ms_ssim", "x.filters": [1, 2], "f": True, "lr": 0.5}, {"x.filters": "f"}) == \
+        "lossms_ssim_f1-2_fT_lr0.5"
+
+
+def test_key_not_in_config_is_rejected(tmp_path):
+    p = write_spec(tmp_path, {"net.init_args.depht": [1, 2]})
+    with pytest.raises(PipelineInputError, match="depht"):
+        load_spec(p)
+
+
+def test_constructor_default_keys_are_accepted(tmp_path):
+    # `kernel` and `skip` are not in the YAML but are DnCNN constructor arguments; `grad_clip` is TaskModule's.
+    p = write_spec(tmp_path, {"net.init_args.kernel": [3, 5], "net.init_args.skip": ["dncnn"],
+                              "task.grad_clip": [5.0]})
+    assert load_spec(p).n_rows == 2
+    p = write_spec(tmp_path, {"trainer.not_a_trainer_arg": [1]})
+    with pytest.raises(PipelineInputError, match="not_a_trainer_arg"):
+        load_spec(p)
+
+
+def test_empty_product_is_rejected(tmp_path):
+    with pytest.raises(PipelineInputError, match="empty"):
+        load_spec(write_spec(tmp_path, {"net.init_args.depth": []}))
+    with pytest.raises(PipelineInputError, match="empty"):
+        load_spec(write_spec(tmp_path, {}))
+
+
+@pytest.mark.parametrize("grid,extra,needle", [
+    ({"net.init_args.depht": [1]}, [], "depht"),
+    ({"net.init_args.depth": []}, [], "empty"),
+    ({"net.init_args.depth": [1, 2]}, ["--index", "7"], "outside the plan"),
+])
+def test_cli_bad_input_exit_2_one_line(tmp_path, capsys, grid, extra, needle):
+    p = write_spec(tmp_path, grid)
+    args = ["sweep", str(p), "--run", *extra, "--out", str(tmp_path / "o")] if extra else ["sweep", str(p), "--plan"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+
+
+def test_cli_plan_writes_csv(tmp_path, capsys):
+    assert cli.main(["sweep", "smoke_grid", "--plan", "--out", str(tmp_path / "s")]) == 0
+    assert len(read_plan(tmp_path / "s" / "plan.csv")) == 4
