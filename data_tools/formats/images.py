@@ -1,0 +1,207 @@
+"""Images and label maps as NIfTI (nibabel) or MHD/MHA/NRRD (SimpleITK), one :class:`Image` type.
+
+Conventions of :class:`Image`:
+
+* ``array`` is indexed ``[i, j, k]`` (x fastest in the file; nibabel's order), plus a trailing
+  component axis for vector images (e.g. a 3-channel femur/tibia/fibula mask): ``(X, Y, Z[, C])``.
+  SimpleITK's ``GetArrayFromImage`` gives ``(Z, Y, X[, C])``; it is transposed on the way in/out.
+* ``spacing`` (mm), ``origin`` (mm) and ``direction`` (3x3, columns = axis directions) follow
+  ITK's **LPS** physical space: ``world_lps = origin + direction @ (spacing * index)``.
+* NIfTI's affine maps to **RAS**; RAS = diag(-1, -1, 1) @ LPS, so reading/writing NIfTI flips
+  the sign of the first two rows of the affine (exactly what ITK's NIfTI IO does, which the
+  tests cross-check). :meth:`Image.affine_ras` gives the NIfTI affine of any Image.
+
+NIfTI stores the affine as float32, so geometry survives a NIfTI round trip to ~1e-6 relative;
+MHD/MHA keep it to the printed precision (SimpleITK writes 17 significant digits).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..errors import PipelineInputError
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".mhd", ".mha", ".nrrd", ".nhdr")
+EXPECTED = "a NIfTI (.nii, .nii.gz) or MetaImage (.mhd, .mha) image"
+
+
+@dataclasses.dataclass
+class Image:
+    """A 3-D image (or vector image) with its physical geometry; see the module docstring."""
+
+    array: np.ndarray
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: np.ndarray = dataclasses.field(default_factory=lambda: np.eye(3))
+
+    def __post_init__(self):
+        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
+        self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
+        self.direction = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.array.shape[:3])  # type: ignore[return-value]
+
+    @property
+    def n_components(self) -> int:
+        return 1 if self.array.ndim == 3 else int(self.array.shape[3])
+
+    def affine_lps(self) -> np.ndarray:
+        """4x4 voxel index -> LPS mm."""
+        a = np.eye(4)
+        a[:3, :3] = self.direction @ np.diag(self.spacing)
+        a[:3, 3] = self.origin
+        return a
+
+    def affine_ras(self) -> np.ndarray:
+        """4x4 voxel index -> RAS mm (the NIfTI/nibabel affine)."""
+        return _flip(self.affine_lps())
+
+    def world(self, index) -> np.ndarray:
+        """LPS mm of voxel ``index`` (``(..., 3)`` array-like of i, j, k)."""
+        idx = np.asarray(index, dtype=np.float64)
+        return idx @ (self.direction @ np.diag(self.spacing)).T + np.asarray(self.origin)
+
+    @classmethod
+    def from_affine_ras(cls, array: np.ndarray, affine: np.ndarray) -> "Image":
+        lps = _flip(np.asarray(affine, dtype=np.float64))
+        m = lps[:3, :3]
+        spacing = np.linalg.norm(m, axis=0)
+        if np.any(spacing == 0):
+            raise PipelineInputError(f"affine has a zero column {affine.tolist()}", field="affine",
+                                     expected="an invertible voxel-to-world affine")
+        return cls(array=array, spacing=tuple(spacing), origin=tuple(lps[:3, 3]), direction=m / spacing)
+
+
+def _flip(a: np.ndarray) -> np.ndarray:
+    """LPS <-> RAS for a 4x4 affine: negate the first two rows (its own inverse)."""
+    out = np.array(a, dtype=np.float64)
+    out[:2] *= -1.0
+    return out
+
+
+def image_format(path: str | Path) -> str:
+    name = Path(path).name.lower()
+    if name.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(ITK_SUFFIXES):
+        return "itk"
+    raise PipelineInputError("unknown image file extension", path=path, expected=EXPECTED)
+
+
+def read_image(path: str | Path) -> Image:
+    """Read a NIfTI or MetaImage file into an :class:`Image` (array ``(X, Y, Z[, C])``, LPS geometry)."""
+    path = Path(path)
+    kind = image_format(path)
+    if not path.is_file():
+        raise PipelineInputError("file not found", path=path, expected=EXPECTED)
+    if kind == "nifti":
+        import nibabel as nib
+
+        try:
+            img = nib.load(str(path))
+            data = np.asanyarray(img.dataobj)
+        except Exception as exc:  # nibabel raises several types for corrupt/truncated files
+            raise PipelineInputError(f"cannot read NIfTI ({exc.__class__.__name__}: {exc}); truncated or corrupt?",
+                                     path=path, expected=EXPECTED) from None
+        if data.ndim == 2:
+            data = data[..., None]
+        if data.ndim == 5 and data.shape[3] == 1:  # NIfTI vector images: (X, Y, Z, 1, C)
+            data = data[:, :, :, 0]
+        if data.ndim not in (3, 4):
+            raise PipelineInputError(f"image has shape {data.shape}", path=path, expected="(X, Y, Z) or (X, Y, Z, C)")
+        try:
+            return Image.from_affine_ras(data, img.affine)
+        except PipelineInputError as exc:
+            raise PipelineInputError(str(exc), path=path, field="affine", expected="an invertible affine") from None
+    import SimpleITK as sitk
+
+    try:
+        img = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else "unreadable"
+        raise PipelineInputError(f"cannot read image ({first}); truncated or missing data file?", path=path,
+                                 expected=EXPECTED) from None
+    dim = img.GetDimension()
+    if dim not in (2, 3):
+        raise PipelineInputError(f"{dim}-D image", path=path, expected="a 2-D or 3-D image")
+    arr = sitk.GetArrayFromImage(img)  # (Z, Y, X[, C]) or (Y, X[, C])
+    vec = img.GetNumberOfComponentsPerPixel() > 1
+    arr = np.moveaxis(arr, list(range(dim)), list(range(dim))[::-1])  # -> (X, Y[, Z][, C])
+    spacing, origin = list(img.GetSpacing()), list(img.GetOrigin())
+    direction = np.asarray(img.GetDirection(), dtype=np.float64).reshape(dim, dim)
+    if dim == 2:
+        arr = arr[:, :, None] if not vec else arr[:, :, None, :]
+        spacing, origin = spacing + [1.0], origin + [0.0]
+        d3 = np.eye(3)
+        d3[:2, :2] = direction
+        direction = d3
+    return Image(array=arr, spacing=tuple(spacing), origin=tuple(origin), direction=direction)
+
+
+def write_image(path: str | Path, image: Image) -> Path:
+    """Write ``image`` as NIfTI or MetaImage (chosen by suffix), atomically.
+
+    ``.mhd`` is a header plus a data file (``.raw``/``.zraw``) that the header names, so it is
+    written under its final names in a private temporary folder next to the target and moved
+    into place data file first, header last (each move atomic).
+    """
+    path = Path(path)
+    kind = image_format(path)
+    arr = np.asarray(image.array)
+    if arr.ndim not in (3, 4):
+        raise PipelineInputError(f"array shape {arr.shape}", path=path, field="array", expected="(X, Y, Z) or (X, Y, Z, C)")
+    if kind == "nifti":
+        import nibabel as nib
+
+        data = arr if arr.ndim == 3 else arr[:, :, :, None, :]
+        img = nib.Nifti1Image(data, image.affine_ras())
+        img.set_sform(image.affine_ras(), code=1)
+        img.set_qform(image.affine_ras(), code=1)
+        if arr.ndim == 4:
+            img.header.set_intent("vector")
+        img.header.set_xyzt_units("mm")
+        with atomic_path(path) as tmp:
+            nib.save(img, str(tmp))
+        return path
+    import SimpleITK as sitk
+
+    vec = arr.ndim == 4
+    sarr = np.ascontiguousarray(np.moveaxis(arr, [0, 1, 2], [2, 1, 0]))  # (Z, Y, X[, C])
+    if sarr.dtype == np.bool_:
+        sarr = sarr.astype(np.uint8)
+    img = sitk.GetImageFromArray(sarr, isVector=vec)
+    img.SetSpacing(image.spacing)
+    img.SetOrigin(image.origin)
+    img.SetDirection(tuple(image.direction.reshape(-1)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".mhd", ".nhdr"):
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            sitk.WriteImage(img, str(tmpdir / path.name), True)
+            header = tmpdir / path.name
+            for extra in sorted(p for p in tmpdir.iterdir() if p != header):
+                os.replace(extra, path.parent / extra.name)
+            os.replace(header, path)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        return path
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(img, str(tmp), True)
+    return path
+
+
+def same_geometry(a: Image, b: Image, tol: float = 1e-4) -> bool:
+    """True when shape, spacing, origin (absolute ``tol`` mm) and direction (``tol``) agree."""
+    return (a.shape == b.shape
+            and np.allclose(a.spacing, b.spacing, rtol=0, atol=tol)
+            and np.allclose(a.origin, b.origin, rtol=0, atol=tol)
+            and np.allclose(a.direction, b.direction, rtol=0, atol=tol))
