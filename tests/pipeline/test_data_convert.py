@@ -1,0 +1,78 @@
+"""`pipeline data convert` end to end: ISMRMRD, fastMRI and BART in, subject .h5 out; bad input exits 2."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_tools.coils import rss
+from data_tools.fft import ifft3c
+from data_tools.formats.bart import write_cfl
+from data_tools.formats.fastmri import FastMRIVolume, write_fastmri
+from data_tools.formats.ismrmrd import write_ismrmrd
+from data_tools.subject import read_subject
+from pipeline import cli
+
+
+def _k(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+def test_convert_ismrmrd_end_to_end(tmp_path, capsys):
+    k = _k((4, 16, 12, 8))
+    src = write_ismrmrd(tmp_path / "mridata.h5", k, voxel_size=(0.5, 0.5, 0.6))
+    out = tmp_path / "subjects" / "knee01.h5"
+    assert cli.main(["data", "convert", str(src), "--out", str(out), "--progress", "false"]) == 0
+    s = read_subject(out)
+    np.testing.assert_array_equal(s.kspace, k)
+    np.testing.assert_allclose(s.rss, rss(ifft3c(k), axis=0), rtol=1e-5, atol=1e-6)
+    assert s.attrs["source"] == "ismrmrd" and s.attrs["subject"] == "knee01"
+    np.testing.assert_allclose(s.attrs["voxel_size_mm"], [0.5, 0.5, 0.6])
+    assert out.with_suffix(".png").stat().st_size > 1000
+    assert "4 coils, matrix [16, 12, 8]" in capsys.readouterr().out
+
+
+def test_convert_bart_with_voxel_size(tmp_path):
+    a = _k((10, 8, 6, 2), seed=1)  # BART (x, y, z, coil)
+    write_cfl(tmp_path / "P1" / "kspace", a)
+    out = tmp_path / "p1.h5"
+    assert cli.main(["data", "convert", str(tmp_path / "P1" / "kspace.cfl"), "--out", str(out),
+                     "--voxel_size_mm", "[0.5, 0.5, 0.6]", "--figure", "false"]) == 0
+    s = read_subject(out)
+    np.testing.assert_array_equal(s.kspace, np.moveaxis(a, 3, 0))
+    assert s.attrs["source"] == "bart" and list(s.attrs["voxel_size_mm"]) == [0.5, 0.5, 0.6]
+    assert not out.with_suffix(".png").exists()
+
+
+def test_convert_fastmri(tmp_path):
+    k = _k((3, 2, 10, 6), seed=2)  # (slice, coil, h, w)
+    write_fastmri(tmp_path / "file1.h5", FastMRIVolume(kspace=k, attrs={"max": 1.0}))
+    out = tmp_path / "f1.h5"
+    assert cli.main(["data", "convert", str(tmp_path / "file1.h5"), "--out", str(out), "--format", "fastmri",
+                     "--figure", "false"]) == 0
+    s = read_subject(out)
+    assert s.kspace.shape == (2, 10, 6, 3) and s.attrs["source"] == "fastmri"
+
+
+@pytest.mark.parametrize("setup, expect", [
+    (lambda d: d / "none.h5", "none.h5: file not found"),
+    (lambda d: (d / "junk.h5").write_bytes(b"not hdf5 at all") and d / "junk.h5", "junk.h5: not a readable HDF5 file"),
+])
+def test_convert_bad_input_one_line_exit_2(tmp_path, capsys, setup, expect):
+    src = setup(tmp_path)
+    out = tmp_path / "o.h5"
+    assert cli.main(["data", "convert", str(src), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0]
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_convert_unrecognised_hdf5(tmp_path, capsys):
+    import h5py
+
+    src = tmp_path / "other.h5"
+    with h5py.File(src, "w") as f:
+        f["images"] = np.zeros(3)
+    assert cli.main(["data", "convert", str(src), "--out", str(tmp_path / "o.h5")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "other.h5: unrecognised HDF5 layout (holds: images)" in err and "ISMRMRD" in err
