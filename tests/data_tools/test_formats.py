@@ -258,3 +258,16 @@ def test_fastmri_bad_inputs(tmp_path):
     p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
     with pytest.raises(PipelineInputError, match=r"bad.h5: not a readable HDF5 file"):
         read_fastmri(p)
+
+
+def test_ismrmrd_rec_std_coil_weights(tmp_path, ismrmrd_file):
+    """An optional `rec_std` array weights coils by sqrt(w / sum w), w = 1 / std^2 (MRSRL mridata-recon)."""
+    path, k = ismrmrd_file
+    std = np.array([1.0, 2.0, 4.0], dtype=np.float32)
+    with ismrmrd.Dataset(str(path), "dataset", create_if_needed=False) as ds:
+        ds.append_array("rec_std", std)
+    w = 1.0 / std.astype(np.float64) ** 2
+    s = read_ismrmrd(path)
+    assert s.attrs["noise_weights_applied"]
+    np.testing.assert_allclose(s.kspace, k * np.sqrt(w / w.sum())[:, None, None, None].astype(np.float32), rtol=1e-6)
+    np.testing.assert_array_equal(read_ismrmrd(path, apply_noise_weights=False).kspace, k)
