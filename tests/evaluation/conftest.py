@@ -53,3 +53,9 @@ def sim_file(tmp_path) -> Path:
 @pytest.fixture
 def coil_file(tmp_path) -> Path:
     return write_sim(tmp_path / "coil_pois.h5", channels=16, seed=1)
+
+
+@pytest.fixture
+def make_sim():
+    """The writer itself: ``make_sim(path, channels=, seed=, noise=, ...)``."""
+    return write_sim

@@ -1,0 +1,209 @@
+"""Write an evaluation: ``metrics.json``, ``per_image.csv``, figures, ``report.md``/``report.html``,
+and the console table (M-MAE / M-MSE / M-SSIM of every model and the benchmark per test set).
+
+Nothing here carries a timestamp, so re-running the same evaluation rewrites identical files.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from data_tools.atomic import atomic_path, write_text_atomic
+
+from .benchmark import BENCHMARK, DatasetResult
+from .metrics import FAIL_M_MAE_ABOVE, FAIL_M_SSIM_BELOW, METRIC_NAMES
+
+TABLE_METRICS = ("mae", "mse", "ssim")
+#: For these a lower value is better; for the others (ssim, psnr) higher is better.
+LOWER_IS_BETTER = {"mae", "mse", "nmse"}
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: non-finite floats become null (strict JSON has no NaN/Infinity)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, Mapping):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def safe_name(name: str) -> str:
+    """A model name (``experiment/run``) as a file-name part."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name.replace("/", "__"))
+
+
+def _breaks(model: Mapping[str, Any], bench: Mapping[str, Any]) -> dict[str, bool | None]:
+    out: dict[str, bool | None] = {}
+    for m in TABLE_METRICS:
+        a, b = model[m]["mean"], bench[m]["mean"]
+        out[m] = None if a is None or b is None else bool(a < b if m in LOWER_IS_BETTER else a > b)
+    return out
+
+
+def metrics_document(results: Sequence[DatasetResult], models: Mapping[str, str] | None = None,
+                     data_range: float = 1.0) -> dict[str, Any]:
+    """The content of ``metrics.json``.
+
+    ``{"split", "ssim_variant", "data_range", "failure_rule", "models": {name: run_dir},
+    "datasets": {name: {"path", "channels", "count", "benchmark": summary, "models": {name: summary
+    + "breaks_benchmark"}, "skipped": {name: reason}}}}``; a summary holds per metric ``mean``
+    (null when any image is non-finite), ``finite_mean``, ``std``, ``count``, ``nonfinite``, plus
+    ``failed``, ``nonfinite_images`` and ``count``.
+    """
+    doc: dict[str, Any] = {
+        "split": results[0].split if results else None,
+        "ssim_variant": results[0].ssim_variant if results else None,
+        "data_range": data_range,
+        "failure_rule": f"M-SSIM < {FAIL_M_SSIM_BELOW} or M-MAE > {FAIL_M_MAE_ABOVE} or any non-finite prediction",
+        "models": dict(models or {}),
+        "datasets": {},
+    }
+    for r in results:
+        sums = r.summary()
+        bench = sums.pop(BENCHMARK)
+        entry = {"path": str(r.path), "channels": r.channels, "count": int(len(r.rows)), "benchmark": bench,
+                 "models": {}, "skipped": dict(r.skipped)}
+        for name, s in sums.items():
+            entry["models"][name] = {**s, "breaks_benchmark": _breaks(s, bench)}
+        doc["datasets"][r.name] = entry
+    return _clean(doc)
+
+
+def write_per_image_csv(results: Sequence[DatasetResult], out: str | Path) -> Path:
+    """One row per (dataset, model, image): index columns and every metric of :data:`METRIC_NAMES`."""
+    keys = ("subject", "axis", "slice_index", "slice_id", "interleave")
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["dataset", "model", "row", *keys, *METRIC_NAMES])
+        for r in results:
+            for model, vals in r.per_image.items():
+                for i, row in enumerate(r.rows):
+                    w.writerow([r.name, model, int(row), *(r.columns[k][i] for k in keys),
+                                *(repr(float(vals[m][i])) for m in METRIC_NAMES)])
+    return Path(out)
+
+
+def _fmt(v: Any, metric: str) -> str:
+    if v is None:
+        return "NaN"
+    return f"{v:.3e}" if metric in ("mse", "nmse") else f"{v:.4f}"
+
+
+def table_rows(doc: Mapping[str, Any], metrics: Sequence[str] = TABLE_METRICS) -> list[list[str]]:
+    """Rows ``[dataset, model, M-*..., failed, images]`` with the benchmark first per dataset."""
+    rows = []
+    for d, entry in doc["datasets"].items():
+        for name, s in [(BENCHMARK, entry["benchmark"]), *entry["models"].items()]:
+            bad = s.get("nonfinite_images", 0)
+            flag = "FAILED" if s["failed"] else "ok"
+            if bad:
+                flag += f" ({bad} non-finite)"
+            rows.append([d, name, *(_fmt(s[m]["mean"], m) for m in metrics), "-" if name == BENCHMARK else flag,
+                         str(s["count"])])
+        for name, why in entry.get("skipped", {}).items():
+            rows.append([d, name, *("-" for _ in metrics), f"skipped: {why}", "0"])
+    return rows
+
+
+def _header(metrics: Sequence[str]) -> list[str]:
+    return ["test set", "model", *(f"M-{m.upper()}" for m in metrics), "status", "images"]
+
+
+def console_table(doc: Mapping[str, Any], metrics: Sequence[str] = TABLE_METRICS):
+    """A rich Table of M-MAE / M-MSE / M-SSIM for the benchmark and every model per test set."""
+    from rich.table import Table
+
+    t = Table(title=f"{doc['split']} split, SSIM variant '{doc['ssim_variant']}' (benchmark = input vs target)")
+    for h in _header(metrics):
+        t.add_column(h, justify="right" if h.startswith("M-") or h == "images" else "left")
+    last = None
+    for row in table_rows(doc, metrics):
+        if last is not None and row[0] != last:
+            t.add_section()
+        last = row[0]
+        t.add_row(*row, style="bold" if row[1] == BENCHMARK else None)
+    return t
+
+
+def print_table(doc: Mapping[str, Any], console=None) -> None:
+    """Print :func:`console_table` (``make demo`` ends with this)."""
+    from rich.console import Console
+
+    (console or Console()).print(console_table(doc))
+
+
+def _markdown(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], title: str) -> str:
+    metrics = ("mae", "mse", "ssim", "psnr", "bias")
+    head = _header(metrics)
+    lines = [f"# {title}", "", f"Split `{doc['split']}`, SSIM variant `{doc['ssim_variant']}`, data range "
+             f"{doc['data_range']}. Benchmark = the undersampled input against the fully sampled target. "
+             f"Failure rule: {doc['failure_rule']}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in table_rows(doc, metrics)]
+    for section, paths in figures.items():
+        lines += ["", f"## {section}", ""] + [f"![{Path(p).stem}]({p})" for p in paths]
+    return "\n".join(lines) + "\n"
+
+
+def _html(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], title: str) -> str:
+    metrics = ("mae", "mse", "ssim", "psnr", "bias")
+    e = html.escape
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
+           "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+           "td,th{border:1px solid #999;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
+           f"<h1>{e(title)}</h1><p>Split <code>{e(str(doc['split']))}</code>, SSIM variant "
+           f"<code>{e(str(doc['ssim_variant']))}</code>. Failure rule: {e(doc['failure_rule'])}.</p><table><tr>"]
+    out += [f"<th>{e(h)}</th>" for h in _header(metrics)] + ["</tr>"]
+    for r in table_rows(doc, metrics):
+        out.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>")
+    out.append("</table>")
+    for section, paths in figures.items():
+        out.append(f"<h2>{e(section)}</h2>")
+        out += [f"<p><a href='{e(p)}'><img src='{e(p)}' alt='{e(Path(p).stem)}'></a></p>" for p in paths]
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _write_figures(results: Sequence[DatasetResult], doc: Mapping[str, Any], out: Path) -> dict[str, list[str]]:
+    """All PNGs under ``out/figures``; returns ``{report section: [relative paths]}``."""
+    from . import figures as figs
+
+    fig_dir = out / "figures"
+    sums = {d: {BENCHMARK: e["benchmark"], **e["models"]} for d, e in doc["datasets"].items()}
+    bars = "Metrics per test set (black line: benchmark)"
+    sections: dict[str, list[str]] = {bars: []}
+    for m in ("mae", "mse", "ssim", "bias"):
+        sections[bars].append(str(figs.metric_bars(sums, m, fig_dir / f"bars_{m}.png").relative_to(out)))
+    for r in results:
+        for model in r.per_image:
+            if model == BENCHMARK:
+                continue
+            stem = f"{r.name}__{safe_name(model)}"
+            sections[f"{r.name}: {model}"] = [
+                str(figs.example_panels(r, model, fig_dir / f"{stem}__slices.png").relative_to(out)),
+                str(figs.scatter_vs_benchmark(r, model, fig_dir / f"{stem}__scatter.png").relative_to(out)),
+            ]
+    return sections
+
+
+def write_report(results: Sequence[DatasetResult], out_dir: str | Path, models: Mapping[str, str] | None = None,
+                 title: str = "Evaluation", data_range: float = 1.0, figures: bool = True) -> dict[str, Any]:
+    """Write metrics.json, per_image.csv, figures/*.png, report.md and report.html under ``out_dir``.
+
+    ``figures=False`` skips the PNGs (the report then has tables only). Returns the metrics
+    document (see :func:`metrics_document`).
+    """
+    out = Path(out_dir)
+    doc = metrics_document(results, models, data_range=data_range)
+    write_text_atomic(out / "metrics.json", json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    write_per_image_csv(results, out / "per_image.csv")
+    sections = _write_figures(results, doc, out) if figures else {}
+    write_text_atomic(out / "report.md", _markdown(doc, sections, title))
+    write_text_atomic(out / "report.html", _html(doc, sections, title))
+    return doc

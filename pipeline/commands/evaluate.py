@@ -1,0 +1,178 @@
+"""`pipeline evaluate`: M-MAE / M-MSE / M-SSIM of trained runs against the benchmark on every test set.
+
+Without ``--run`` every finished run under ``--runs-dir`` is evaluated on ``--split`` of every
+simulated dataset under ``--data-dir`` (one pass over each file for all runs) and one comparison
+is written to ``reports/<deterministic name>/``. Heavy imports stay inside the functions.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from data_tools.errors import PipelineInputError
+
+from . import Command
+
+#: Datasets shown first, in the chapter's order (reference §6.1); other simulated files follow by name.
+PREFERRED_ORDER = ("rad_41", "rad_15", "pois")
+
+
+def find_datasets(data_dir: Path, names: Optional[list[str]] = None) -> list[Path]:
+    """Simulated dataset files (``<name>.h5`` in the simdata layout) under ``data_dir``.
+
+    ``names`` selects by file stem; a name without a file raises :class:`PipelineInputError`.
+    Files that are not simulated datasets (e.g. subject files) are ignored.
+    """
+    import h5py
+
+    if not data_dir.is_dir():
+        raise PipelineInputError("data folder not found", path=data_dir,
+                                 hint="run `pipeline simulate` first or pass --data_dir")
+    found = {}
+    for p in sorted(data_dir.glob("*.h5")):
+        try:
+            with h5py.File(p, "r") as f:
+                if "input" in f and "target" in f and "split" in f:
+                    found[p.stem] = p
+        except OSError:
+            continue
+    if names:
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise PipelineInputError(f"dataset(s) {', '.join(missing)} not found", path=data_dir, field="datasets",
+                                     expected=f"one of {sorted(found) or 'none present'}",
+                                     hint="create them with `pipeline simulate`")
+        return [found[n] for n in names]
+    if not found:
+        raise PipelineInputError("no simulated dataset (*.h5 with input/target/split)", path=data_dir,
+                                 hint="run `pipeline simulate` first")
+    rank = {n: i for i, n in enumerate(PREFERRED_ORDER)}
+    return [found[n] for n in sorted(found, key=lambda n: (rank.get(n, len(rank)), n))]
+
+
+def run_name(run_dir: Path) -> str:
+    """``<experiment>/<run-name>``: the model's name in reports."""
+    return f"{run_dir.parent.name}/{run_dir.name}"
+
+
+def _check_run(run_dir: Path, which: str) -> None:
+    if not run_dir.is_dir():
+        raise PipelineInputError("run folder not found", path=run_dir, field="run")
+    ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
+    if not ckpt.is_file():
+        raise PipelineInputError("run has no checkpoint", path=ckpt, field="run",
+                                 expected=f"checkpoints/{which}.ckpt written by `pipeline train`",
+                                 hint="finish (or resume) training first")
+
+
+def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
+             ssim: Literal["gaussian", "fastmri", "pil"] = "gaussian", split: str = "test",
+             out: Optional[str] = None, data_dir: Optional[str] = None, runs_dir: Optional[str] = None,
+             task: Literal["denoising", "segmentation"] = "denoising", checkpoint: str = "best",
+             batch_size: int = 16, device: str = "auto", data_range: float = 1.0, progress: bool = True,
+             figures: bool = True) -> Any:
+    """Evaluate trained runs and the benchmark; write metrics.json, per_image.csv, figures and a report.
+
+    Args:
+        run: one run folder (``runs/<experiment>/<run-name>``); default: every finished run under ``runs_dir``.
+        datasets: dataset names (file stems) to use; default: every simulated dataset under ``data_dir``.
+        ssim: SSIM variant: gaussian (11x11, sigma 1.5; the chapter's equations), fastmri (7x7 uniform,
+            volume max as data range) or pil (7x7 uint8 tiles of the original evaluation).
+        split: split to evaluate (test, val, train or all).
+        out: output folder; default ``reports/<deterministic name>``.
+        data_dir: folder of simulated datasets (default ``data/simulated`` or $KNEE_PIPELINE_DATA).
+        runs_dir: folder of runs (default ``runs`` or $KNEE_PIPELINE_RUNS).
+        task: denoising (this command) or segmentation (``evaluation.seg_report``; needs --run).
+        checkpoint: which checkpoint of each run (best or last).
+        batch_size: images per batch.
+        device: auto (CUDA when present), cpu or cuda[:n].
+        data_range: peak intensity for SSIM (gaussian, pil) and PSNR; the datasets are normalised to [0, 1].
+        progress: show progress bars.
+        figures: write the PNG figures (bars per metric, example slices, per-image scatter).
+    """
+    from data_tools.paths import default_runs_dir, default_sim_dir
+
+    runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
+    if task == "segmentation":
+        if run is None:
+            raise PipelineInputError("segmentation evaluation needs one run", field="run", expected="--run DIR")
+        from evaluation.seg_report import evaluate_segmentation_run
+
+        seg_out = Path(out) if out else Path("reports") / f"seg__{Path(run).parent.name}__{Path(run).name}"
+        return evaluate_segmentation_run(Path(run), seg_out)
+
+    if run is not None:
+        run_dirs = [Path(run)]
+        _check_run(run_dirs[0], checkpoint)
+        default_name = f"eval__{run_dirs[0].parent.name}__{run_dirs[0].name}__{split}__{ssim}"
+    else:
+        if not runs_root.is_dir():
+            raise PipelineInputError("runs folder not found", path=runs_root, field="runs_dir",
+                                     hint="train first (`pipeline train`) or pass --run / --runs_dir")
+        from pipeline.runs import find_runs
+
+        run_dirs = [Path(p) for p in find_runs(runs_root)]
+        if not run_dirs:
+            raise PipelineInputError("no finished run (with a checkpoint)", path=runs_root, field="runs_dir",
+                                     hint="train first (`pipeline train`)")
+        default_name = f"eval__all__{split}__{ssim}"
+    files = find_datasets(Path(data_dir) if data_dir else default_sim_dir(), datasets)
+    out_dir = Path(out) if out else Path("reports") / default_name
+
+    import torch
+
+    from evaluation.benchmark import evaluate_dataset
+    from evaluation.report import print_table, write_report
+    from pipeline.runs import load_model
+
+    models: dict[str, torch.nn.Module] = {}
+    for rd in run_dirs:
+        if run is None:
+            _check_run(rd, checkpoint)
+        model, _cfg = load_model(rd, which=checkpoint)
+        models[run_name(rd)] = model
+    results = [evaluate_dataset(f, models, split=split, batch_size=batch_size, device=device, ssim_variant=ssim,
+                                data_range=data_range, progress=progress) for f in files]
+    doc = write_report(results, out_dir, models={run_name(rd): str(rd) for rd in run_dirs},
+                       title=f"Evaluation on the {split} split", data_range=data_range, figures=figures)
+    print_table(doc)
+    print(f"report: {out_dir / 'report.md'} (metrics.json, per_image.csv, report.html, figures/)")
+    return doc
+
+
+def _parser():
+    from jsonargparse import ArgumentParser
+
+    p = ArgumentParser(description="Evaluate trained runs against the benchmark (undersampled input vs fully "
+                       "sampled target): M-MAE / M-MSE / M-SSIM per test set, failure flag, figures and a report "
+                       "in reports/<name>/ (see docs/evaluation.md).")
+    p.add_argument("--run", type=Optional[str], default=None,
+                   help="one run folder runs/<experiment>/<run-name>; default: every finished run under --runs-dir")
+    p.add_argument("--datasets", type=str, nargs="+", default=None,
+                   help="dataset names (file stems, e.g. rad_41 pois); default: every simulated dataset found")
+    p.add_argument("--ssim", type=Literal["gaussian", "fastmri", "pil"], default="gaussian",
+                   help="SSIM variant: gaussian (11x11, sigma 1.5), fastmri (7x7, volume max), pil (7x7 uint8 tiles)")
+    p.add_argument("--split", type=str, default="test", help="test, val, train or all")
+    p.add_argument("--out", type=Optional[str], default=None, help="output folder (default reports/<name>)")
+    p.add_argument("--data-dir", type=Optional[str], default=None, help="folder of the simulated <name>.h5 files")
+    p.add_argument("--runs-dir", type=Optional[str], default=None, help="root of the run folders (default runs/)")
+    p.add_argument("--task", type=Literal["denoising", "segmentation"], default="denoising",
+                   help="denoising, or segmentation (evaluation.seg_report; needs --run)")
+    p.add_argument("--checkpoint", type=Literal["best", "last"], default="best", help="which checkpoint of a run")
+    p.add_argument("--batch-size", type=int, default=16, help="images per batch")
+    p.add_argument("--device", type=str, default="auto", help="auto (CUDA when present), cpu, cuda[:n]")
+    p.add_argument("--data-range", type=float, default=1.0,
+                   help="peak intensity for SSIM (gaussian, pil) and PSNR; the datasets are normalised to [0, 1]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-figures", action="store_true", help="tables only, no PNG figures")
+    return p
+
+
+def _cli(ns) -> Any:
+    return evaluate(run=ns.run, datasets=ns.datasets, ssim=ns.ssim, split=ns.split, out=ns.out, data_dir=ns.data_dir,
+                    runs_dir=ns.runs_dir, task=ns.task, checkpoint=ns.checkpoint, batch_size=ns.batch_size,
+                    device=ns.device, data_range=ns.data_range, progress=not ns.no_progress, figures=not ns.no_figures)
+
+
+COMMANDS = [Command(path=("evaluate",), func=_cli, build_parser=_parser,
+                    help="Evaluate trained runs against the benchmark (M-MAE/M-MSE/M-SSIM), write a report")]

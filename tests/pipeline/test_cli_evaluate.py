@@ -1,0 +1,134 @@
+"""`pipeline evaluate` end to end on tiny run folders and simulated files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from data_tools.simdata import SimColumns, create_sim_file, slice_id, write_columns
+from pipeline import cli
+
+
+def _sim(path: Path, channels: int = 1, size: int = 24, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    cols = SimColumns()
+    for axis in range(3):
+        for k in range(4):
+            cols.subject.append("s0")
+            cols.axis.append(axis)
+            cols.slice_index.append(k)
+            cols.slice_id.append(slice_id("s0", axis, k))
+            cols.interleave.append(0)
+            cols.split.append("test" if k < 2 else "train")
+    yy, xx = np.mgrid[:size, :size] / size
+    with h5py.File(path, "w") as f:
+        create_sim_file(f, len(cols), channels, (size, size))
+        write_columns(f, cols)
+        for i in range(len(cols)):
+            tgt = np.repeat((0.5 + 0.4 * np.sin(2 * np.pi * (xx * (1 + i % 3) + yy)))[None], channels, 0) / channels
+            f["target"][i] = tgt
+            f["input"][i] = tgt + 0.03 * rng.standard_normal(tgt.shape) + 0.02
+    return path
+
+
+def _run(root: Path, name: str, net: dict, state: dict | None, done: bool = True) -> Path:
+    d = root / "exp" / name
+    (d / "checkpoints").mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"experiment": "exp", "net": net}))
+    if state is not None:
+        torch.save({"state_dict": {f"net.{k}": v for k, v in state.items()}}, d / "checkpoints" / "best.ckpt")
+    if done:
+        (d / "done").write_text("")
+    return d
+
+
+@pytest.fixture
+def setup(tmp_path):
+    data = tmp_path / "sim"
+    data.mkdir()
+    _sim(data / "rad_41.h5")
+    _sim(data / "pois.h5", seed=1)
+    _sim(data / "coil_pois.h5", channels=16, seed=2)
+    runs = tmp_path / "runs"
+    ident = _run(runs, "identity", {"class_path": "torch.nn.Identity"}, {})
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+    _run(runs, "conv", {"class_path": "torch.nn.Conv2d", "init_args": {
+        "in_channels": 1, "out_channels": 1, "kernel_size": 3, "padding": 1}}, conv.state_dict())
+    return data, runs, ident
+
+
+def test_evaluate_all_runs(setup, tmp_path, capsys):
+    data, runs, _ = setup
+    out = tmp_path / "report"
+    rc = cli.main(["evaluate", "--data-dir", str(data), "--runs-dir", str(runs), "--out", str(out), "--no-progress"])
+    assert rc == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert list(doc["datasets"]) == ["rad_41", "pois", "coil_pois"]
+    for name, entry in doc["datasets"].items():
+        ident = entry["models"]["exp/identity"]
+        for m in ("mae", "mse", "ssim", "psnr", "nmse", "bias"):
+            assert ident[m] == entry["benchmark"][m], (name, m)
+        assert entry["count"] == 6
+    assert "exp/conv" in doc["datasets"]["rad_41"]["models"]
+    assert "exp/conv" in doc["datasets"]["coil_pois"]["skipped"]
+    assert (out / "per_image.csv").exists() and (out / "report.html").exists()
+    assert (out / "figures" / "bars_ssim.png").exists()
+    text = capsys.readouterr().out
+    assert "M-SSIM" in text and "benchmark" in text and "coil_pois" in text
+
+
+def test_evaluate_one_run_default_out(setup, tmp_path, monkeypatch):
+    data, runs, ident = setup
+    monkeypatch.chdir(tmp_path)
+    rc = cli.main(["evaluate", "--run", str(ident), "--data-dir", str(data), "--datasets", "pois",
+                   "--ssim", "fastmri", "--no-progress", "--no-figures"])
+    assert rc == 0
+    out = tmp_path / "reports" / "eval__exp__identity__test__fastmri"
+    doc = json.loads((out / "metrics.json").read_text())
+    assert list(doc["datasets"]) == ["pois"] and doc["ssim_variant"] == "fastmri"
+    assert list(doc["models"]) == ["exp/identity"]
+
+
+def test_bad_inputs_exit_2(setup, tmp_path, capsys):
+    data, runs, _ = setup
+    no_ckpt = _run(runs, "unfinished", {"class_path": "torch.nn.Identity"}, None, done=False)
+    cases = [
+        (["--run", str(no_ckpt)], "no checkpoint"),
+        (["--run", str(tmp_path / "nope")], "run folder not found"),
+        (["--runs-dir", str(runs), "--datasets", "rad_15"], "rad_15 not found"),
+        (["--runs-dir", str(tmp_path / "empty")], "runs folder not found"),
+    ]
+    for args, msg in cases:
+        rc = cli.main(["evaluate", "--data-dir", str(data), "--out", str(tmp_path / "o"), "--no-progress", *args])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and msg in err[0], (args, err)
+    rc = cli.main(["evaluate", "--data-dir", str(tmp_path / "nodata"), "--runs-dir", str(runs), "--no-progress"])
+    assert rc == 2 and "data folder not found" in capsys.readouterr().err
+
+
+def test_shape_change_exits_2_and_nan_run_fails(setup, tmp_path, capsys):
+    data, _, _ = setup
+    runs = tmp_path / "runs2"
+    conv = {"class_path": "torch.nn.Conv2d", "init_args": {"in_channels": 1, "out_channels": 1, "kernel_size": 3}}
+    crop = _run(runs, "crop", conv, torch.nn.Conv2d(1, 1, 3).state_dict())
+    rc = cli.main(["evaluate", "--run", str(crop), "--data-dir", str(data), "--datasets", "pois", "--no-progress",
+                   "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "returned shape" in err and "prediction" in err
+    padded = {**conv, "init_args": {**conv["init_args"], "padding": 1}}
+    bad = torch.nn.Conv2d(1, 1, 3, padding=1).state_dict()
+    bad["weight"][:] = float("nan")
+    nan_run = _run(runs, "nan", padded, bad)
+    out = tmp_path / "nan_report"
+    assert cli.main(["evaluate", "--run", str(nan_run), "--data-dir", str(data), "--datasets", "pois",
+                     "--no-progress", "--no-figures", "--out", str(out)]) == 0
+    entry = json.loads((out / "metrics.json").read_text())["datasets"]["pois"]
+    assert entry["models"]["exp/nan"]["failed"] is True and entry["models"]["exp/nan"]["nonfinite_images"] == 6
+    assert entry["benchmark"]["failed"] is False
+    assert "FAILED" in capsys.readouterr().out
