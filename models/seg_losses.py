@@ -11,6 +11,8 @@ shape (B, C, *spatial), float in [0, 1].
 * :class:`BCELoss`: binary cross entropy on probabilities (the seed's CE baseline, L337).
 * :class:`DualHeadLoss`: the seed's dual-head run (L339): F1 loss on the first half of the
   channels plus BCE on the second half, summed.
+
+The seed's Keras decay lr/(1 + 1e-3·t) is ``pipeline.lit_module.lr_lambda`` ``keras_decay``.
 """
 from __future__ import annotations
 
@@ -87,18 +89,3 @@ def build_seg_loss(name: str, **kwargs) -> nn.Module:
     if name not in table:
         raise ValueError(f"unknown segmentation loss {name!r}; choose from {sorted(table)}")
     return table[name](**kwargs)
-
-
-def keras_decay(decay: float = 1e-3):
-    """Multiplier for ``torch.optim.lr_scheduler.LambdaLR`` stepped every optimizer update:
-    ``lr_t = lr0 / (1 + decay * t)`` (Keras-2 time-based decay, seed L361: 1e-3 -> 1e-4 at t=9,000)."""
-
-    def factor(step: int) -> float:
-        return 1.0 / (1.0 + decay * step)
-
-    return factor
-
-
-def keras_decay_scheduler(optimizer: torch.optim.Optimizer, decay: float = 1e-3) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR with :func:`keras_decay`; configure it with Lightning ``interval: "step"``."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, keras_decay(decay))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.seg_losses import BCELoss, DualHeadLoss, SoftDiceLoss, SoftFBetaLoss, keras_decay_scheduler, soft_fbeta
+from models.seg_losses import BCELoss, DualHeadLoss, SoftDiceLoss, SoftFBetaLoss, soft_fbeta
 from models.seg_unet import MonaiSeg, SegUNet2d, SegUNet3d, count_parameters
 
 
@@ -100,14 +100,3 @@ def test_bce_and_dual_head_loss():
     assert DualHeadLoss()(both, g).item() < 1e-6
     half = torch.full_like(g, 0.5)
     assert BCELoss()(half, g).item() == pytest.approx(0.693147, abs=1e-5)
-
-
-def test_keras_decay_reaches_1e4_at_step_9000():
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p], lr=1e-3)
-    sched = keras_decay_scheduler(opt, decay=1e-3)
-    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3, abs=1e-12)
-    for _ in range(9000):
-        opt.step()
-        sched.step()
-    assert abs(opt.param_groups[0]["lr"] - 1e-4) < 1e-9

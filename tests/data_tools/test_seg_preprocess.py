@@ -1,0 +1,97 @@
+"""Seed-001 preprocessing: crop centre, resize, z rule, z-score, label modes, inverse mapping."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_tools.errors import PipelineInputError
+from data_tools.seg_preprocess import (ZScore, apply_z_rule, channels_to_labels, check_labels, crop_resize_z,
+                                       joint_centre, labels_from_channels, preprocess_volume,
+                                       probabilities_to_input, targets, z_rule)
+
+
+def _knee(shape=(60, 80, 41)):
+    """Coronal toy knee (X = LR, Y = SI, Z = AP): bright femur above, bright tibia below, a dark
+    joint gap at y = 45; labels 1 (femur), 2 (tibia), 3 (fibula)."""
+    x, y, _ = np.indices(shape)
+    lab = np.zeros(shape, np.uint8)
+    lab[(abs(x - 32) < 14) & (y < 43) & (y > 5)] = 1
+    lab[(abs(x - 30) < 13) & (y > 47) & (y < 78)] = 2
+    lab[(abs(x - 48) < 3) & (y > 52) & (y < 75)] = 3
+    img = np.where(abs(x - 31) < 22, 0.3, 0.0) + 0.7 * (lab > 0)
+    return img.astype(np.float32), lab
+
+
+def test_z_rule_41_and_24():
+    assert z_rule(41) == (2, 7) and z_rule(24) == (1, 0) and z_rule(10) == (1, 14)
+    vol = np.arange(1, 42, dtype=np.float32)[None, None].repeat(2, 0).repeat(3, 1)
+    out = apply_z_rule(vol, *z_rule(41))
+    assert out.shape == (2, 3, 24)
+    assert np.array_equal(out[0, 0, :21], np.arange(1, 42, 2))  # input slices 0, 2, ..., 40
+    assert np.all(out[..., 21:] == 0)  # padded slices 41..47 -> kept 42, 44, 46: zero
+
+
+def test_crop_resize_z_shapes_labels_and_centre():
+    img, lab = _knee()
+    cx, cy = joint_centre(img)
+    assert abs(cy - 45) <= 3 and 18 <= cx <= 46  # between femur (y<43) and tibia (y>47)
+    pi, pl, geo = crop_resize_z(img, lab, size=32)
+    assert pi.shape == (24, 32, 32) and pl.shape == (24, 32, 32) and pi.dtype == np.float32
+    assert set(np.unique(pl)) == set(np.unique(lab))  # nearest, no anti-aliasing: no new values
+    assert geo.box[2] == 60 and geo.z_step == 2 and geo.z_pad == 7
+    assert np.all(pl[21:] == 0) and np.all(pi[21:] == 0)
+    same, _, g24 = crop_resize_z(img[..., :24], lab[..., :24], size=32)
+    assert same.shape == (24, 32, 32) and g24.z_step == 1 and g24.z_pad == 0
+
+
+def test_bad_geometry_and_labels():
+    img, lab = _knee()
+    with pytest.raises(PipelineInputError, match="differs"):
+        crop_resize_z(img, lab[:-1], size=32)
+    bad = lab.copy()
+    bad[0, 0, 0] = 9
+    with pytest.raises(PipelineInputError, match="outside"):
+        check_labels(bad, "lab.nii.gz")
+    with pytest.raises(PipelineInputError, match="label mode"):
+        targets(lab, "kidney")
+
+
+def test_label_modes():
+    _, lab = _knee()
+    bone = targets(lab, "bone")
+    assert bone.shape == (1, *lab.shape)
+    assert np.array_equal(bone[0] > 0, (lab == 1) | (lab == 2) | (lab == 3))
+    multi = targets(lab, "multilabel")
+    assert multi.shape[0] == 4 and multi.sum() == bone.sum() and multi[3].sum() == 0
+    assert np.array_equal(targets(lab, "fibula")[0] > 0, lab == 3)
+    three = np.stack([lab == 1, lab == 2, lab == 3], axis=-1).astype(np.uint8)
+    assert np.array_equal(labels_from_channels(three), lab)
+    assert np.array_equal(channels_to_labels(multi, "multilabel"), lab)
+
+
+def test_zscore_uses_training_volumes_only():
+    rng = np.random.default_rng(0)
+    train = [rng.normal(5, 2, (4, 8, 8)) for _ in range(3)]
+    val = [rng.normal(9, 1, (4, 8, 8))]
+    z = ZScore.fit(train)
+    allv = np.concatenate([z(v).ravel() for v in train])
+    assert abs(allv.mean()) < 1e-6 and abs(allv.std() - 1) < 1e-6
+    zv = ZScore.fit(val)
+    assert abs(zv.mean - z.mean) > 1 and abs(z(val[0]).mean()) > 1
+
+
+def test_inverse_mapping_restores_geometry():
+    img, lab = _knee()
+    _, pl, geo = crop_resize_z(img, lab, size=40)
+    prob = targets(pl, "bone")  # (1, 24, 40, 40)
+    back = probabilities_to_input(prob, geo, all_slices=False)
+    assert back.shape == (1, *lab.shape)
+    rec = channels_to_labels(back, "bone")
+    x0, y0, side = geo.box
+    ref = np.zeros(lab.shape, bool)  # the crop window is the labelled region (seed L163)
+    ref[x0:x0 + side, y0:y0 + side] = np.isin(lab, (1, 2, 3))[x0:x0 + side, y0:y0 + side]
+    assert not rec[:, :y0].any() and not rec[:, y0 + side:].any()
+    dice = 2 * (rec & ref).sum() / (rec.sum() + ref.sum())
+    assert dice > 0.9
+    full, _, g = preprocess_volume(img, None, (0.5, 0.5, 2.0), n4=None, size=40, n_slices=None)
+    assert full.shape == (41, 40, 40) and g.z_step == 1
