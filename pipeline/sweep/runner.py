@@ -90,14 +90,12 @@ def default_evaluate(run_dir: Path, spec: SweepSpec, row: Row) -> dict[str, Any]
 
 
 def dataset_of(cfg: dict) -> str | None:
-    """The training dataset path in a resolved run config (``data.init_args.path`` or ``data.path``)."""
-    data = cfg.get("data") if isinstance(cfg, dict) else None
-    if isinstance(data, dict):
-        args = data.get("init_args", data)
-        for key in ("path", "dataset", "data_path", "train_path"):
-            if args.get(key):
-                return str(args[key])
-    return None
+    """The first training dataset of a run config (``data.init_args.datasets[0]`` in ``data_dir``)."""
+    from pipeline.data_module import resolve_dataset
+
+    args = ((cfg.get("data") or {}).get("init_args") or {}) if isinstance(cfg, dict) else {}
+    names = args.get("datasets") or []
+    return str(resolve_dataset(str(names[0]), args.get("data_dir"))) if names else None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -128,7 +126,8 @@ def run_row(spec: SweepSpec, index: int, out: str | Path | None = None, *, train
     eval_fn = eval_fn or default_evaluate
     row_runs = root / "runs" / row.run_name
     ckpt = last_checkpoint(row_runs)
-    resume = ckpt is not None and prev.get("status") == "running"
+    # Any checkpoint of an unfinished row is progress worth keeping (killed, requeued, or retried).
+    resume = ckpt is not None
     rec: dict[str, Any] = {
         "index": index, "run_name": row.run_name, "values": row.values, "status": "running",
         "attempts": int(prev.get("attempts") or 0) + 1, "started_at": _now(),
@@ -141,7 +140,8 @@ def run_row(spec: SweepSpec, index: int, out: str | Path | None = None, *, train
     try:
         run_dir = Path(train_fn(spec.experiment if not _is_path(spec.experiment) else Path(spec.experiment),
                                 dict(row.overrides), max_steps=steps, max_time=row.max_time, devices=spec.devices,
-                                precision=spec.precision, resume=resume, runs_dir=row_runs))
+                                precision=spec.precision, resume=resume, runs_dir=row_runs,
+                                profile=spec.profile))
         rec["train_time_s"] = rec["train_time_s"] + time.perf_counter() - t0
         trained = True
         rec["run_dir"] = str(run_dir)

@@ -78,7 +78,7 @@ def train_script(experiment: str, job_name: str, train_args: Sequence[str] = (),
     opts = _opts(spec_slurm, overrides)
     extra = ["#SBATCH --ntasks=1", "#SBATCH --gres=gpu:1", f"#SBATCH --cpus-per-task={int(opts['cpus_per_task'])}",
              "#SBATCH --output=logs/%x_%j.out"]
-    cmd = ["pipeline", "train", "--experiment", experiment, *train_args]
+    cmd = ["pipeline", "train", experiment, "--devices", "1", "--profile", "full", *train_args]
     return "\n".join(_header(job_name, opts, extra) + _body(opts, cmd)) + "\n"
 
 
@@ -90,8 +90,8 @@ def ddp_script(experiment: str, job_name: str, devices: int, nodes: int = 1, tra
     opts = _opts(spec_slurm, overrides)
     extra = [f"#SBATCH --nodes={nodes}", f"#SBATCH --ntasks-per-node={devices}", f"#SBATCH --gres=gpu:{devices}",
              f"#SBATCH --cpus-per-task={int(opts['cpus_per_task'])}", "#SBATCH --output=logs/%x_%j.out"]
-    cmd = ["pipeline", "train", "--experiment", experiment, "--devices", str(devices), "--num_nodes", str(nodes),
-           *train_args]
+    cmd = ["pipeline", "train", experiment, "--devices", str(devices), "--profile", "full",
+           "--set", f"trainer.num_nodes={nodes}", "trainer.strategy=ddp", *train_args]
     return "\n".join(_header(job_name, opts, extra) + _body(opts, cmd)) + "\n"
 
 

@@ -37,7 +37,7 @@ from data_tools.paths import CONFIG_DIR
 
 # Keys the runner handles itself (arguments of `train_experiment`, not config fields).
 RUNNER_KEYS = ("max_steps", "max_time")
-_SPEC_FIELDS = {"base", "name", "experiment", "steps", "max_time", "devices", "precision", "fixed", "grid",
+_SPEC_FIELDS = {"base", "name", "experiment", "steps", "max_time", "devices", "precision", "profile", "fixed", "grid",
                 "labels", "analysis", "slurm", "evaluate", "parts_max_len", "description"}
 
 
@@ -64,6 +64,8 @@ class SweepSpec:
     max_time: str | None = None
     devices: int | str | None = None
     precision: str | None = None
+    # train_config profile; "full" (none) by default so a sweep trains the same networks on CPU and GPU
+    profile: str = "full"
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     analysis: dict[str, Any] = dataclasses.field(default_factory=dict)
     slurm: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -133,7 +135,7 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
         name=str(raw.get("name") or path.stem), path=path, experiment=str(raw["experiment"]),
         grid={str(k): list(v) for k, v in grid.items()}, fixed=dict(raw.get("fixed") or {}),
         steps=raw.get("steps"), max_time=raw.get("max_time"), devices=raw.get("devices"),
-        precision=raw.get("precision"), labels=dict(raw.get("labels") or {}),
+        precision=raw.get("precision"), profile=str(raw.get("profile") or "full"), labels=dict(raw.get("labels") or {}),
         analysis=dict(raw.get("analysis") or {}), slurm=dict(raw.get("slurm") or {}),
         evaluate=dict(raw.get("evaluate") or {}), parts_max_len=raw.get("parts_max_len"),
         description=str(raw.get("description") or ""))

@@ -1,0 +1,51 @@
+"""Figure-26 regression tables from a synthetic grid with known effects (statsmodels OLS/LPM)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.sweep.analysis import _num, analyse, stars
+from pipeline.sweep.runner import run_rows
+from pipeline.sweep.spec import load_spec
+
+from sweep_helpers import write_spec
+from test_sweep_runner import FakeTrain
+
+
+def test_number_and_star_format_like_figure_26():
+    assert _num(-0.0092) == "\u22120.009" and _num(0.00021) == "0.0002" and _num(0.757) == "0.757"
+    assert [stars(p) for p in (0.2, 0.09, 0.04, 0.001)] == ["", "*", "**", "***"]
+
+
+def test_regressions_recover_known_effects(tmp_path):
+    grid = {"net.init_args.depth": [10, 13, 16, 18], "net.init_args.kernel": [3, 5, 7],
+            "task.loss": ["l1", "l2", "ssim"], "net.init_args.skip": ["dncnn", "resnet"]}
+    analysis = {"covariates": {"depth": "net.init_args.depth", "filter_size": "net.init_args.kernel"},
+                "categorical": {"loss_scheme": {"key": "task.loss", "reference": "l1"},
+                                "skipped_scheme": {"key": "net.init_args.skip", "reference": "dncnn"}},
+                "group_by": "loss_scheme"}
+    spec = load_spec(write_spec(tmp_path, grid, analysis=analysis))
+    rng = np.random.default_rng(1993)
+
+    def evaluate(run_dir, spec, row):
+        v = row.values
+        failed = v["task.loss"] == "ssim" and v["net.init_args.skip"] == "resnet"     # an interaction, like 50/79
+        ssim = 0.2 if failed else 0.80 - 0.01 * v["net.init_args.kernel"] + 0.02 * (v["net.init_args.skip"] == "resnet")
+        return {"m_mae": 0.05, "m_mse": 0.01, "m_ssim": ssim + rng.normal(0, 0.002), "model_failed": failed,
+                "bench_m_ssim": 0.7}
+
+    run_rows(spec, range(spec.n_rows), tmp_path / "sw", progress=False, train_fn=FakeTrain(), eval_fn=evaluate)
+    report = analyse(spec, tmp_path / "sw").read_text()
+    table = (tmp_path / "sw" / "analysis" / "regressions.md").read_text().splitlines()
+    assert table[0] == "| Covariate | (a) Average SSIM | (b) Failed_model |"
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in table[2:]}
+    assert list(rows) == ["depth", "filter_size", "loss_scheme_l2", "loss_scheme_ssim", "skipped_scheme_resnet",
+                          "Constant", "Observations", "R²", "Adjusted R²", "Residual Std. Error", "F Statistic"]
+    assert rows["filter_size"][0].startswith("\u22120.010***")                       # known slope -0.01
+    assert rows["skipped_scheme_resnet"][0].startswith("0.020***")
+    assert rows["Observations"] == ["60", "72 |"]                                    # successful vs all
+    assert rows["loss_scheme_ssim"][1].startswith("0.500***")                        # LPM: +0.5 failure probability
+    assert "(df = 54)" in rows["Residual Std. Error"][0] and "(df = 5; 54)" in rows["F Statistic"][0]
+    assert "12/72" in report and "| ssim | 24 | 12 | 50.0 |" in report
+    top = (tmp_path / "sw" / "analysis" / "top15.md").read_text().splitlines()
+    assert len(top) == 2 + 15 and all("kernel3_" in line and "skipresnet" in line for line in top[2:10])
+    assert (tmp_path / "sw" / "analysis" / "regressions.png").exists()
