@@ -1,0 +1,115 @@
+"""LightningDataModule over the simulated HDF5 datasets (train/val/test from the file's ``split`` column)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from data_tools.datasets import ConcatSimDataset
+from data_tools.errors import PipelineInputError
+from data_tools.paths import default_sim_dir
+from data_tools.simdata import open_sim
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Random order that is a pure function of (seed, epoch), so a resumed run sees the same batches.
+
+    ``fixed=True`` reuses the epoch-0 permutation every epoch: the DnCNN grid's "order of the data
+    samples was randomly chosen" once instead of random batch sampling [L1915].
+    Lightning calls :meth:`set_epoch` at the start of every epoch.
+    """
+
+    def __init__(self, n: int, seed: int, fixed: bool = False):
+        self.n, self.seed, self.fixed, self.epoch = n, seed, fixed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed + (0 if self.fixed else self.epoch))
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def resolve_dataset(name: str, data_dir: str | Path | None) -> Path:
+    """``rad_41`` -> ``<data_dir>/rad_41.h5``; a name ending in ``.h5`` or holding a ``/`` is a path."""
+    if name.endswith(".h5") or "/" in name:
+        return Path(name)
+    return Path(data_dir if data_dir is not None else default_sim_dir()) / f"{name}.h5"
+
+
+class SimDataModule(pl.LightningDataModule):
+    """Image-to-image pairs from one or more `pipeline simulate` files.
+
+    ``datasets``: names in ``data_dir`` (``["rad_41"]`` for V1, ``["pois", "rad_41", "rad_15"]``
+    for the V2 joint set [L1618]) or paths. Training draws from the concatenated ``train`` splits,
+    validation from the ``val`` splits (``val_fraction`` < 1 keeps an evenly spaced subset, so the
+    validation panel and metrics stay fixed between epochs). ``pin_memory=None`` pins when CUDA is
+    available. Batches are dicts of (B, C, H, W) tensors.
+    """
+
+    def __init__(self, datasets: list[str], data_dir: str | None = None, batch_size: int = 8,
+                 num_workers: int = 0, in_ram: bool = False, pin_memory: bool | None = None,
+                 deterministic_order: bool = False, seed: int = 1993, val_fraction: float = 1.0,
+                 drop_last: bool = False):
+        super().__init__()
+        if not datasets:
+            raise PipelineInputError("no datasets given", field="data.datasets", expected="a list of names")
+        if not 0.0 < val_fraction <= 1.0:
+            raise PipelineInputError(f"val_fraction={val_fraction}", field="data.val_fraction", expected="0 < f <= 1")
+        self.datasets = list(datasets)
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.in_ram = in_ram
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.deterministic_order = deterministic_order
+        self.seed = seed
+        self.val_fraction = val_fraction
+        self.drop_last = drop_last
+        self.train_set: ConcatSimDataset | None = None
+        self.val_set: torch.utils.data.Dataset | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        return [resolve_dataset(d, self.data_dir) for d in self.datasets]
+
+    def check_channels(self, expected: int) -> None:
+        """Raise naming the file if a dataset's channel count differs from the model's input channels."""
+        for p in self.paths:
+            with open_sim(p) as f:
+                c = int(f["input"].shape[1])
+            if c != expected:
+                raise PipelineInputError(f"dataset has {c} channels, model expects {expected}", path=p,
+                                         field="input", hint="pick a model with matching in/out channels "
+                                         "(coil sets: 16) or another dataset")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = ConcatSimDataset(self.paths, "train", in_ram=self.in_ram)
+            val = ConcatSimDataset(self.paths, "val", in_ram=self.in_ram)
+            if self.val_fraction < 1.0:
+                keep = np.unique(np.linspace(0, len(val) - 1, max(1, round(len(val) * self.val_fraction))).astype(int))
+                val = torch.utils.data.Subset(val, keep.tolist())
+            self.val_set = val
+
+    def _loader(self, ds, sampler=None) -> DataLoader:
+        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, shuffle=False,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0,
+                          drop_last=self.drop_last and sampler is not None)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        return self._loader(self.train_set, EpochSeededSampler(len(self.train_set), self.seed,
+                                                               fixed=self.deterministic_order))
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None
+        return self._loader(self.val_set)

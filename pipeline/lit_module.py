@@ -1,0 +1,148 @@
+"""A generic LightningModule: the task (loss, metrics, optimiser, schedule) around an injected network.
+
+Nothing here assumes denoising: a segmentation or classification task passes its own ``net``,
+``loss``, ``metrics``, batch keys and ``figure_fn``. Batches are dicts; ``batch[input_key]`` goes
+through ``net`` and ``loss(pred, batch[target_key])`` is minimised.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+# Metric callables take (pred, target) and return a tensor (per-sample or scalar); its mean is logged.
+MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _resolve_loss(loss: nn.Module | str) -> nn.Module:
+    if isinstance(loss, str):
+        from models.losses import build_loss  # the one home of the losses
+        return build_loss(loss)
+    return loss
+
+
+def lr_lambda(scheduler: dict, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the base learning rate at optimiser step ``t`` (stepped every batch).
+
+    ``constant``; ``step_drop`` (at step ``at``, or ``at_fraction`` of the run, default 0.5; ``factor`` 0.1): the chapter's "reduced to about a
+    tenth of its original value ... then remained constant" [L1625], read as one drop (the code
+    changed constant rates by hand between scripts, §5.2); ``cosine`` (to ``eta_min_factor`` over
+    ``t_max`` steps, default the whole run); ``keras_decay``: lr / (1 + decay·t), the TF/Keras
+    ``decay`` argument.
+    """
+    name = scheduler.get("name", "constant")
+    if name == "constant":
+        return lambda t: 1.0
+    if name == "step_drop":
+        at = scheduler.get("at")
+        at = int(at) if at is not None else max(1, int(total_steps * float(scheduler.get("at_fraction", 0.5))))
+        factor = float(scheduler.get("factor", 0.1))
+        return lambda t: 1.0 if t < at else factor
+    if name == "cosine":
+        t_max = max(1, int(scheduler.get("t_max") or total_steps))
+        floor = float(scheduler.get("eta_min_factor", 0.0))
+        return lambda t: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, t_max) / t_max))
+    if name == "keras_decay":
+        decay = float(scheduler.get("decay", 1e-4))
+        return lambda t: 1.0 / (1.0 + decay * t)
+    from data_tools.errors import PipelineInputError
+    raise PipelineInputError(f"unknown scheduler '{name}'", field="task.scheduler.name",
+                             expected="constant, step_drop, cosine or keras_decay")
+
+
+class TaskModule(pl.LightningModule):
+    """Train ``net`` with ``loss``; validate with ``metrics``; Adam + gradient-norm clipping.
+
+    ``optimizer``: ``{"name": "adam"|"adamw", "lr": 1e-3, "weight_decay": 0.0, "betas": [0.9, 0.999]}``.
+    ``scheduler``: see :func:`lr_lambda`. ``grad_clip``: max global gradient norm (the original
+    ``clip_gradients_by_norm(..., 5.0)``, §5.2); ``None`` disables. ``figure_fn(batch, pred, path)``
+    draws the first validation batch (a fixed panel: the val loader does not shuffle) to ``path``.
+    ``channels_last``/``compile``: GPU speed options (NHWC memory format; ``torch.compile``).
+    """
+
+    def __init__(self, net: nn.Module, loss: nn.Module | str = "l2", metrics: dict[str, MetricFn] | None = None,
+                 optimizer: dict | None = None, scheduler: dict | None = None, grad_clip: float | None = 5.0,
+                 input_key: str = "input", target_key: str = "target",
+                 figure_fn: Callable[[dict, torch.Tensor, Path], Any] | None = None,
+                 channels_last: bool = False, compile: bool = False):
+        super().__init__()
+        self.net = net
+        self.loss = _resolve_loss(loss)
+        self.metrics = dict(metrics or {})
+        self.optimizer_cfg = {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, **(optimizer or {})}
+        self.scheduler_cfg = {"name": "constant", **(scheduler or {})}
+        self.grad_clip = grad_clip
+        self.input_key, self.target_key = input_key, target_key
+        self.figure_fn = figure_fn
+        self.channels_last = channels_last
+        self.compile = compile
+        self._panel: tuple[dict, torch.Tensor] | None = None
+        self.save_hyperparameters({"optimizer": self.optimizer_cfg, "scheduler": self.scheduler_cfg,
+                                   "grad_clip": grad_clip, "input_key": input_key, "target_key": target_key})
+
+    def configure_model(self) -> None:
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        if self.compile and not hasattr(self, "_compiled"):
+            # Not registered as a submodule: checkpoints keep plain ``net.*`` keys.
+            object.__setattr__(self, "_compiled", torch.compile(self.net))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        fn = getattr(self, "_compiled", None) or self.net
+        return fn(x)
+
+    def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss(pred, target)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        x, y = batch[self.input_key], batch[self.target_key]
+        loss = self._loss(self(x), y)
+        # A tensor, not .item(): no host-device sync here (Lightning reduces it lazily).
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        x, y = batch[self.input_key], batch[self.target_key]
+        pred = self(x)
+        n = x.shape[0]
+        self.log("val/loss", self._loss(pred, y), on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        p32, y32 = pred.float(), y.float()
+        for name, fn in self.metrics.items():
+            self.log(f"val/{name}", fn(p32, y32).float().mean(), on_epoch=True, batch_size=n, sync_dist=True)
+        if batch_idx == 0 and self.figure_fn is not None and not self.trainer.sanity_checking:
+            self._panel = ({k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in batch.items()},
+                           pred.detach().float().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if self._panel is None or self.figure_fn is None or not self.trainer.is_global_zero:
+            return
+        out = Path(self.trainer.default_root_dir) / "figures"
+        batch, pred = self._panel
+        self._panel = None
+        self.figure_fn(batch, pred, out / f"val_epoch{self.current_epoch:03d}.png")
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # Lightning's own clipping (no .item(): clip_grad_norm_ stays on the device).
+        if self.grad_clip is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+
+    def configure_optimizers(self):
+        cfg = dict(self.optimizer_cfg)
+        name = cfg.pop("name", "adam").lower()
+        classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+        if name not in classes:
+            from data_tools.errors import PipelineInputError
+            raise PipelineInputError(f"unknown optimizer '{name}'", field="task.optimizer.name", expected="adam or adamw")
+        if "betas" in cfg:
+            cfg["betas"] = tuple(cfg["betas"])
+        opt = classes[name](self.net.parameters(), **cfg)
+        total = float(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1.0
+        total = int(total) if math.isfinite(total) else 1  # max_time-only runs: cosine needs t_max
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.scheduler_cfg, max(1, total)))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

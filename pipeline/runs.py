@@ -1,0 +1,156 @@
+"""Run folders (nnU-Net style): ``<runs>/<experiment>/<run-name>/`` with everything a run produced.
+
+Layout::
+
+    config.yaml          the resolved config (profile and overrides applied)
+    provenance.json      git SHA + dirty flag, package versions, seed, argv, host, device, SLURM ids
+    checkpoints/last.ckpt, checkpoints/best.ckpt   (lowest val/loss)
+    metrics.csv, hparams.yaml     CSV log;  tb/  TensorBoard log
+    figures/             validation panels per epoch, loss_curves.png
+    metrics.json, done   written last, when training finished
+
+The run name is ``seed<seed>-<hash>``: the hash covers what the run learns (net, task, data, seed,
+warm start), not its length or hardware, so the same config always maps to the same folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from data_tools.atomic import write_text_atomic
+from data_tools.errors import PipelineInputError
+from data_tools.paths import REPO_ROOT, default_runs_dir
+
+from .train_config import build_net, identity_hash
+
+DONE = "done"
+SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT")
+
+
+def run_name(cfg: dict) -> str:
+    return f"seed{cfg.get('seed', 0)}-{identity_hash(cfg)}"
+
+
+def resolve_run_dir(cfg: dict, runs_dir: str | Path | None = None) -> Path:
+    """``<runs_dir>/<experiment>/<run-name>`` for a resolved config."""
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    return root / str(cfg.get("experiment", "custom")) / run_name(cfg)
+
+
+def write_config(run_dir: Path, cfg: dict) -> Path:
+    return write_text_atomic(Path(run_dir) / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+
+
+def read_config(run_dir: str | Path) -> dict:
+    p = Path(run_dir) / "config.yaml"
+    if not p.exists():
+        raise PipelineInputError("not a run folder (no config.yaml)", path=run_dir)
+    return yaml.safe_load(p.read_text())
+
+
+def _git() -> dict[str, Any]:
+    def run(*args: str) -> str | None:
+        try:
+            r = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+    sha = run("rev-parse", "HEAD")
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"sha": sha, "dirty": None if status is None else bool(status)}
+
+
+def provenance(seed: int, argv: list[str] | None, device: str) -> dict[str, Any]:
+    import importlib.metadata as md
+    versions = {}
+    for pkg in ("torch", "pytorch-lightning", "torchmetrics", "numpy", "h5py", "jsonargparse", "monai", "knee-pipeline"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {"git": _git(), "versions": versions, "python": platform.python_version(), "seed": seed,
+            "argv": list(sys.argv if argv is None else argv), "host": socket.gethostname(), "device": device,
+            "slurm": {k: os.environ.get(k) for k in SLURM_VARS}}
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    return write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def is_done(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / DONE).exists()
+
+
+def mark_done(run_dir: Path, metrics: dict[str, float]) -> None:
+    write_json(run_dir / "metrics.json", metrics)
+    write_text_atomic(run_dir / DONE, "")
+
+
+def find_runs(root: str | Path | None = None) -> list[Path]:
+    """Finished run folders under ``root`` (default the runs folder), oldest finish first."""
+    root = Path(root) if root is not None else default_runs_dir()
+    if not root.exists():
+        return []
+    return sorted((p.parent for p in root.rglob(DONE) if (p.parent / "config.yaml").exists()),
+                  key=lambda d: ((d / DONE).stat().st_mtime, str(d)))
+
+
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    run_dir = Path(run_dir)
+    p = run_dir / "checkpoints" / f"{which}.ckpt"
+    if not p.exists():
+        raise PipelineInputError(f"no {which}.ckpt", path=run_dir / "checkpoints",
+                                 hint="the run has not validated yet; train it (pipeline train ... --resume)")
+    return p
+
+
+def net_state_dict(ckpt_path: str | Path) -> dict:
+    """The network's weights from a Lightning checkpoint (keys without the ``net.`` prefix) or a
+    plain state dict file."""
+    import torch
+    try:
+        obj = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise PipelineInputError(f"unreadable checkpoint ({exc.__class__.__name__})", path=ckpt_path) from None
+    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(sd, dict):
+        raise PipelineInputError("not a checkpoint", path=ckpt_path, expected="a Lightning .ckpt or a state dict")
+    if any(k.startswith("net.") for k in sd):
+        sd = {k[4:]: v for k, v in sd.items() if k.startswith("net.")}
+    return sd
+
+
+def load_weights(net, ckpt_path: str | Path, want: str = "this model", have: str = "the checkpoint") -> None:
+    """Load ``ckpt_path`` into ``net``; a key or shape mismatch raises naming both architectures."""
+    sd = net_state_dict(ckpt_path)
+    own = net.state_dict()
+    missing = sorted(set(own) - set(sd))
+    extra = sorted(set(sd) - set(own))
+    shapes = [k for k in own if k in sd and tuple(own[k].shape) != tuple(sd[k].shape)]
+    if missing or extra or shapes:
+        detail = (f"{len(missing)} missing, {len(extra)} unexpected, {len(shapes)} differently shaped tensors"
+                  + (f" (first: {(missing + extra + shapes)[0]})"))
+        raise PipelineInputError(f"architecture differs: checkpoint holds {have}, experiment builds {want}; "
+                                 + detail, path=ckpt_path, field="init_from")
+    net.load_state_dict(sd)
+
+
+def describe_net(net_cfg: dict) -> str:
+    args = ", ".join(f"{k}={v}" for k, v in (net_cfg.get("init_args") or {}).items())
+    return f"{net_cfg.get('class_path')}({args})"
+
+
+def load_model(run_dir: str | Path, which: str = "best"):
+    """(network in eval mode with the run's ``which`` checkpoint loaded, the run's config dict)."""
+    cfg = read_config(run_dir)
+    net = build_net(cfg["net"])
+    load_weights(net, checkpoint_path(run_dir, which), want=describe_net(cfg["net"]), have=describe_net(cfg["net"]))
+    return net.eval(), cfg

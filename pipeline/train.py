@@ -1,0 +1,165 @@
+"""`train_experiment`: one importable function behind `pipeline train` (sweeps call it too)."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from data_tools.atomic import atomic_path
+from data_tools.errors import PipelineInputError
+from data_tools.paths import default_runs_dir
+
+from . import runs
+from .train_config import (apply_overrides, apply_profile, build_data, build_module, build_net, get_dotted,
+                           load_experiment, net_in_channels, set_dotted)
+
+log = logging.getLogger(__name__)
+
+
+def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | list[str] | None = None,
+                   max_steps: int | None = None, max_time: str | None = None, devices: Any = None,
+                   precision: str | None = None, data_dir: str | None = None, profile: str | None = "auto") -> dict:
+    """The fully resolved config a run will use (what `--print_config` shows and config.yaml holds)."""
+    cfg = apply_profile(load_experiment(experiment_or_config), profile)
+    cfg = apply_overrides(cfg, overrides)
+    for key, val in (("trainer.max_steps", max_steps), ("trainer.max_time", max_time),
+                     ("trainer.devices", devices), ("trainer.precision", precision),
+                     ("data.init_args.data_dir", data_dir)):
+        if val is not None:
+            set_dotted(cfg, key, val)
+    cfg.setdefault("seed", 1993)
+    return cfg
+
+
+def _resolve_init(init_from: str, cfg: dict, runs_dir: Path) -> tuple[Path, str]:
+    """(checkpoint path, description of its architecture) for ``init_from``: a .ckpt file, a run
+    folder, or an experiment name (its newest finished run with the same network)."""
+    p = Path(init_from)
+    if p.suffix == ".ckpt" or p.is_file():
+        if not p.exists():
+            raise PipelineInputError("warm-start checkpoint not found", path=p, field="init_from")
+        return p, f"the weights in {p.name}"
+    if p.is_dir():
+        return runs.checkpoint_path(p, "best"), runs.describe_net(runs.read_config(p)["net"])
+    finished = runs.find_runs(runs_dir / init_from)
+    if not finished:
+        raise PipelineInputError(f"no finished run of experiment '{init_from}' under {runs_dir / init_from}",
+                                 field="init_from", hint=f"train it first: pipeline train {init_from}")
+    same = [d for d in finished if runs.read_config(d).get("net") == cfg["net"]]
+    if not same:
+        other = runs.describe_net(runs.read_config(finished[-1])["net"])
+        raise PipelineInputError(f"architecture differs: {finished[-1]} holds {other}, this experiment builds "
+                                 f"{runs.describe_net(cfg['net'])}", field="init_from",
+                                 hint="train the V1 experiment with the same network (same profile/overrides)")
+    return runs.checkpoint_path(same[-1], "best"), runs.describe_net(cfg["net"])
+
+
+def _device_name(trainer) -> str:
+    import torch
+    if trainer.accelerator.__class__.__name__.lower().startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    import platform
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def _default_precision() -> str:
+    import torch
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def _build_trainer(cfg: dict, run_dir: Path):
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Checkpoints via data_tools.atomic: a killed job never leaves a truncated last.ckpt."""
+
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            import torch
+            with atomic_path(path) as tmp:
+                torch.save(checkpoint, tmp)
+
+    kw = dict(cfg.get("trainer") or {})
+    kw.pop("gradient_clip_val", None)  # clipping lives in TaskModule.configure_gradient_clipping
+    if kw.get("precision") in (None, "auto"):
+        kw["precision"] = _default_precision()
+    kw.setdefault("devices", "auto")
+    kw.setdefault("log_every_n_steps", 10)
+    plugins: list = [AtomicCheckpointIO()]
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+    if SLURMEnvironment.detect():
+        # SIGUSR1 before the time limit: Lightning saves an hpc checkpoint in default_root_dir and
+        # requeues; the requeued job resolves the same run folder and resumes from it.
+        plugins.append(SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1))
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
+                           save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
+    loggers = [CSVLogger(save_dir=run_dir, name="", version=""),
+               TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)]
+    return pl.Trainer(default_root_dir=run_dir, callbacks=[ckpt, LearningRateMonitor("step")], logger=loggers,
+                      plugins=plugins, **kw)
+
+
+def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | list[str] | None = None,
+                     max_steps: int | None = None, max_time: str | None = None, devices: Any = None,
+                     precision: str | None = None, resume: bool = False, runs_dir: str | Path | None = None,
+                     data_dir: str | None = None, profile: str | None = "auto",
+                     argv: list[str] | None = None) -> Path:
+    """Train one experiment; returns its run folder (``<runs>/<experiment>/<run-name>``).
+
+    ``overrides``: ``{"net.init_args.width": 32}`` or ``["net.init_args.width=32"]``.
+    ``resume``: continue from ``checkpoints/last.ckpt`` if there is one. A finished run of the same
+    config is returned as is unless ``resume`` (e.g. with a larger ``max_steps``).
+    """
+    import pytorch_lightning as pl
+
+    cfg = resolve_config(experiment_or_config, overrides, max_steps, max_time, devices, precision, data_dir, profile)
+    runs_root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    run_dir = runs.resolve_run_dir(cfg, runs_root)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+    if runs.is_done(run_dir) and not resume:
+        log.warning("run already finished: %s (pass --resume with a larger --max-steps to continue)", run_dir)
+        return run_dir
+    if last.exists() and not (resume or requeued):
+        raise PipelineInputError("run folder already holds a checkpoint", path=run_dir,
+                                 hint="pass --resume to continue it, or change the config")
+
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    net = build_net(cfg["net"])
+    dm = build_data(cfg["data"])
+    expected = net_in_channels(net)
+    if expected is not None and hasattr(dm, "check_channels"):
+        dm.check_channels(expected)
+    init_from = cfg.get("init_from")
+    if init_from and not last.exists():
+        ckpt, have = _resolve_init(str(init_from), cfg, runs_root)
+        runs.load_weights(net, ckpt, want=runs.describe_net(cfg["net"]), have=have)
+        cfg["init_checkpoint"] = str(ckpt)
+        log.info("warm start from %s", ckpt)
+    module = build_module(cfg, net)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / runs.DONE).unlink(missing_ok=True)  # a resumed run is unfinished until it ends
+    trainer = _build_trainer(cfg, run_dir)
+    runs.write_config(run_dir, cfg)
+    runs.write_json(run_dir / "provenance.json", runs.provenance(int(cfg["seed"]), argv, _device_name(trainer)))
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if (last.exists() and (resume or requeued)) else None)
+    if trainer.interrupted:
+        return run_dir
+    if not (run_dir / "checkpoints" / "best.ckpt").exists():
+        # Stopped before any validation (e.g. a few steps): validate once so best.ckpt exists.
+        trainer.validate(module, datamodule=dm, verbose=False)
+        trainer.save_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+    from .train_figures import loss_curves
+    loss_curves(run_dir / "metrics.csv", run_dir / "figures" / "loss_curves.png")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    metrics.update(global_step=trainer.global_step, epoch=trainer.current_epoch)
+    runs.mark_done(run_dir, metrics)
+    return run_dir
+
+
+__all__ = ["train_experiment", "resolve_config", "get_dotted"]

@@ -1,0 +1,211 @@
+"""Experiment configs: load ``configs/train/<name>.yaml``, inherit (``base``), apply profiles and
+dotted overrides, hash, and instantiate (jsonargparse ``class_path``/``init_args``, LightningCLI style).
+
+Schema (docs/training.md): ``seed``, ``init_from``, ``net`` (class_path/init_args of any
+nn.Module), ``module`` (class path of the LightningModule, default TaskModule), ``task`` (its other
+constructor arguments: loss, metrics, optimizer, scheduler, grad_clip, figure_fn, ...), ``data``
+(class_path/init_args of a LightningDataModule), ``trainer`` (pl.Trainer keyword arguments),
+``profiles`` (named sets of dotted overrides, e.g. ``demo``).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from data_tools.errors import PipelineInputError
+from data_tools.paths import CONFIG_DIR
+
+TRAIN_CONFIG_DIR = CONFIG_DIR / "train"
+DEFAULT_MODULE = "pipeline.lit_module.TaskModule"
+# Keys that change how long / where / how fast a run goes, not what it learns: they stay out of the
+# run-name hash, so `--max-steps 20 --resume` after `--max-steps 10` continues the same folder.
+NON_IDENTITY = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.devices",
+                "trainer.accelerator", "trainer.precision", "trainer.num_nodes", "trainer.strategy",
+                "trainer.enable_progress_bar", "trainer.log_every_n_steps", "trainer.limit_val_batches",
+                "trainer.val_check_interval", "trainer.check_val_every_n_epoch",
+                "data.init_args.num_workers", "data.init_args.pin_memory", "data.init_args.in_ram",
+                "task.compile", "task.channels_last", "profile")
+
+
+def available_experiments() -> list[str]:
+    return sorted(p.stem for p in TRAIN_CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def experiment_path(name: str) -> Path:
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        p = Path(name)
+        if not p.exists():
+            raise PipelineInputError("config file not found", path=p)
+        return p
+    p = TRAIN_CONFIG_DIR / f"{name}.yaml"
+    if not p.exists():
+        raise PipelineInputError(f"unknown experiment '{name}'", field="experiment",
+                                 expected="one of " + ", ".join(available_experiments()),
+                                 hint=f"or a YAML path; experiments live in {TRAIN_CONFIG_DIR}")
+    return p
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and "class_path" not in v:
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_experiment(experiment: str | Path | dict) -> dict:
+    """The experiment's config with ``base`` inheritance resolved; ``experiment`` key set."""
+    if isinstance(experiment, dict):
+        cfg = copy.deepcopy(experiment)
+        cfg.setdefault("experiment", "custom")
+    else:
+        path = experiment_path(str(experiment))
+        try:
+            cfg = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise PipelineInputError(f"invalid YAML ({exc.__class__.__name__})", path=path) from None
+        cfg.setdefault("experiment", path.stem)
+    base = cfg.pop("base", None)
+    if base:
+        cfg = deep_merge({k: v for k, v in load_experiment(base).items() if k != "experiment"}, cfg)
+    return cfg
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"net.init_args.width=32"`` -> (key, 32); the value is parsed as YAML."""
+    if "=" not in item:
+        raise PipelineInputError(f"override '{item}' has no '='", field="--set", expected="dotted.key=value")
+    key, raw = item.split("=", 1)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return key.strip(), raw
+
+
+def set_dotted(cfg: dict, key: str, value: Any) -> None:
+    node = cfg
+    parts = key.split(".")
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def get_dotted(cfg: dict, key: str, default: Any = None) -> Any:
+    node: Any = cfg
+    for p in key.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return default
+        node = node[p]
+    return node
+
+
+def apply_overrides(cfg: dict, overrides: dict[str, Any] | list[str] | None) -> dict:
+    cfg = copy.deepcopy(cfg)
+    items = [parse_override(o) for o in overrides] if isinstance(overrides, list) else list((overrides or {}).items())
+    for k, v in items:
+        set_dotted(cfg, k, v)
+    return cfg
+
+
+def apply_profile(cfg: dict, profile: str | None) -> dict:
+    """``auto``: the ``demo`` profile when no CUDA device is present (so the chapter-size default
+    networks still finish a short CPU run), none otherwise; ``full``/``None``: none."""
+    profiles = cfg.pop("profiles", {}) or {}
+    if profile == "auto":
+        import torch
+        profile = "demo" if (not torch.cuda.is_available() and "demo" in profiles) else None
+    if profile in (None, "", "full", "none"):
+        cfg["profile"] = "full"
+        return cfg
+    if profile not in profiles:
+        raise PipelineInputError(f"unknown profile '{profile}'", field="--profile",
+                                 expected="auto, full or one of " + (", ".join(profiles) or "(none defined)"))
+    cfg = apply_overrides(cfg, profiles[profile])
+    cfg["profile"] = profile
+    return cfg
+
+
+def identity_hash(cfg: dict) -> str:
+    ident = copy.deepcopy(cfg)
+    for key in NON_IDENTITY:
+        parts = key.split(".")
+        node = get_dotted(ident, ".".join(parts[:-1])) if len(parts) > 1 else ident
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    blob = json.dumps(ident, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def _parser():
+    import pytorch_lightning as pl
+    from jsonargparse import ArgumentParser
+    from torch import nn
+    p = ArgumentParser(exit_on_error=False)
+    p.add_argument("--net", type=nn.Module)
+    p.add_argument("--data", type=pl.LightningDataModule)
+    return p
+
+
+def _bad(section: str, exc: Exception) -> PipelineInputError:
+    msg = " ".join(str(exc).split())
+    return PipelineInputError(msg[:400], field=section, expected="class_path/init_args matching the constructor")
+
+
+def build_net(net_cfg: dict):
+    """An nn.Module from ``{"class_path": ..., "init_args": {...}}``."""
+    p = _parser()
+    try:
+        return p.instantiate(p.parse_object({"net": copy.deepcopy(net_cfg)})).net
+    except Exception as exc:  # jsonargparse reports type/argument errors as several exception types
+        raise _bad("net", exc) from None
+
+
+def build_data(data_cfg: dict):
+    p = _parser()
+    try:
+        return p.instantiate(p.parse_object({"data": copy.deepcopy(data_cfg)})).data
+    except PipelineInputError:
+        raise
+    except Exception as exc:
+        raise _bad("data", exc) from None
+
+
+def build_module(cfg: dict, net):
+    """The LightningModule named by ``module`` (default TaskModule) with ``net`` and ``task`` args."""
+    import importlib
+
+    from jsonargparse import ArgumentParser
+    path = cfg.get("module") or DEFAULT_MODULE
+    mod_name, _, cls_name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(mod_name), cls_name)
+    except (ImportError, AttributeError, ValueError):
+        raise PipelineInputError(f"cannot import '{path}'", field="module") from None
+    p = ArgumentParser(exit_on_error=False)
+    p.add_class_arguments(cls, "task", skip={"net"}, instantiate=False)
+    try:
+        ns = p.instantiate(p.parse_object({"task": copy.deepcopy(cfg.get("task") or {})}))
+    except PipelineInputError:
+        raise
+    except Exception as exc:
+        raise _bad("task", exc) from None
+    kwargs = {k: v for k, v in vars(ns.task).items() if not k.startswith("__")}
+    return cls(net=net, **kwargs)
+
+
+def net_in_channels(net) -> int | None:
+    """Input channels of the first layer that declares them (conv-style networks)."""
+    for m in net.modules():
+        c = getattr(m, "in_channels", None)
+        if isinstance(c, int):
+            return c
+    return None

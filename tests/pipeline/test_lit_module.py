@@ -1,0 +1,154 @@
+"""TaskModule: overfitting, gradient clipping, schedules, generic keys and the figure hook."""
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from data_tools.errors import PipelineInputError
+from evaluation.metrics import mae, mse, ssim
+from models.losses import L2Loss
+from pipeline.lit_module import TaskModule, lr_lambda
+from pipeline.train_figures import denoising_panel
+
+
+class OneBatch(Dataset):
+    """4 smooth 16x16 targets with noisy inputs, under arbitrary keys."""
+
+    def __init__(self, xkey="input", ykey="target", repeat=1):
+        g = torch.Generator().manual_seed(0)
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, 16), torch.linspace(0, 1, 16), indexing="ij")
+        c = torch.rand(4, 2, generator=g) * 0.4 + 0.3
+        self.y = torch.exp(-((xx - c[:, :1, None]) ** 2 + (yy - c[:, 1:, None]) ** 2) / 0.05)[:, None]
+        self.x = self.y + 0.1 * torch.randn(self.y.shape, generator=g)
+        self.keys = (xkey, ykey)
+        self.repeat = repeat  # the same 4 samples `repeat` times per epoch (fewer epoch restarts)
+
+    def __len__(self):
+        return 4 * self.repeat
+
+    def __getitem__(self, i):
+        i = i % 4
+        return {self.keys[0]: self.x[i], self.keys[1]: self.y[i], "index": i}
+
+
+def tiny_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(16, 1, 3, padding=1))
+
+
+def _trainer(tmp_path, steps, callbacks=()):
+    return pl.Trainer(default_root_dir=tmp_path, max_steps=steps, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks),
+                      num_sanity_val_steps=0, limit_val_batches=0, deterministic=True)
+
+
+class LossTrace(pl.Callback):
+    def __init__(self):
+        self.losses = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["loss"]))
+
+
+def test_tiny_model_overfits_one_batch(tmp_path):
+    module = TaskModule(tiny_net(), L2Loss(), optimizer={"lr": 1e-2}, scheduler={"name": "constant"})
+    trace = LossTrace()
+    _trainer(tmp_path, 150, [trace]).fit(module, DataLoader(OneBatch(repeat=150), batch_size=4))
+    assert trace.losses[-1] < 0.1 * trace.losses[0], (trace.losses[0], trace.losses[-1])
+
+
+class GradNorm(pl.Callback):
+    """Gradients stay in place until the next step's zero_grad: their norm here is post-clipping."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        grads = [p.grad.flatten() for p in module.parameters() if p.grad is not None]
+        self.norms.append(float(torch.cat(grads).norm()))
+
+
+class Scaled(nn.Module):
+    def forward(self, p, t):
+        return 1e4 * ((p - t) ** 2).mean()
+
+
+@pytest.mark.parametrize("clip", [5.0, None])
+def test_gradient_norm_clipping(tmp_path, clip):
+    module = TaskModule(tiny_net(), Scaled(), grad_clip=clip)
+    g = GradNorm()
+    _trainer(tmp_path, 3, [g]).fit(module, DataLoader(OneBatch(), batch_size=4))
+    if clip is None:
+        assert min(g.norms) > 50
+    else:
+        assert max(g.norms) == pytest.approx(5.0, rel=1e-3)
+
+
+def test_generic_keys_metrics_and_figure_hook(tmp_path):
+    calls = []
+
+    def hook(batch, pred, path):
+        calls.append((sorted(batch), tuple(pred.shape), path.name))
+
+    module = TaskModule(tiny_net(), nn.L1Loss(), metrics={"mae": mae, "mse": mse, "ssim": ssim},
+                        input_key="image", target_key="label", figure_fn=hook)
+    data = DataLoader(OneBatch("image", "label"), batch_size=2)
+    trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=2, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, data, data)
+    m = trainer.callback_metrics
+    assert {"val/loss", "val/mae", "val/mse", "val/ssim", "train/loss_epoch"} <= set(m)
+    assert float(m["val/loss"]) == pytest.approx(float(m["val/mae"]), rel=1e-5)  # L1 loss == MAE
+    assert -1 <= float(m["val/ssim"]) <= 1
+    # once per epoch (not in the sanity check), on the first validation batch
+    assert calls == [(["image", "index", "label"], (2, 1, 16, 16), "val_epoch000.png"),
+                     (["image", "index", "label"], (2, 1, 16, 16), "val_epoch001.png")]
+
+
+def test_denoising_panel_png(tmp_path):
+    ds = OneBatch()
+    batch = {"input": ds.x, "target": ds.y}
+    out = denoising_panel(batch, ds.y + 0.05, tmp_path / "figures" / "p.png", n=3)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    coil = {"input": torch.rand(2, 16, 8, 8), "target": torch.rand(2, 16, 8, 8)}
+    assert denoising_panel(coil, torch.rand(2, 16, 8, 8), tmp_path / "c.png").exists()
+
+
+def test_schedules():
+    drop = lr_lambda({"name": "step_drop", "at": 10, "factor": 0.1}, 100)
+    assert [drop(t) for t in (0, 9, 10, 99)] == [1.0, 1.0, 0.1, 0.1]
+    half = lr_lambda({"name": "step_drop"}, 100)  # default: drop at half of the run
+    assert half(49) == 1.0 and half(50) == 0.1
+    keras = lr_lambda({"name": "keras_decay", "decay": 0.5}, 100)
+    assert keras(0) == 1.0 and keras(2) == pytest.approx(0.5)
+    cos = lr_lambda({"name": "cosine"}, 100)
+    assert cos(0) == 1.0 and cos(50) == pytest.approx(0.5) and cos(100) == pytest.approx(0.0, abs=1e-12)
+    assert lr_lambda({"name": "constant"}, 5)(1000) == 1.0
+    with pytest.raises(PipelineInputError, match="unknown scheduler"):
+        lr_lambda({"name": "nope"}, 5)
+
+
+def test_scheduler_steps_the_learning_rate(tmp_path):
+    module = TaskModule(tiny_net(), L2Loss(), optimizer={"lr": 1e-2},
+                        scheduler={"name": "step_drop", "at": 2, "factor": 0.1})
+    _trainer(tmp_path, 4).fit(module, DataLoader(OneBatch(), batch_size=1))
+    assert module.optimizers().param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_loss_by_name_and_unknown_optimizer(tmp_path):
+    module = TaskModule(tiny_net(), "l1", optimizer={"name": "sgd"})
+    assert module.loss(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)) == pytest.approx(1.0)
+    with pytest.raises(PipelineInputError, match="unknown optimizer"):
+        _trainer(tmp_path, 1).fit(module, DataLoader(OneBatch(), batch_size=4))
+
+
+def test_training_step_has_no_host_sync():
+    import inspect
+    code = [ln.split("#")[0] for ln in inspect.getsource(TaskModule.training_step).splitlines()]
+    code = "\n".join(ln for ln in code if not ln.strip().startswith(("\"\"\"", "``")))
+    for sync in (".item(", ".cpu(", ".tolist(", "float(", ".numpy("):
+        assert sync not in code
