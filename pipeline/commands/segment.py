@@ -1,0 +1,36 @@
+"""`pipeline segment IMAGE --model RUN --out PRED.nii.gz`: bone label map with the input's geometry.
+
+Applies the run's own preprocessing (crop around the detected joint, resize, N4 with the run's
+shrink, the z-score of its training volumes, stored in the checkpoint), predicts every slice
+(2-D) or the z-ruled volume (3-D), and maps the probabilities back (data_tools.seg_preprocess).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import Command
+
+
+def build_parser():
+    from jsonargparse import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", action="config", help="YAML file with any of the options below")
+    p.add_argument("image", type=str, help="input image (.nii, .nii.gz, .mhd, .mha), slices along the third axis")
+    p.add_argument("--model", type=str, required=True, help="run folder of a segmentation training run")
+    p.add_argument("--out", type=str, required=True, help="label map to write (.nii.gz or .mhd)")
+    p.add_argument("--checkpoint", type=str, default="best", help="best or last")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold")
+    return p
+
+
+def run_segment(ns: Any) -> dict:
+    from pipeline.seg_infer import segment_file
+
+    out = segment_file(ns.image, ns.model, ns.out, which=ns.checkpoint, threshold=ns.threshold)
+    print(f"labels: {out}")
+    return {"out": str(out)}
+
+
+COMMANDS = [Command(path=("segment",), func=run_segment, build_parser=build_parser,
+                    help="Segment knee bones in a NIfTI/MHD image with a trained run; label map out")]

@@ -1,0 +1,75 @@
+"""Inference of a trained segmentation run on one volume (used by `pipeline segment` and the report).
+
+``predict_volume(net, prep, image, spacing)``: image (X, Y, Z) -> probabilities (C, X, Y, Z) in
+the input geometry, using the preprocessing state ``prep`` saved in the checkpoint
+(:meth:`pipeline.seg_data.SegDataModule.preprocess_state`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from data_tools.errors import PipelineInputError
+
+
+def load_seg_run(run_dir: str | Path, which: str = "best") -> tuple[torch.nn.Module, dict[str, Any], dict]:
+    """(net in eval mode, preprocessing state, run config) of a segmentation run."""
+    from pipeline.runs import checkpoint_path, load_model
+
+    net, cfg = load_model(run_dir, which)
+    ckpt = torch.load(checkpoint_path(run_dir, which), map_location="cpu", weights_only=False)
+    prep = ckpt.get("seg_preprocess")
+    if not prep or not prep.get("zscore"):
+        raise PipelineInputError("checkpoint has no segmentation preprocessing state", path=checkpoint_path(run_dir, which),
+                                 field="seg_preprocess", expected="a run trained with pipeline.seg_module.SegTaskModule")
+    return net, prep, cfg
+
+
+@torch.no_grad()
+def predict_volume(net: torch.nn.Module, prep: dict[str, Any], image: np.ndarray, spacing, batch: int = 8,
+                   use_cache: bool = True) -> np.ndarray:
+    """Probabilities (C, X, Y, Z) for ``image`` (X, Y, Z); C = the run's output channels."""
+    from data_tools.n4 import N4Params
+    from data_tools.seg_preprocess import ZScore, preprocess_volume, probabilities_to_input
+
+    if np.asarray(image).ndim != 3:
+        raise PipelineInputError(f"image has shape {np.asarray(image).shape}", field="image",
+                                 expected="a 3-D volume (X, Y, Z)")
+    dims = int(prep["dims"])
+    if dims == 3 and image.shape[2] < 2:
+        raise PipelineInputError(f"a 3-D model needs a volume with several slices, got shape {image.shape}",
+                                 field="image", expected="(X, Y, Z) with Z > 1")
+    n4 = None if prep.get("n4_shrink") is None else N4Params(shrink=int(prep["n4_shrink"]))
+    img, _, geo = preprocess_volume(np.asarray(image, np.float32), None, spacing, n4=n4, size=int(prep["size"]),
+                                    n_slices=None if dims == 2 else int(prep["n_slices"]), detector=prep["detector"],
+                                    use_cache=use_cache)
+    x = torch.from_numpy(ZScore(**prep["zscore"])(img))
+    c = int(getattr(net, "out_channels", 1))
+    if dims == 2:
+        outs = [net(x[i:i + batch, None])[:, :c] for i in range(0, x.shape[0], batch)]
+        prob = torch.cat(outs).permute(1, 0, 2, 3).numpy()  # (C, Z, S, S)
+    else:
+        prob = net(x[None, None])[0, :c].numpy()
+    return probabilities_to_input(prob, geo, all_slices=dims == 2)
+
+
+def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, which: str = "best",
+                 threshold: float = 0.5) -> Path:
+    """Segment ``image_path`` with the run and write the label map with the input's geometry."""
+    from data_tools.formats.images import Image, read_image, write_image
+    from data_tools.seg_preprocess import channels_to_labels
+
+    img = read_image(image_path)
+    if img.n_components != 1:
+        raise PipelineInputError(f"image has {img.n_components} components", path=image_path, expected="a scalar image")
+    net, prep, _ = load_seg_run(run_dir, which)
+    if int(prep["dims"]) == 3 and min(img.shape) < 2:
+        raise PipelineInputError(f"a 3-D model needs a 3-D volume, got shape {img.shape}", path=image_path,
+                                 field="image", expected="(X, Y, Z) with Z > 1")
+    prob = predict_volume(net, prep, img.array, img.spacing)
+    labels = channels_to_labels(prob, prep["label_mode"], threshold)
+    return write_image(out, Image(labels.astype(np.uint8), spacing=img.spacing, origin=img.origin,
+                                  direction=img.direction))

@@ -1,0 +1,154 @@
+"""Segmentation training (tiny), checkpointed z-score, `pipeline segment`, early stopping, lr decay."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import cli
+
+FAST = ["net.init_args.width=4", "net.init_args.depth=2", "data.init_args.size=32", "data.init_args.n4_shrink=null",
+        "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]
+
+
+@pytest.fixture(scope="module")
+def seg_run(tiny_phantom_dir, tmp_path_factory):
+    from pipeline.train import train_experiment
+
+    runs = tmp_path_factory.mktemp("segruns")
+    return train_experiment("seg_unet2d", overrides=FAST + [f"data.init_args.data={tiny_phantom_dir}"],
+                            runs_dir=runs, profile=None)
+
+
+@pytest.fixture(scope="module")
+def coronal_nifti(tiny_phantom_dir, tmp_path_factory):
+    from data_tools.formats.images import Image, write_image
+    from data_tools.subject import read_subject
+    from pipeline.seg_data import phantom_to_coronal
+
+    s = read_subject(tiny_phantom_dir / "knee_000.h5", load=("rss", "labels"))
+    v = s.attrs["voxel_size_mm"]
+    d = tmp_path_factory.mktemp("img")
+    geo = dict(spacing=(v[2], v[0], v[1]), origin=(-3.0, 5.0, 7.5))
+    img = write_image(d / "knee.nii.gz", Image(phantom_to_coronal(s.rss), **geo))
+    lab = write_image(d / "knee_labels.nii.gz", Image(phantom_to_coronal(s.labels), **geo))
+    return img, lab, d
+
+
+def test_zscore_from_training_volumes_is_in_checkpoint(seg_run, tiny_phantom_dir):
+    from data_tools.seg_preprocess import ZScore
+    from pipeline.seg_data import SegDataModule
+
+    ck = torch.load(seg_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    prep = ck["seg_preprocess"]
+    assert prep["label_mode"] == "bone" and prep["size"] == 32
+    train, val = prep["splits"]["train"], prep["splits"]["val"]
+    assert train and val and not set(train) & set(val)
+    dm = SegDataModule(data=str(tiny_phantom_dir), size=32, n4_shrink=None)
+    dm.setup()
+    assert dm.zscore.mean == pytest.approx(prep["zscore"]["mean"]) and dm.zscore.std == pytest.approx(prep["zscore"]["std"])
+    # Recomputing on the validation volume gives different statistics (no leakage).
+    raw_val = [dm._sets["val"].images[0] * dm.zscore.std + dm.zscore.mean]
+    zv = ZScore.fit(raw_val)
+    assert abs(zv.mean - dm.zscore.mean) > 1e-3 * abs(dm.zscore.mean)
+    restored = SegDataModule(data=str(tiny_phantom_dir), size=32, n4_shrink=None)
+    restored.load_state_dict(ck["SegDataModule"])
+    assert restored.zscore.mean == prep["zscore"]["mean"]
+
+
+def test_segment_writes_labels_with_input_geometry(seg_run, coronal_nifti, capsys):
+    from data_tools.formats.images import read_image
+
+    img, _, d = coronal_nifti
+    out = d / "pred.mhd"
+    assert cli.main(["segment", str(img), "--model", str(seg_run), "--out", str(out)]) == 0
+    pred, src = read_image(out), read_image(img)
+    assert pred.shape == src.shape and np.allclose(pred.spacing, src.spacing, atol=1e-5)
+    assert np.allclose(pred.origin, src.origin, atol=1e-5)
+    assert set(np.unique(pred.array)) <= {0, 1}
+
+
+def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path, capsys):
+    from data_tools.formats.images import Image, write_image
+
+    img, _, _ = coronal_nifti
+    two_d = write_image(tmp_path / "slice.nii.gz", Image(np.ones((32, 32, 1), np.float32)))
+    import yaml
+
+    cfg = yaml.safe_load((seg_run / "config.yaml").read_text())
+    ck = torch.load(seg_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    ck["seg_preprocess"]["dims"] = 3
+    run3 = tmp_path / "run3"
+    (run3 / "checkpoints").mkdir(parents=True)
+    torch.save(ck, run3 / "checkpoints" / "best.ckpt")
+    (run3 / "config.yaml").write_text(yaml.safe_dump(cfg))
+    capsys.readouterr()
+    assert cli.main(["segment", str(two_d), "--model", str(run3), "--out", str(tmp_path / "p.nii.gz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "3-D model" in err[0]
+    assert cli.main(["segment", str(tmp_path / "nope.nii.gz"), "--model", str(seg_run), "--out", "x.nii.gz"]) == 2
+
+
+def test_image_label_pairs_bad_geometry_and_values(coronal_nifti, tmp_path):
+    from data_tools.errors import PipelineInputError
+    from data_tools.formats.images import Image, read_image, write_image
+    from pipeline.seg_data import load_volumes
+
+    img, lab, _ = coronal_nifti
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    src = read_image(img)
+    write_image(tmp_path / "images" / "a.nii.gz", src)
+    shifted = read_image(lab)
+    shifted.origin = (0.0, 0.0, 0.0)
+    write_image(tmp_path / "labels" / "a.nii.gz", shifted)
+    with pytest.raises(PipelineInputError, match="geometry"):
+        load_volumes(tmp_path)
+    bad = read_image(lab)
+    bad.array = bad.array.copy()
+    bad.array[0, 0, 0] = 12
+    write_image(tmp_path / "labels" / "a.nii.gz", bad)
+    with pytest.raises(PipelineInputError, match="outside"):
+        load_volumes(tmp_path)
+    write_image(tmp_path / "labels" / "a.nii.gz", read_image(lab))
+    vols = load_volumes(tmp_path)
+    assert len(vols) == 1 and vols[0].image.shape == src.shape
+
+
+def test_early_stopping_stops_at_expected_epoch(tmp_path):
+    import pytorch_lightning as pl
+
+    from pipeline.seg_module import seg_callbacks
+
+    # Best at epoch 3 (0.8); never beaten: with patience 10 the run stops after epoch 13.
+    seq = [0.1, 0.5, 0.7, 0.8] + [0.75] * 30
+
+    class Synthetic(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, i):
+            return (self.w - batch[0]).pow(2).sum()
+
+        def validation_step(self, batch, i):
+            self.log("val/dice", seq[self.current_epoch])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(2, 1)), batch_size=2)
+    tr = pl.Trainer(max_epochs=len(seq), callbacks=seg_callbacks(tmp_path, patience=10), logger=False,
+                    enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    tr.fit(Synthetic(), data, data)
+    assert tr.current_epoch == 14  # epochs 0..13 ran: 10 epochs without improvement after epoch 3
+    assert (tmp_path / "best.ckpt").exists()
+    assert torch.load(tmp_path / "best.ckpt", weights_only=False)["epoch"] == 3
+
+
+def test_keras_lr_decay_1e4_at_step_9000():
+    from pipeline.lit_module import lr_lambda
+
+    f = lr_lambda({"name": "keras_decay", "decay": 1e-3}, total_steps=10_000)
+    assert 1e-3 * f(0) == pytest.approx(1e-3, abs=1e-15)
+    assert abs(1e-3 * f(9000) - 1e-4) < 1e-9
