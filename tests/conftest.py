@@ -36,3 +36,14 @@ def _threads():
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     except Exception:  # pragma: no cover
         pass
+
+
+@pytest.fixture(scope="session")
+def tiny_phantom_dir(tmp_path_factory):
+    """Two ``tiny`` phantom subjects (64x64x48, 8 coils, SNR 40, bias field): ``knee_000.h5`` (seed 0)
+    and ``knee_001.h5`` (seed 1). Read-only: copy a file before modifying it."""
+    from data_tools.phantom import DEMO_SNR, write_phantom_set
+
+    out = tmp_path_factory.mktemp("tiny_phantom")
+    write_phantom_set(out, 2, seed=0, preset="tiny", snr=DEMO_SNR, progress=False)
+    return out

@@ -1,0 +1,72 @@
+"""`pipeline data phantom` / `pipeline data show`, including the bad-input contract."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from data_tools.subject import LABELS, read_subject
+from pipeline import cli
+
+
+def test_phantom_writes_subjects_and_figures(tmp_path, capsys):
+    out = tmp_path / "knees"
+    rc = cli.main(["data", "phantom", "--out", str(out), "--subjects", "2", "--preset", "tiny", "--seed", "3",
+                   "--side", "left", "--snr", "30", "--bias", "false"])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["knee_000.h5", "knee_000.png", "knee_001.h5", "knee_001.png"]
+    subj = read_subject(out / "knee_001.h5")
+    assert subj.attrs["seed"] == 4 and subj.attrs["side"] == "left" and subj.attrs["snr"] == 30.0
+    assert subj.bias_field is None and subj.kspace.shape == (8, 64, 64, 48)
+    assert set(np.unique(subj.labels)) == set(LABELS)
+    assert (out / "knee_000.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_phantom_rejects_bad_options(tmp_path, capsys):
+    assert cli.main(["data", "phantom", "--out", str(tmp_path / "x"), "--subjects", "0", "--preset", "tiny"]) == 2
+    assert "subjects" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_show_writes_png(tiny_phantom_dir, tmp_path):
+    fig = tmp_path / "fig.png"
+    assert cli.main(["data", "show", str(tiny_phantom_dir / "knee_000.h5"), "--out", str(fig)]) == 0
+    data = fig.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def _missing_kspace(src, dst):
+    with h5py.File(dst, "w") as f:
+        f["rss"] = np.zeros((4, 4, 4), np.float32)
+
+
+def _wrong_dtype(src, dst):
+    with h5py.File(dst, "w") as f:
+        f["kspace"] = np.zeros((2, 4, 4, 4), np.float32)
+        f["rss"] = np.zeros((4, 4, 4), np.float32)
+
+
+def _truncated(src, dst):
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("make, expect", [
+    (None, "file not found"),
+    (_missing_kspace, "missing dataset 'kspace'"),
+    (_wrong_dtype, "expected complex64"),
+    (_truncated, "truncated"),
+])
+def test_show_bad_input_one_line_exit_2(tiny_phantom_dir, tmp_path, capsys, make, expect):
+    bad = tmp_path / "bad.h5"
+    if make is not None:
+        make(tiny_phantom_dir / "knee_000.h5", bad)
+    out_dir = tmp_path / "figs"
+    out_dir.mkdir()
+    rc = cli.main(["data", "show", str(bad), "--out", str(out_dir / "fig.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and str(bad) in err[0] and expect in err[0], err
+    assert "expected" in err[0] or "generate one" in err[0]
+    assert list(out_dir.iterdir()) == []  # no figure, no temp file
+
