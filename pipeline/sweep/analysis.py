@@ -115,7 +115,13 @@ def fit_ols(y, X) -> dict[str, Any] | None:
     X = X[keep]
     if len(y) <= X.shape[1]:
         return {"n": int(len(y)), "k": int(X.shape[1]), "dropped": dropped, "fit": None}
-    res = sm.OLS(np.asarray(y, dtype=float), X.astype(float)).fit()
+    import warnings
+
+    with warnings.catch_warnings():
+        # a dependent variable without variation (e.g. no failures at all) gives R² = NaN, reported as NA
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = sm.OLS(np.asarray(y, dtype=float), X.astype(float)).fit()
+        _ = (res.rsquared, res.rsquared_adj, res.fvalue, res.f_pvalue)   # evaluate the lazy stats here
     return {"n": int(res.nobs), "k": int(X.shape[1]), "dropped": dropped, "fit": res, "columns": keep}
 
 
