@@ -152,3 +152,17 @@ def test_keras_lr_decay_1e4_at_step_9000():
     f = lr_lambda({"name": "keras_decay", "decay": 1e-3}, total_steps=10_000)
     assert 1e-3 * f(0) == pytest.approx(1e-3, abs=1e-15)
     assert abs(1e-3 * f(9000) - 1e-4) < 1e-9
+
+
+def test_evaluate_segmentation_run_writes_metrics_and_overlays(seg_run, tmp_path):
+    import json
+
+    out = tmp_path / "rep"
+    assert cli.main(["evaluate", "--task", "segmentation", "--run", str(seg_run), "--out", str(out)]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["split"] == "val" and doc["label_mode"] == "bone"
+    s = doc["summary"]["bone"]
+    assert 0 <= s["dice_mean"] <= 1 and s["hd95_mean"] >= 0 and s["n"] == 1
+    assert (out / "per_subject.csv").read_text().startswith("subject,structure,dice")
+    pngs = list((out / "figures").glob("*.png"))
+    assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
