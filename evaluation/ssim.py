@@ -23,7 +23,7 @@ Why not torchmetrics/MONAI: torchmetrics' SSIM reflect-pads and averages over th
 (not skimage's/TF's valid region), clamps variances, has no sample covariance, no per-image data
 range and no tile variant; its MS-SSIM uses ``relu`` before fractional powers (infinite
 gradients at 0) and rejects images below 176 px. Here the windows are separable (two 1-D
-convolutions: 22 instead of 121 multiply-adds per pixel for the 11x11 window).
+convolutions; see :func:`filter_valid`).
 """
 from __future__ import annotations
 
@@ -89,17 +89,36 @@ def uniform_window(win: int, dtype=torch.float32, device=None) -> torch.Tensor:
     return torch.full((win,), 1.0 / win, dtype=dtype, device=device)
 
 
+def _band_matrix(n: int, w: torch.Tensor) -> torch.Tensor:
+    """(n, n - k + 1) matrix M with (v @ M)[j] = sum_i w[i] v[j + i]: a valid 1-D correlation."""
+    k = w.numel()
+    m = n - k + 1
+    band = torch.zeros(n, m, dtype=w.dtype, device=w.device)
+    cols = torch.arange(m, device=w.device).expand(k, m)
+    rows = cols + torch.arange(k, device=w.device)[:, None]
+    band[rows, cols] = w[:, None].expand(k, m)
+    return band
+
+
 def filter_valid(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Separable 2-D filter with 1-D window ``w`` (length k), no padding.
 
     (N, C, H, W) -> (N, C, H - k + 1, W - k + 1): the positions whose window lies inside the image,
     i.e. skimage's filtered map with a border of (k - 1) / 2 cropped.
+    On CPU the two passes are matrix products with banded matrices (BLAS; 2-3x faster than
+    single-channel ``conv2d`` at 256^2, measured on 2 cores); on GPU cuDNN convolutions with
+    TF32 disabled, so float32 statistics keep float32 precision on Ampere and newer.
     """
     n, c, h, wd = x.shape
     k = w.numel()
+    if x.device.type == "cpu":
+        return _band_matrix(h, w).T @ x @ _band_matrix(wd, w)
     flat = x.reshape(n * c, 1, h, wd)
-    flat = F.conv2d(flat, w.reshape(1, 1, k, 1))
-    flat = F.conv2d(flat, w.reshape(1, 1, 1, k))
+    cudnn = torch.backends.cudnn
+    with cudnn.flags(enabled=True, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
+                     allow_tf32=False):
+        flat = F.conv2d(flat, w.reshape(1, 1, k, 1))
+        flat = F.conv2d(flat, w.reshape(1, 1, 1, k))
     return flat.reshape(n, c, h - k + 1, wd - k + 1)
 
 
