@@ -1,0 +1,180 @@
+"""Configuration of `pipeline simulate`: one dataclass, presets in configs/simulate/<name>.yaml.
+
+Every field is a plain value so the resolved config is stored as YAML in the dataset's attrs.
+Geometry defaults follow the original code (reference §1.2): slice ranges x 15-299, y 50-279,
+z 40-219 given in the original (320, 320, 256) matrix and scaled to the data's matrix; central
+crop 256 of 320 (0.8 of the largest axis, at most the smallest axis).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import PipelineInputError, require
+from .masks import BART_POIS_R, BART_SEED, MASKS
+from .paths import CONFIG_DIR
+from .simdata import AXES
+from .splits import FRACTIONS, MODES, SPLIT_SEED
+
+PATTERNS = ("radial", *MASKS)
+SHORT = {"poisson": "pois", "cartesian_random": "cart_rand", "cartesian_equispaced": "cart_eq"}
+REF_MATRIX = (320, 320, 256)  # mridata Stanford knees: kx, ky, kz (reference §1.1)
+REF_RANGES = {"x": [15, 299], "y": [50, 279], "z": [40, 219]}  # inclusive, reference §1.2
+REF_CROP = 256
+
+
+@dataclasses.dataclass
+class SimConfig:
+    """Resolved simulation settings (see docs/simulate.md for each field)."""
+
+    name: str = ""
+    pattern: str = "radial"
+    # radial (BART `traj -r`, reference §1.3)
+    spokes: int = 41
+    interleaves: int = 4  # the authors' final code (create_images_v2.sh TURNS=4); the chapter says 5
+    golden: bool = False
+    readout: int | None = None  # samples per spoke; None = the crop size (256 for the full geometry)
+    readout_scale: float = 0.5  # BART `scale 0.5`: k within +-63.75 at readout 256
+    full_coverage: bool = False  # readout 2*max(H, W) at 0.5 spacing: the whole grid (deviation option)
+    recon: str = "cg"  # cg (BART nufft -i) | dcf (density-compensated adjoint)
+    cg_iters: int = 50
+    # Cartesian masks
+    accel: float = BART_POIS_R
+    calib: int | None = None  # None = 32 scaled by crop/256
+    vardensity: float = 1.5
+    elliptical: bool = True
+    center_fraction: float = 0.08
+    mask_seed: int = BART_SEED
+    mask_per_subject: bool = False  # False as BART: one fixed seed, one mask for all knees
+    # coil set (reference §1.4)
+    coil: bool = False
+    coil_stride: int = 3
+    # geometry
+    axes: str = "xyz"
+    ranges: dict[str, list[int]] | None = None  # inclusive [first, last] in `ranges_matrix` units
+    ranges_matrix: list[int] | None = None  # None = REF_MATRIX (the ranges are scaled to the data)
+    slice_stride: int = 1
+    crop: int | None = None
+    max_subjects: int | None = None
+    # intensities and splits
+    normalisation: str = "float"  # float | uint8 (BART toimg faithful)
+    split: str = "subject"
+    split_seed: int = SPLIT_SEED
+    split_fractions: list[float] = dataclasses.field(default_factory=lambda: list(FRACTIONS))
+    batch_slices: int | None = None  # slices per batched NUFFT/CG call; None = about 2M pixels x coils
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name for f in dataclasses.fields(SimConfig)}
+
+
+def preset_path(name: str) -> Path:
+    return CONFIG_DIR / "simulate" / f"{name}.yaml"
+
+
+def load_preset(name: str, demo: bool = False) -> dict[str, Any]:
+    """Read configs/simulate/<name>.yaml; ``demo=True`` applies its ``demo:`` section on top."""
+    path = preset_path(name)
+    if not path.exists():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise PipelineInputError(f"unknown preset '{name}'", path=path, expected=" | ".join(known))
+    raw = yaml.safe_load(path.read_text()) or {}
+    demo_part = raw.pop("demo", {}) or {}
+    if demo:
+        raw.update(demo_part)
+    bad = set(raw) - FIELDS
+    require(not bad, f"unknown keys {sorted(bad)}", path=path, expected=f"fields of SimConfig: {sorted(FIELDS)}")
+    raw.setdefault("name", name)
+    return raw
+
+
+def default_name(pattern: str, spokes: int, accel: float, coil: bool) -> str:
+    if pattern == "radial":
+        base = f"rad_{spokes}"
+    elif pattern == "poisson":
+        base = "pois"
+    else:
+        base = f"{SHORT[pattern]}_{accel:g}"
+    return f"coil_{base}" if coil else base
+
+
+def resolve(preset: str | None = None, demo: bool = False, **overrides) -> SimConfig:
+    """Preset (explicit, or the one named like the derived dataset name) + non-None overrides."""
+    over = {k: v for k, v in overrides.items() if v is not None}
+    bad = set(over) - FIELDS
+    require(not bad, f"unknown options {sorted(bad)}", field="simulate", expected=f"one of {sorted(FIELDS)}")
+    base: dict[str, Any] = {}
+    if preset is not None:
+        base = load_preset(preset, demo)
+    else:
+        probe = SimConfig(**{k: v for k, v in over.items() if k in ("pattern", "spokes", "accel", "coil")})
+        _check_pattern(probe.pattern)
+        guess = over.get("name") or default_name(probe.pattern, probe.spokes, probe.accel, probe.coil)
+        if preset_path(guess).exists():
+            base = load_preset(guess, demo)
+    cfg = SimConfig(**{**base, **over})
+    if not cfg.name:
+        cfg.name = default_name(cfg.pattern, cfg.spokes, cfg.accel, cfg.coil)
+    validate(cfg)
+    return cfg
+
+
+def _check_pattern(pattern: str) -> None:
+    require(pattern in PATTERNS, f"unknown pattern '{pattern}'", field="pattern", expected=" | ".join(PATTERNS))
+
+
+def validate(cfg: SimConfig) -> None:
+    """Check every field that does not depend on the data; raises PipelineInputError."""
+    _check_pattern(cfg.pattern)
+    require(cfg.spokes > 0, f"spokes = {cfg.spokes} must be > 0", field="spokes", expected="an integer >= 1")
+    require(cfg.interleaves > 0, f"interleaves = {cfg.interleaves} must be > 0", field="interleaves",
+            expected="an integer >= 1")
+    require(cfg.pattern == "radial" or cfg.accel > 1.0, f"acceleration R = {cfg.accel} must be > 1",
+            field="accel", expected="R > 1")
+    require(cfg.readout is None or cfg.readout > 0, f"readout = {cfg.readout}", field="readout", expected=">= 1")
+    require(cfg.readout_scale > 0, f"readout_scale = {cfg.readout_scale}", field="readout_scale", expected="> 0")
+    require(cfg.recon in ("cg", "dcf"), f"unknown recon '{cfg.recon}'", field="recon", expected="cg | dcf")
+    require(cfg.cg_iters >= 1, f"cg_iters = {cfg.cg_iters}", field="cg_iters", expected=">= 1")
+    require(cfg.normalisation in ("float", "uint8"), f"unknown normalisation '{cfg.normalisation}'",
+            field="normalisation", expected="float | uint8")
+    require(cfg.split in MODES, f"unknown split '{cfg.split}'", field="split", expected=" | ".join(MODES))
+    require(bool(cfg.axes) and set(cfg.axes) <= set(AXES) and len(set(cfg.axes)) == len(cfg.axes),
+            f"axes '{cfg.axes}'", field="axes", expected="distinct letters from 'xyz'")
+    require(cfg.slice_stride >= 1 and cfg.coil_stride >= 1 and (cfg.batch_slices or 1) >= 1,
+            "slice_stride, coil_stride and batch_slices must be >= 1", field="slice_stride", expected=">= 1")
+    require(cfg.crop is None or cfg.crop > 0, f"crop = {cfg.crop}", field="crop", expected="a positive integer")
+    require(cfg.calib is None or cfg.calib >= 0, f"calib = {cfg.calib}", field="calib", expected=">= 0")
+    require(cfg.max_subjects is None or cfg.max_subjects >= 1, f"max_subjects = {cfg.max_subjects}",
+            field="max_subjects", expected=">= 1")
+    if cfg.ranges is not None:
+        for ax, r in cfg.ranges.items():
+            require(ax in AXES and len(r) == 2 and 0 <= r[0] <= r[1], f"range {ax}: {r}", field="ranges",
+                    expected="{x|y|z: [first, last]} with 0 <= first <= last")
+
+
+def geometry(cfg: SimConfig, matrix: tuple[int, int, int], path: Path | None = None) -> tuple[dict[int, list[int]], int]:
+    """All slice indices per axis (0/1/2, before any stride) and the crop size for a volume of
+    ``matrix`` (x, y, z)."""
+    ref = cfg.ranges_matrix or list(REF_MATRIX)
+    ranges = {**REF_RANGES, **(cfg.ranges or {})}
+    out: dict[int, list[int]] = {}
+    for letter in cfg.axes:
+        ax = AXES.index(letter)
+        n = matrix[ax]
+        lo = int(round(ranges[letter][0] * n / ref[ax]))
+        hi = min(int(round(ranges[letter][1] * n / ref[ax])), n - 1)
+        require(lo <= hi, f"slice range {letter} {ranges[letter]} is empty for {n} slices", path=path,
+                field="ranges", expected=f"indices within 0..{n - 1} (in units of {ref})")
+        out[ax] = list(range(lo, hi + 1))  # unstrided: the split is defined on every slice
+    crop = cfg.crop if cfg.crop is not None else min(int(round(max(matrix) * REF_CROP / REF_MATRIX[0])), min(matrix))
+    for letter in cfg.axes:
+        ax = AXES.index(letter)
+        plane = [matrix[a] for a in range(3) if a != ax]
+        require(crop <= min(plane), f"crop {crop} is larger than the {letter}-slice {plane[0]}x{plane[1]}",
+                path=path, field="crop", expected=f"crop <= {min(plane)}")
+    return out, crop
