@@ -132,3 +132,15 @@ def test_shape_change_exits_2_and_nan_run_fails(setup, tmp_path, capsys):
     assert entry["models"]["exp/nan"]["failed"] is True and entry["models"]["exp/nan"]["nonfinite_images"] == 6
     assert entry["benchmark"]["failed"] is False
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_bench_evaluate_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "evaluate", "--out", str(out), "--n_images", "4", "--size", "32", "--repeats", "1"]) == 0
+    doc = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == doc
+    assert [r["variant"] for r in doc["results"]] == ["gaussian", "fastmri"]
+    for r in doc["results"]:
+        assert r["max_abs_diff"] < 1e-5 and r["ours_images_per_s"] > 0 and r["skimage_images_per_s"] > 0
+        assert r["speedup"] == pytest.approx(r["skimage_seconds"] / r["ours_seconds"])
+    assert cli.main(["bench", "evaluate", "--out", str(out), "--variants", "[pil]"]) == 2
