@@ -96,6 +96,13 @@ def model_predictor(model: torch.nn.Module) -> Predictor:
     return predict
 
 
+def read_rows(ds, rows: np.ndarray) -> np.ndarray:
+    """``ds[rows]`` for increasing ``rows``; a contiguous run is read as one slice (much faster in h5py)."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1:
+        return ds[int(rows[0]):int(rows[-1]) + 1]
+    return ds[rows]
+
+
 def _example_rows(cols: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, int]:
     """One fixed slice per axis: the median slice index of the lowest interleave (deterministic)."""
     out = {}
@@ -113,7 +120,7 @@ def _volume_max(path: Path, rows: np.ndarray, cols: dict[str, np.ndarray], batch
     peaks = np.empty(len(rows), dtype=np.float64)
     with open_sim(path) as f:
         for s in range(0, len(rows), batch_size):
-            y = to_image(as_tensor(f["target"][rows[s:s + batch_size]], device), path)
+            y = to_image(as_tensor(read_rows(f["target"], rows[s:s + batch_size]), device), path)
             peaks[s:s + batch_size] = y.reshape(y.shape[0], -1).amax(dim=1).double().cpu().numpy()
     vol = np.char.add(np.char.add(cols["subject"].astype(str), "/"), cols["axis"].astype(str))
     out = np.empty_like(peaks)
@@ -165,8 +172,8 @@ def evaluate_dataset(path: str | Path, predictors: Mapping[str, Predictor | torc
                                     disable=not progress, leave=False) as bar:
         for s in range(0, len(rows), batch_size):
             r = rows[s:s + batch_size]
-            x = as_tensor(f["input"][r], dev)
-            y_img = to_image(as_tensor(f["target"][r], dev), path)
+            x = as_tensor(read_rows(f["input"], r), dev)
+            y_img = to_image(as_tensor(read_rows(f["target"], r), dev), path)
             rng = torch.as_tensor(peaks[s:s + len(r)], device=dev) if peaks is not None else data_range
             images = {BENCHMARK: to_image(x, path)}
             for name, predict in preds.items():

@@ -41,15 +41,16 @@ class Crop(nn.Module):
         return x[..., 1:, :]
 
 
-def _test_arrays(path):
-    rows = split_indices(path, "test")
+def _test_arrays(path, split="test"):
+    rows = split_indices(path, split)
     with h5py.File(path, "r") as f:
         return rows, f["input"][rows.tolist()], f["target"][rows.tolist()]
 
 
-def test_benchmark_known_answer(sim_file):
-    rows, x, y = _test_arrays(sim_file)
-    res = B.benchmark(sim_file, batch_size=5, progress=False)
+@pytest.mark.parametrize("split", ["test", "all"])  # scattered rows and one contiguous run
+def test_benchmark_known_answer(sim_file, split):
+    rows, x, y = _test_arrays(sim_file, split)
+    res = B.benchmark(sim_file, split=split, batch_size=5, progress=False)
     assert res.rows.tolist() == rows.tolist() and res.channels == 1
     np.testing.assert_allclose(res.per_image["benchmark"]["mae"], np.abs(x - y).mean(axis=(1, 2, 3)), rtol=1e-6)
     np.testing.assert_allclose(res.per_image["benchmark"]["bias"], (x - y).mean(axis=(1, 2, 3)), rtol=1e-5)
