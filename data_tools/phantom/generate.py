@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..coils import rss
 from ..errors import PipelineInputError
 from ..fft import fft3c
 from ..subject import Subject
@@ -69,9 +68,13 @@ def _coil_maps(n_coils: int, matrix, ring_radius: float, d_body, voxel_mm: float
     """Birdcage maps normalised so that sum_c |S_c|^2 = 1 inside the body (and up to one voxel
     outside it, where partial volume puts signal), tapered to zero in the air around it."""
     maps = birdcage(n_coils, matrix, ring_radius)
-    norm = np.sqrt((np.abs(maps) ** 2).sum(axis=0))
+    power = np.zeros(matrix, dtype=np.float32)
+    for m in maps:  # per coil: no (coil, x, y, z) float temporaries on the full grid
+        power += m.real ** 2 + m.imag ** 2
     taper = np.where(d_body <= voxel_mm, 1.0, np.exp(-((d_body - voxel_mm) / 12.0) ** 2)).astype(np.float32)
-    maps *= (taper / np.maximum(norm, 1e-12))[None]
+    scale = taper / np.maximum(np.sqrt(power), 1e-12)
+    for m in maps:
+        m *= scale
     return maps
 
 
