@@ -23,7 +23,7 @@ def biased():
     truth = np.where(body, 0.4, 0.0).astype(np.float32)
     truth[np.isin(lab, (1, 2, 3, 4))] = 1.0
     truth[np.isin(lab, (5, 6, 7))] = 0.6
-    noise = 1 + 0.02 * np.random.default_rng(0).standard_normal(truth.shape)
+    noise = 1 + 0.005 * np.random.default_rng(0).standard_normal(truth.shape)
     return (truth * bias * noise).astype(np.float32), lab, bias, tuple(s.attrs["voxel_size_mm"])
 
 
