@@ -7,7 +7,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from data_tools.atomic import atomic_path
 from data_tools.errors import PipelineInputError
 from data_tools.paths import default_runs_dir
 
@@ -72,16 +71,9 @@ def _default_precision() -> str:
 def _build_trainer(cfg: dict, run_dir: Path):
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
-    from pytorch_lightning.plugins.io import TorchCheckpointIO
+    from pytorch_lightning.loggers import TensorBoardLogger
 
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        """Checkpoints via data_tools.atomic: a killed job never leaves a truncated last.ckpt."""
-
-        def save_checkpoint(self, checkpoint, path, storage_options=None):
-            import torch
-            with atomic_path(path) as tmp:
-                torch.save(checkpoint, tmp)
+    from .train_io import AppendingCSVLogger, AtomicCheckpointIO
 
     kw = dict(cfg.get("trainer") or {})
     kw.pop("gradient_clip_val", None)  # clipping lives in TaskModule.configure_gradient_clipping
@@ -97,7 +89,7 @@ def _build_trainer(cfg: dict, run_dir: Path):
         plugins.append(SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1))
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
                            save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
-    loggers = [CSVLogger(save_dir=run_dir, name="", version=""),
+    loggers = [AppendingCSVLogger(save_dir=run_dir, name="", version=""),
                TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)]
     return pl.Trainer(default_root_dir=run_dir, callbacks=[ckpt, LearningRateMonitor("step")], logger=loggers,
                       plugins=plugins, **kw)
@@ -147,7 +139,10 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     trainer = _build_trainer(cfg, run_dir)
     runs.write_config(run_dir, cfg)
     runs.write_json(run_dir / "provenance.json", runs.provenance(int(cfg["seed"]), argv, _device_name(trainer)))
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if (last.exists() and (resume or requeued)) else None)
+    ckpt_path = str(last) if (last.exists() and (resume or requeued)) else None
+    if requeued and list(run_dir.glob("hpc_ckpt_*.ckpt")):
+        ckpt_path = None  # Lightning restores its newer SIGUSR1 checkpoint itself
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     if trainer.interrupted:
         return run_dir
     if not (run_dir / "checkpoints" / "best.ckpt").exists():

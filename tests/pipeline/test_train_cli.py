@@ -1,0 +1,158 @@
+"""`pipeline train`: resume equivalence, V1 -> V2 warm start, the demo profile, overrides, bad input."""
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from conftest import tiny_overrides
+from data_tools.simdata import split_indices
+from pipeline import cli, runs
+from pipeline import train as train_mod
+from pipeline.train import resolve_config, train_experiment
+from pipeline.train_config import available_experiments
+
+TINY = "net={class_path: torch.nn.Conv2d, init_args: {in_channels: 1, out_channels: 1, kernel_size: 3, padding: 1}}"
+
+
+def _final_train_loss(run_dir) -> float:
+    import csv
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/loss_epoch")]
+    return float(rows[-1]["train/loss_epoch"])
+
+
+def test_two_epochs_equal_one_plus_resume(sim_dir, tmp_path):
+    # an absolute drop step (at_fraction would move with the run length), crossed after the resume
+    o = tiny_overrides(sim_dir, **{"task.scheduler": {"name": "step_drop", "at": 5, "factor": 0.1}})
+    full = train_experiment("dncnn_l2", {**o, "trainer.max_epochs": 2}, runs_dir=tmp_path / "a", profile="full")
+    first = train_experiment("dncnn_l2", {**o, "trainer.max_epochs": 1}, runs_dir=tmp_path / "b", profile="full")
+    assert (first / "done").exists()
+    resumed = train_experiment("dncnn_l2", {**o, "trainer.max_epochs": 2}, runs_dir=tmp_path / "b", profile="full",
+                               resume=True)
+    assert resumed == first  # the run name ignores the length of the run
+    a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)
+    assert a["global_step"] == b["global_step"] == 8
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=1e-6)
+    assert _final_train_loss(full) == pytest.approx(_final_train_loss(resumed), abs=1e-5)
+    # the resumed CSV log kept epoch 0 and appended epoch 1
+    epochs = {r.split(",")[0] for r in (resumed / "metrics.csv").read_text().splitlines()[1:]}
+    assert {"0", "1"} <= epochs
+
+
+def test_v2_warm_starts_from_v1_and_trains_on_joint_set(sim_dir, tmp_path, monkeypatch):
+    o = tiny_overrides(sim_dir, **{"trainer.max_epochs": 1})
+    v1 = train_experiment("dncnn_l2", o, runs_dir=tmp_path, profile="full")
+    seen = {}
+    real_module, real_data = train_mod.build_module, train_mod.build_data
+
+    def spy_module(cfg, net):
+        seen["start"] = {k: v.clone() for k, v in net.state_dict().items()}
+        return real_module(cfg, net)
+
+    def spy_data(cfg):
+        seen["dm"] = real_data(cfg)
+        return seen["dm"]
+
+    monkeypatch.setattr(train_mod, "build_module", spy_module)
+    monkeypatch.setattr(train_mod, "build_data", spy_data)
+    v2 = train_experiment("dncnn_l2_v2", o, runs_dir=tmp_path, profile="full")
+    v1_best = runs.net_state_dict(v1 / "checkpoints" / "best.ckpt")
+    for k, v in v1_best.items():
+        assert torch.equal(seen["start"][k], v), k
+    joint = sum(len(split_indices(sim_dir / f"{n}.h5", "train")) for n in ("pois", "rad_41", "rad_15"))
+    assert len(seen["dm"].train_set) == joint
+    cfg = runs.read_config(v2)
+    assert cfg["init_checkpoint"] == str(v1 / "checkpoints" / "best.ckpt")
+    assert cfg["data"]["init_args"]["datasets"] == ["pois", "rad_41", "rad_15"]
+    assert cfg["task"]["scheduler"]["name"] == "constant"
+    after = runs.net_state_dict(v2 / "checkpoints" / "last.ckpt")
+    assert not torch.equal(after["weight"], v1_best["weight"])  # it did train
+
+
+def test_demo_profile_and_full_defaults():
+    full = resolve_config("unet_l2", profile="full")
+    assert full["net"]["class_path"] == "models.unet.ModifiedUNet"
+    assert full["net"]["init_args"]["encoder"] == [64, 128, 256, 512, 1024, 1024]
+    assert full["task"]["optimizer"] == {"name": "adam", "lr": 0.01, "weight_decay": 0.0}
+    assert full["task"]["grad_clip"] == 5.0 and full["seed"] == 1993
+    assert full["data"]["init_args"]["batch_size"] == 8 and full["data"]["init_args"]["datasets"] == ["rad_41"]
+    demo = resolve_config("unet_l2", profile="demo")
+    assert demo["net"]["init_args"]["encoder"] == [8, 16] and demo["trainer"]["max_steps"] == 40
+    auto = resolve_config("unet_l2")  # no CUDA here: the demo profile
+    assert auto["profile"] == ("full" if torch.cuda.is_available() else "demo")
+    coil = resolve_config("coil_unet_l1", profile="full")
+    assert coil["net"]["init_args"]["in_ch"] == 16 and coil["data"]["init_args"]["datasets"] == ["coil_pois"]
+    assert set(available_experiments()) >= {f"{m}_{l}{v}" for m in ("dncnn", "unet") for l in ("l1", "l2", "ssim")
+                                            for v in ("", "_v2")} | {"coil_dncnn_l2", "coil_unet_l1"}
+
+
+@pytest.mark.parametrize("name", ["dncnn_l1", "dncnn_ssim_v2", "unet_ssim", "coil_dncnn_l2", "coil_unet_l1"])
+def test_experiment_configs_build(name):
+    from pipeline.train_config import build_data, build_module, build_net
+    cfg = resolve_config(name, profile="demo")
+    net = build_net(cfg["net"])
+    module = build_module(cfg, net)
+    c = cfg["net"]["init_args"]["in_ch"]
+    x = torch.rand(1, c, 16, 16)
+    assert module(x).shape == x.shape and module.grad_clip == 5.0
+    assert build_data(cfg["data"]).batch_size == (4 if name == "coil_unet_l1" else 8)
+
+
+def test_cli_as_typed_demo_run(sim_dir, tmp_path, capsys):
+    rc = cli.main(["train", "unet_l2", "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path), "--profile", "demo",
+                   "--max-steps", "3", "--set", "trainer.enable_progress_bar=false", "trainer.deterministic=true"])
+    assert rc == 0
+    run_dir = runs.find_runs(tmp_path)[0]
+    assert capsys.readouterr().out.strip().endswith(str(run_dir))
+    cfg = runs.read_config(run_dir)
+    assert cfg["trainer"]["max_steps"] == 3 and cfg["profile"] == "demo"
+    assert (run_dir / "checkpoints" / "best.ckpt").exists() and (run_dir / "figures" / "loss_curves.png").exists()
+    net, _ = runs.load_model(run_dir)
+    assert net(torch.rand(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+
+
+def test_print_config_with_overrides(capsys):
+    assert cli.main(["train", "unet_l2", "--profile", "full", "--set", "net.init_args.bottom=32",
+                     "task.optimizer.lr=0.5", "--max-steps", "7", "--print_config"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["net"]["init_args"]["bottom"] == 32 and cfg["task"]["optimizer"]["lr"] == 0.5
+    assert cfg["trainer"]["max_steps"] == 7 and "profiles" not in cfg
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert cli.main(argv) == 2
+    text = capsys.readouterr().err
+    err = [ln for ln in text.splitlines() if ln.startswith("error")]  # library warnings may precede it
+    assert len(err) == 1 and "Traceback" not in text, text
+    return err[0]
+
+
+def test_bad_input_one_line_exit_2(sim_dir, tmp_path, capsys):
+    err = _one_line_error(capsys, ["train", "unet_l3"])
+    assert "unknown experiment 'unet_l3'" in err and "unet_l2" in err and "coil_dncnn_l2" in err
+    err = _one_line_error(capsys, ["train", "dncnn_l2", "--data-dir", str(tmp_path), "--runs-dir", str(tmp_path),
+                                   "--set", TINY])
+    assert "rad_41.h5" in err and "not found" in err
+    err = _one_line_error(capsys, ["train", "dncnn_l2", "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path),
+                                   "--set", TINY, "data.init_args.datasets=[coil_pois]"])
+    assert "coil_pois.h5" in err and "dataset has 16 channels, model expects 1" in err
+    err = _one_line_error(capsys, ["train", "dncnn_l2", "--set", "net.init_args.bogus=3", "--profile", "full",
+                                   "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path)])
+    assert "[net]" in err and "bogus" in err
+
+
+def test_checkpoint_of_another_architecture(sim_dir, tmp_path, capsys):
+    v1 = train_experiment("dncnn_l2", tiny_overrides(sim_dir, **{"trainer.max_epochs": 1}), runs_dir=tmp_path,
+                          profile="full")
+    base = ["train", "dncnn_l2_v2", "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path), "--profile", "full"]
+    # the V2 experiment builds the real DnCNN, V1 was the tiny conv: both named
+    err = _one_line_error(capsys, base + ["--set", "net.init_args.depth=2"])
+    assert "architecture differs" in err and "torch.nn.Conv2d" in err and "models.dncnn.DnCNN" in err
+    ckpt = v1 / "checkpoints" / "best.ckpt"
+    err = _one_line_error(capsys, base + ["--set", "net.init_args.depth=2", f"init_from={ckpt}"])
+    assert "architecture differs" in err and str(ckpt) in err
+    err = _one_line_error(capsys, base + ["--set", "init_from=no_such_experiment"])
+    assert "no finished run of experiment 'no_such_experiment'" in err
