@@ -171,3 +171,40 @@ def test_ms_ssim_small_images_use_fewer_renormalised_scales():
     assert ms_ssim(z, z).item() == 1.0
     with pytest.raises(PipelineInputError, match="at least 11"):
         ms_ssim(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
+
+
+def test_filter_valid_equals_scipy_correlation_valid_region():
+    from evaluation.ssim import filter_valid, gaussian_window
+    a = np.random.default_rng(3).random((2, 3, 20, 17))
+    ours = filter_valid(torch.as_tensor(a), gaussian_window(11, 1.5, torch.float64))
+    ref = ndimage.gaussian_filter(a, (0, 0, 1.5, 1.5), truncate=3.5)[..., 5:-5, 5:-5]
+    assert ours.shape == (2, 3, 10, 7)
+    np.testing.assert_allclose(ours.numpy(), ref, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("variant", ["gaussian", "fastmri"])
+def test_cpu_chunking_does_not_change_values(variant, monkeypatch):
+    import evaluation.ssim as mod
+    t, p = _images("structured", n=5, size=24)
+    x, y = torch.as_tensor(p).reshape(5, 1, 24, 24), torch.as_tensor(t).reshape(5, 1, 24, 24)
+    x2, y2 = x.reshape(1, 5, 24, 24), y.reshape(1, 5, 24, 24)  # channels share one image's range
+    whole = ssim(x, y, variant, data_range=torch.linspace(1, 2, 5))
+    whole_c = ssim(x2, y2, variant)
+    monkeypatch.setattr(mod, "_CPU_CHUNK_PIXELS", 2 * 24 * 24)  # chunks of 2, 2, 1 planes
+    np.testing.assert_allclose(ssim(x, y, variant, data_range=torch.linspace(1, 2, 5)).numpy(),
+                               whole.numpy(), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(ssim(x2, y2, variant).numpy(), whole_c.numpy(), atol=1e-12, rtol=0)
+    ref = [sk_ssim(t[i], p[i], data_range=float(r)) for i, r in enumerate(np.linspace(1, 2, 5))]
+    if variant == "fastmri":
+        np.testing.assert_allclose(whole.numpy(), ref, atol=1e-12, rtol=0)
+
+
+def test_gradients_match_finite_differences():
+    t, p = _images("structured", n=2, size=16)
+    x = _t(p, torch.float64).requires_grad_(True)
+    y = _t(t, torch.float64)
+    assert torch.autograd.gradcheck(lambda a: ssim(a, y), (x,), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(lambda a: ssim(a, y, "fastmri"), (x,), eps=1e-6, atol=1e-6)
+    z = torch.zeros(1, 1, 16, 16, requires_grad=True)
+    ssim(z, torch.zeros(1, 1, 16, 16), reduction="mean").backward()
+    assert torch.isfinite(z.grad).all()
