@@ -102,8 +102,31 @@ def _depthwise_weights(w: torch.Tensor, channels: int) -> tuple[torch.Tensor, to
             w.reshape(1, 1, k, 1).expand(channels, 1, k, 1).contiguous())
 
 
-def _filter_planes(planes: torch.Tensor, w: torch.Tensor, kernels=None) -> torch.Tensor:
-    """Valid separable filter of (P, H, W) planes -> (P, H - k + 1, W - k + 1), contiguous.
+def _channels_last(planes: torch.Tensor, squares: bool = False) -> torch.Tensor:
+    """(P, H, W) -> (1, P, H, W) in channels_last memory (planes interleaved per pixel), followed
+    by the P squared planes when ``squares`` (then (1, 2P, H, W)).
+
+    Without gradients the planes are written one by one: a single strided copy reads all planes
+    at once, 2**k bytes apart at power-of-two sizes, and thrashes the cache (measured 2x slower
+    at 256^2); the squares are written in place of a separate product and concatenation.
+    """
+    if torch.is_grad_enabled() and planes.requires_grad:
+        both = torch.cat([planes, planes * planes]) if squares else planes
+        return both.unsqueeze(0).contiguous(memory_format=torch.channels_last)
+    p = planes.shape[0]
+    out = torch.empty((1, (2 if squares else 1) * p, *planes.shape[1:]), dtype=planes.dtype,
+                      device=planes.device, memory_format=torch.channels_last)
+    for j in range(p):
+        out[0, j].copy_(planes[j])
+        if squares:
+            torch.mul(planes[j], planes[j], out=out[0, p + j])
+    return out
+
+
+def _filter_planes(planes: torch.Tensor, w: torch.Tensor, kernels=None,
+                   squares: bool = False) -> torch.Tensor:
+    """Valid separable filter of (P, H, W) planes -> (P, H - k + 1, W - k + 1), contiguous; with
+    ``squares`` the P squared planes are filtered too, giving (2P, H - k + 1, W - k + 1).
 
     CPU: one depthwise (grouped) conv2d per direction over the planes as channels in
     channels_last layout, where oneDNN vectorises across channels (measured 4x faster than
@@ -111,14 +134,14 @@ def _filter_planes(planes: torch.Tensor, w: torch.Tensor, kernels=None) -> torch
     single-channel convolutions with TF32 disabled, so float32 statistics keep float32 precision
     on Ampere and newer.
     """
-    p, h, wd = planes.shape
     k = w.numel()
     if planes.device.type == "cpu":
+        inp = _channels_last(planes, squares)
+        p = inp.shape[1]
         rows, cols = kernels if kernels is not None else _depthwise_weights(w, p)
-        inp = planes.unsqueeze(0).contiguous(memory_format=torch.channels_last)
         out = F.conv2d(F.conv2d(inp, rows[:p], groups=p), cols[:p], groups=p)
         return out[0].contiguous()
-    flat = planes.unsqueeze(1)
+    flat = (torch.cat([planes, planes * planes]) if squares else planes).unsqueeze(1)
     cudnn = torch.backends.cudnn
     with cudnn.flags(enabled=True, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
                      allow_tf32=False):
@@ -155,7 +178,7 @@ def _plane_terms(xp, yp, w, c1, c2, kernels=None) -> tuple[torch.Tensor, torch.T
     # digits in float32 (the luminance term gets the mean back).
     m = sd.mean(dim=(-2, -1), keepdim=True)
     sd = sd - m
-    stats = _filter_planes(torch.cat([sd, sd * sd]), w, kernels)
+    stats = _filter_planes(sd, w, kernels, squares=True)
     first, second = stats.split(2 * g)  # f(S), f(D); f(S^2), f(D^2)
     zero = torch.zeros_like(c1)
     ab = torch.addcmul(second + torch.cat([c2, zero]), first, first, value=-1)
