@@ -50,6 +50,20 @@ def find_datasets(data_dir: Path, names: Optional[list[str]] = None) -> list[Pat
     return [found[n] for n in sorted(found, key=lambda n: (rank.get(n, len(rank)), n))]
 
 
+def _with_split(files: list[Path], split: str) -> list[Path]:
+    """Found (not named) datasets whose ``split`` has samples; the others are listed and left out."""
+    from data_tools.simdata import split_indices
+
+    keep = [f for f in files if split_indices(f, split).size]
+    for f in files:
+        if f not in keep:
+            print(f"note: {f} has no '{split}' samples; left out")
+    if not keep:
+        raise PipelineInputError(f"no dataset has a '{split}' split", path=files[0].parent, field="split",
+                                 hint="simulate more subjects or pass --split all")
+    return keep
+
+
 def run_name(run_dir: Path) -> str:
     """``<experiment>/<run-name>``: the model's name in reports."""
     return f"{run_dir.parent.name}/{run_dir.name}"
@@ -117,6 +131,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
                                      hint="train first (`pipeline train`)")
         default_name = f"eval__all__{split}__{ssim}"
     files = find_datasets(Path(data_dir) if data_dir else default_sim_dir(), datasets)
+    if not datasets:
+        files = _with_split(files, split)
     out_dir = Path(out) if out else Path("reports") / default_name
 
     import torch

@@ -144,3 +144,16 @@ def test_bench_evaluate_json(tmp_path, capsys):
         assert r["max_abs_diff"] < 1e-5 and r["ours_images_per_s"] > 0 and r["skimage_images_per_s"] > 0
         assert r["speedup"] == pytest.approx(r["skimage_seconds"] / r["ours_seconds"])
     assert cli.main(["bench", "evaluate", "--out", str(out), "--variants", "[pil]"]) == 2
+
+
+def test_found_dataset_without_test_split_is_left_out(setup, tmp_path, capsys):
+    data, runs, ident = setup
+    with h5py.File(data / "pois.h5", "r+") as f:
+        f["split"][:] = np.array([b"train"] * f["split"].shape[0])
+    out = tmp_path / "o"
+    rc = cli.main(["evaluate", "--run", str(ident), "--data-dir", str(data), "--no-progress", "--no-figures",
+                   "--out", str(out)])
+    assert rc == 0 and "pois.h5 has no 'test' samples" in capsys.readouterr().out
+    assert list(json.loads((out / "metrics.json").read_text())["datasets"]) == ["rad_41", "coil_pois"]
+    rc = cli.main(["evaluate", "--run", str(ident), "--data-dir", str(data), "--datasets", "pois", "--no-progress"])
+    assert rc == 2 and "split 'test' is empty" in capsys.readouterr().err
