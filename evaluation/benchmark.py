@@ -35,7 +35,8 @@ class DatasetResult:
     ``rows``: the HDF5 row of each evaluated sample (N,), in file order; ``columns``: the
     per-sample index columns of those rows (subject, axis, slice_index, slice_id, interleave);
     ``per_image[model][metric]``: (N,) float64; ``examples[axis letter]``: one fixed slice per axis
-    with ``row``, ``input``, ``target`` and ``pred[model]`` as (H, W) float32 RSS/magnitude images;
+    with ``row``, ``slice_id``, ``input``, ``target`` and ``pred[model]`` as (H, W) float32
+    magnitude/RSS images;
     ``skipped[model]``: why a model was not applicable (e.g. channel count).
     """
 
@@ -162,7 +163,9 @@ def evaluate_dataset(path: str | Path, predictors: Mapping[str, Predictor | torc
             p = model_predictor(p.to(dev))
         preds[name] = p
     peaks = _volume_max(path, rows, cols, batch_size, dev) if ssim_variant == "fastmri" else None
-    examples = {a: {"row": r, "pred": {}} for a, r in _example_rows(cols, rows).items()}
+    pos = {int(r): i for i, r in enumerate(rows)}
+    examples = {a: {"row": r, "slice_id": str(cols["slice_id"][pos[r]]), "pred": {}}
+                for a, r in _example_rows(cols, rows).items()}
     by_row = {e["row"]: a for a, e in examples.items()}
     acc: dict[str, dict[str, list[np.ndarray]]] = {m: {k: [] for k in METRIC_NAMES} for m in (BENCHMARK, *preds)}
 

@@ -90,7 +90,7 @@ def example_panels(result: DatasetResult, model: str, out: str | Path) -> Path:
         for c, (label, img, top) in enumerate(panels):
             ax = fig.add_subplot(len(axes), 4, r * 4 + c + 1)
             im = ax.imshow(img, cmap="gray" if c < 3 else "magma", vmin=0, vmax=top)
-            ax.set_title(f"{label} ({a}, row {e['row']})", fontsize=8)
+            ax.set_title(f"{label} ({e.get('slice_id', a)})", fontsize=8)
             ax.axis("off")
             if c == 3:
                 fig.colorbar(im, ax=ax, fraction=0.046)
