@@ -1,0 +1,179 @@
+"""`data_tools.simulate` on tiny multi-coil subjects: layout, normalisation, coil round trip, splits."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from sim_helpers import full_ranges, make_subjects
+
+from data_tools.coils import channels_to_rss
+from data_tools.errors import PipelineInputError
+from data_tools.sim_config import REF_MATRIX, SimConfig, geometry
+from data_tools.simdata import open_sim, read_index
+from data_tools.simulate import crop_center, normalise, simulate
+
+SHAPE = (24, 32, 28)
+COMMON = dict(crop=20, progress=False, **full_ranges(SHAPE))
+
+
+@pytest.fixture(scope="module")
+def subjects(tmp_path_factory):
+    return make_subjects(tmp_path_factory.mktemp("subjects"), n=3, shape=SHAPE, coils=4)
+
+
+@pytest.fixture(scope="module")
+def sets(subjects, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    return {
+        "rad": simulate("radial", data=subjects, out=out, spokes=5, interleaves=2, slice_stride=3, **COMMON),
+        "pois": simulate("poisson", data=subjects, out=out, accel=3.0, **COMMON),
+        "coil": simulate("poisson", data=subjects, out=out, accel=3.0, coil=True, **COMMON),
+        "pois_u8": simulate("poisson", data=subjects, out=out, accel=3.0, name="pois_u8", normalisation="uint8",
+                            axes="z", **COMMON),
+    }
+
+
+def test_geometry_defaults_match_original():
+    ranges, crop = geometry(SimConfig(), REF_MATRIX)
+    assert [len(ranges[a]) for a in range(3)] == [285, 230, 180]  # 695 slices per knee (reference §1.2)
+    assert (ranges[0][0], ranges[0][-1], ranges[2][0], ranges[2][-1]) == (15, 299, 40, 219)
+    assert crop == 256
+    ranges, crop = geometry(SimConfig(), (160, 160, 128))  # the demo phantom: scaled
+    assert (ranges[1][0], ranges[1][-1], crop) == (25, 140, 128)
+    c = crop_center(np.arange(320 * 256).reshape(320, 256), 256)  # rows 32:288 (reference §1.2)
+    assert c.shape == (256, 256) and c[0, 0] == 32 * 256 and c[-1, -1] == 287 * 256 + 255
+
+
+def test_normalise_modes():
+    x = np.array([[[0.0, 0.3], [0.5, 2.0]]])
+    f = normalise(x)
+    assert f.max() == 1.0 and f[0, 0, 1] == pytest.approx(0.15)
+    u = normalise(x, "uint8")
+    assert u.max() == 1.0 and np.allclose(u * 255, np.round(u * 255)) and u[0, 0, 1] == pytest.approx(38 / 255)
+    assert not normalise(np.zeros((1, 2, 2))).any()
+
+
+def test_radial_dataset_layout(sets):
+    path = sets["rad"]
+    with open_sim(path) as f:
+        n = f["input"].shape[0]
+        assert f["input"].shape[1:] == (1, 20, 20)
+        assert f["trajectory"].shape == (2, 5, 20, 2)
+        assert np.abs(f["trajectory"][()]).max() == pytest.approx(4.75)  # readout = crop, scale 0.5
+        cfg = yaml.safe_load(f.attrs["config"])
+        assert cfg["spokes"] == 5 and cfg["cg_iters"] == 50 and f.attrs["name"] == "rad_5"
+        assert f.attrs["effective_acceleration"] > 0
+        target = f["target"][()]
+        inp = f["input"][()]
+    idx = read_index(path)
+    n_slices = sum(len(range(0, s, 3)) for s in SHAPE) * 3
+    assert n == 2 * n_slices
+    assert np.array_equal(idx["interleave"], np.tile([0, 1], n_slices))
+    # both interleaves of a slice share its target and id; they differ in the input (rotated spokes)
+    assert np.array_equal(target[0::2], target[1::2]) and (idx["slice_id"][0::2] == idx["slice_id"][1::2]).all()
+    assert not np.allclose(inp[0::2], inp[1::2])
+    nonempty = target.max(axis=(1, 2, 3)) > 0
+    assert np.allclose(target.max(axis=(1, 2, 3))[nonempty], 1.0)
+    # interleaves of one slice share one max (bart toimg over the interleave array)
+    pair_max = np.maximum(inp[0::2].max(axis=(1, 2, 3)), inp[1::2].max(axis=(1, 2, 3)))
+    assert np.allclose(pair_max[nonempty[0::2]], 1.0)
+
+
+def test_poisson_dataset(sets):
+    with open_sim(sets["pois"]) as f:
+        masks = f["masks"][()]
+        assert masks.shape == (1, SHAPE[1], SHAPE[2])
+        assert masks.sum() == round(SHAPE[1] * SHAPE[2] / 3.0)
+        assert f.attrs["effective_acceleration"] == pytest.approx(masks[0].size / masks[0].sum())
+        x, y = f["input"][()], f["target"][()]
+    assert np.allclose(x.max(axis=(1, 2, 3)), 1.0) and np.allclose(y.max(axis=(1, 2, 3)), 1.0)
+    assert np.mean(np.abs(x - y)) > 1e-3  # undersampling changed the image
+    with open_sim(sets["pois_u8"]) as f:
+        u = f["input"][()]
+    assert np.allclose(u * 255, np.round(u * 255), atol=1e-4)
+
+
+def test_coil_round_trip_reproduces_rss_target(sets):
+    ic, ip = read_index(sets["coil"]), read_index(sets["pois"])
+    with open_sim(sets["coil"]) as f:
+        assert f["input"].shape[1] == 8 and f.attrs["channel_order"] == "re0..re3,im0..im3"
+        xc, yc = f["input"][()], f["target"][()]
+    with open_sim(sets["pois"]) as f:
+        yp, xp = f["target"][()], f["input"][()]
+    row = {s: i for i, s in enumerate(ip["slice_id"])}
+    rows = [row[s] for s in ic["slice_id"]]
+    assert np.allclose(channels_to_rss(yc), yp[rows, 0], atol=1e-5)
+    assert np.allclose(channels_to_rss(xc), xp[rows, 0], atol=1e-5)
+    # every third slice of each axis range
+    for a in range(3):
+        got = ic["slice_index"][(ic["axis"] == a) & (ic["subject"] == "s0")]
+        assert np.array_equal(got, np.arange(0, SHAPE[a], 3))
+
+
+def _split_map(path):
+    idx = read_index(path)
+    m = {}
+    for s, sp in zip(idx["slice_id"], idx["split"]):
+        assert m.setdefault(s, sp) == sp, f"slice {s} in two splits"
+    return m, idx
+
+
+def test_splits_disjoint_and_identical_across_datasets(sets):
+    maps = {k: _split_map(p) for k, p in sets.items()}
+    ref, idx = maps["pois"]
+    for subj in set(idx["subject"]):
+        assert len(set(idx["split"][idx["subject"] == subj])) == 1  # subject-level split
+    assert set(idx["split"]) == {"train", "val", "test"}
+    for name, (m, _) in maps.items():
+        assert all(ref[s] == sp for s, sp in m.items()), name
+
+
+def test_slice_split_mode_is_stride_independent(subjects, tmp_path):
+    a = simulate("poisson", data=subjects, out=tmp_path, accel=3.0, split="slice", name="a", **COMMON)
+    b = simulate("poisson", data=subjects, out=tmp_path, accel=3.0, split="slice", name="b", coil=True, **COMMON)
+    ma, ia = _split_map(a)
+    mb, _ = _split_map(b)
+    assert all(ma[s] == sp for s, sp in mb.items())
+    counts = {s: int((np.asarray(list(ma.values())) == s).sum()) for s in ("train", "val", "test")}
+    assert counts["train"] == int(0.6 * len(ma)) and counts["test"] == int(0.2 * len(ma))
+    assert len(set(ia["split"][ia["subject"] == "s0"])) == 3  # slice level: one knee in all splits
+
+
+def test_fewer_spokes_worse_mssim(tmp_path_factory):
+    from skimage.metrics import structural_similarity
+
+    shape = (6, 48, 48)
+    data = make_subjects(tmp_path_factory.mktemp("ssim"), n=1, shape=shape, coils=4)
+    out = tmp_path_factory.mktemp("ssim_out")
+    kw = dict(data=data, out=out, axes="x", crop=40, progress=False, **full_ranges(shape))
+    m = {}
+    for spokes, k in ((41, 4), (15, 3)):
+        with open_sim(simulate("radial", spokes=spokes, interleaves=k, **kw)) as f:
+            x, y = f["input"][:, 0], f["target"][:, 0]
+        m[spokes] = np.mean([structural_similarity(a, b, data_range=1.0) for a, b in zip(x, y)])
+    assert m[15] < m[41]
+
+
+def test_bad_inputs_leave_no_file(subjects, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with h5py.File(bad / "s9.h5", "w") as f:
+        f["rss"] = np.zeros((4, 4, 4), np.float32)
+    with pytest.raises(PipelineInputError, match="kspace"):
+        simulate("poisson", data=bad, out=tmp_path / "o", progress=False)
+    with pytest.raises(PipelineInputError, match="crop"):
+        simulate("poisson", data=subjects, out=tmp_path / "o", crop=64, progress=False, **full_ranges(SHAPE))
+    with pytest.raises(PipelineInputError, match="pattern"):
+        simulate("spiral", data=subjects, out=tmp_path / "o")
+    with pytest.raises(PipelineInputError, match="accel"):
+        simulate("poisson", data=subjects, out=tmp_path / "o", accel=1.0)
+    with pytest.raises(PipelineInputError, match="spokes"):
+        simulate("radial", data=subjects, out=tmp_path / "o", spokes=0)
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_figures(subjects, tmp_path):
+    p = simulate("poisson", data=subjects, out=tmp_path, accel=3.0, figures=True, axes="yz", **COMMON)
+    assert sorted(q.name for q in (tmp_path / "figures").iterdir()) == ["pois_pattern.png", "pois_slices.png"]
+    assert p.exists()

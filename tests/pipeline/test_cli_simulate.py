@@ -1,0 +1,89 @@
+"""`pipeline simulate` end to end: the command as typed, presets, bad input (one line, exit 2)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from data_tools.simdata import dataset_attrs, open_sim, read_index
+from pipeline import cli
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_tools"))
+from sim_helpers import make_subjects  # noqa: E402
+
+
+@pytest.fixture
+def demo_is_tiny(monkeypatch, tmp_path):
+    """Default data = two very small subjects standing in for the demo phantom, output in tmp."""
+    import data_tools.phantom as phantom
+
+    small = make_subjects(tmp_path / "demo", n=2, shape=(40, 40, 32), coils=4)
+    monkeypatch.setattr(phantom, "ensure_demo_phantom", lambda *a, **k: small)
+    monkeypatch.setenv("KNEE_PIPELINE_DATA", str(tmp_path / "sim"))
+    return tmp_path / "sim"
+
+
+def test_radial_41_as_typed_on_default_data(demo_is_tiny):
+    assert cli.main(["simulate", "--pattern", "radial", "--spokes", "41"]) == 0
+    path = demo_is_tiny / "rad_41.h5"
+    attrs = dataset_attrs(path)
+    assert attrs["name"] == "rad_41" and attrs["crop"] == 32  # 256/320 of the 40-matrix
+    idx = read_index(path)
+    assert set(idx["interleave"]) == {0, 1, 2, 3}  # preset rad_41: 4 interleaves
+    with open_sim(path) as f:
+        assert f["trajectory"].shape == (4, 41, 32, 2)
+        assert np.isfinite(f["input"][()]).all()
+
+
+@pytest.mark.parametrize("preset,channels,variants", [("rad_15", 1, 3), ("pois", 1, 1), ("coil_pois", 16, 1)])
+def test_presets(tiny_phantom_dir, tmp_path, preset, channels, variants):
+    rc = cli.main(["simulate", "--preset", preset, "--data", str(tiny_phantom_dir), "--out", str(tmp_path),
+                   "--axes", "z", "--slice_stride", "6", "--figures"])
+    assert rc == 0
+    path = tmp_path / f"{preset}.h5"
+    with open_sim(path) as f:
+        assert f["input"].shape[1] == channels
+        assert f["input"].shape[0] % variants == 0
+        if preset != "rad_15":
+            assert f.attrs["effective_acceleration"] == pytest.approx(8.94, abs=0.05)
+    assert (tmp_path / "figures" / f"{preset}_slices.png").exists()
+
+
+def _one_line_exit_2(capsys, argv, needle):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and needle in err[0], err
+
+
+def test_bad_input_one_line_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["simulate", "--data", str(tiny_phantom_dir), "--out", str(out)]
+    _one_line_exit_2(capsys, base + ["--pattern", "spiral"], "unknown pattern")
+    _one_line_exit_2(capsys, base + ["--pattern", "radial", "--spokes", "0"], "spokes")
+    _one_line_exit_2(capsys, base + ["--pattern", "radial", "--spokes", "-3"], "spokes")
+    _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--accel", "1"], "R = 1.0")
+    _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--crop", "100"], "crop")
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_phantom_dir, bad)
+    with h5py.File(next(bad.glob("*.h5")), "a") as f:
+        del f["kspace"]
+    _one_line_exit_2(capsys, ["simulate", "--pattern", "poisson", "--data", str(bad), "--out", str(out)], "kspace")
+    assert not out.exists() or not any(out.rglob("*"))
+
+
+@pytest.mark.slow
+def test_demo_command_subprocess(tmp_path):
+    """The README's command on the real demo phantom (4 subjects, 160x160x128): minutes on 2 cores."""
+    env = {**os.environ, "KNEE_PIPELINE_DATA": str(tmp_path)}
+    exe = [sys.executable, "-c", "from pipeline.cli import main; raise SystemExit(main())"]
+    r = subprocess.run(exe + ["simulate", "--pattern", "radial", "--spokes", "41"], env=env, capture_output=True,
+                       text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "rad_41.h5").exists()
