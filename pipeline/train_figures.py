@@ -75,7 +75,8 @@ def loss_curves(metrics_csv: Path, path: Path) -> Path | None:
         axes[0][0].plot(s, v, label=k, lw=1)
     axes[0][0].set_xlabel("step")
     axes[0][0].set_title("training loss")
-    axes[0][0].legend(fontsize=7)
+    if axes[0][0].get_lines():
+        axes[0][0].legend(fontsize=7)
     for k in val_keys:
         s, v = zip(*series[k])
         axes[0][1].plot(s, v, "o-", label=k, ms=3)

@@ -177,3 +177,15 @@ def test_figures(subjects, tmp_path):
     p = simulate("poisson", data=subjects, out=tmp_path, accel=3.0, figures=True, axes="yz", **COMMON)
     assert sorted(q.name for q in (tmp_path / "figures").iterdir()) == ["pois_pattern.png", "pois_slices.png"]
     assert p.exists()
+
+
+def test_bench_functions_small(tmp_path):
+    import json
+
+    from data_tools.sim_bench import bench_poisson, bench_radial
+
+    p = bench_poisson(size=64, accel=4.0, calib=8, repeats=2, sigpy_repeats=1)
+    assert p["ours_exact_count"] == 1024 and p["ours_R"] == 4.0 and p["sigpy_ms_per_mask"] > 0
+    r = bench_radial(size=24, coils=2, spokes=5, interleaves=2, iters=3, slices=1)
+    assert r["ours_ms_per_slice"] > 0 and r["sigpy_ms_per_slice"] > 0
+    json.dumps({"p": p, "r": r})

@@ -1,0 +1,95 @@
+"""Measurements behind `pipeline bench simulate`: our Poisson disc vs sigpy.mri.poisson, our batched
+finufft radial CG vs a straightforward per-slice sigpy implementation, in the same run."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_text_atomic
+from .masks import PoissonDiscMask
+from .nufft import NUFFT2D, cg_inverse
+from .trajectories import radial_trajectory
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up (numba / plan creation)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats * 1e3
+
+
+def bench_poisson(size: int = 256, accel: float = 8.0, calib: int = 32, repeats: int = 20, sigpy_repeats: int = 2) -> dict:
+    import sigpy.mri
+
+    seeds = iter(range(10 ** 6))
+    ours = _time(lambda: PoissonDiscMask(accel=accel, calib=calib, seed=next(seeds))((size, size)), repeats)
+    res = PoissonDiscMask(accel=accel, calib=calib, seed=0)((size, size))
+    sp_mask = sigpy.mri.poisson((size, size), accel, calib=(calib, calib), seed=0)
+    theirs = _time(lambda: sigpy.mri.poisson((size, size), accel, calib=(calib, calib), seed=0), sigpy_repeats)
+    return {"shape": [size, size], "target_R": accel, "calib": calib,
+            "ours_ms_per_mask": round(ours, 2), "ours_R": res.acceleration, "ours_exact_count": res.n_samples,
+            "sigpy_ms_per_mask": round(theirs, 1), "sigpy_R": float(sp_mask.size / np.count_nonzero(sp_mask)),
+            "speedup": round(theirs / ours, 1)}
+
+
+def _slice_images(n_slices: int, coils: int, size: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size] / size - 0.5
+    obj = (np.hypot(yy, xx) < 0.35) * (1 + 0.3 * np.cos(20 * xx))
+    phase = np.exp(1j * rng.uniform(0, 2 * np.pi, (n_slices, coils, 1, 1)))
+    return (obj[None, None] * phase * (1 + 0.1 * rng.standard_normal((n_slices, coils, size, size)))).astype(np.complex64)
+
+
+def bench_radial(size: int = 256, coils: int = 8, spokes: int = 41, interleaves: int = 4, iters: int = 50,
+                 slices: int = 2, sigpy_slices: int = 1) -> dict:
+    import sigpy as sp
+
+    traj = radial_trajectory(spokes, interleaves, readout=size, scale=0.5)
+    x = _slice_images(slices, coils, size)
+    full = NUFFT2D(traj, (size, size))
+    per = [NUFFT2D(traj[t], (size, size)) for t in range(interleaves)]
+
+    def ours():
+        y = full.forward(x.reshape(-1, size, size)).reshape(slices * coils, interleaves, -1)
+        for t, op in enumerate(per):
+            cg_inverse(op, y[:, t], iters)
+
+    ours()
+    t0 = time.perf_counter()
+    ours()
+    ours_ms = (time.perf_counter() - t0) * 1e3 / slices
+
+    def sigpy_slice(img):  # the straightforward version: one linop + CG per slice and interleave
+        for t in range(interleaves):
+            a = sp.linop.NUFFT((coils, size, size), traj[t])
+            sp.app.LinearLeastSquares(a, a(img), max_iter=iters, show_pbar=False).run()
+
+    t0 = time.perf_counter()
+    for s in range(sigpy_slices):
+        sigpy_slice(x[s])
+    sig_ms = (time.perf_counter() - t0) * 1e3 / sigpy_slices
+    return {"size": [size, size], "coils": coils, "spokes": spokes, "interleaves": interleaves, "cg_iters": iters,
+            "ours_ms_per_slice": round(ours_ms, 1), "ours_batch_slices": slices,
+            "sigpy_ms_per_slice": round(sig_ms, 1), "speedup": round(sig_ms / ours_ms, 2)}
+
+
+def run_bench(out: str | Path, size: int = 256, radial_size: int = 256, slices: int = 2) -> dict:
+    result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                          "nufft_threads": int(os.environ.get("KNEE_NUFFT_THREADS", "1"))},
+              "poisson": bench_poisson(size),
+              "radial": bench_radial(radial_size, slices=slices)}
+    try:
+        import torch
+        result["machine"]["cuda"] = bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover
+        result["machine"]["cuda"] = False
+    text = json.dumps(result, indent=2)
+    write_text_atomic(out, text + "\n")
+    print(text)
+    return result
