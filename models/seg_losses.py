@@ -20,9 +20,15 @@ import torch
 from torch import nn
 
 
-def soft_fbeta(pred: torch.Tensor, target: torch.Tensor, beta: float = 1.0, smooth: float = 1.0) -> torch.Tensor:
-    """Soft F_beta per sample and channel: (B, C) in [0, 1]; reduces over the spatial axes."""
+def soft_fbeta(pred: torch.Tensor, target: torch.Tensor, beta: float = 1.0, smooth: float = 1.0,
+               batch: bool = False) -> torch.Tensor:
+    """Soft F_beta per sample and channel: (B, C) in [0, 1]; reduces over the spatial axes.
+
+    ``batch=True`` pools the counts over the batch as well: (1, C).
+    """
     dims = tuple(range(2, pred.ndim))
+    if batch:
+        dims = (0, *dims)
     tp = (pred * target).sum(dims)
     fp = (pred * (1 - target)).sum(dims)
     fn = ((1 - pred) * target).sum(dims)
@@ -35,22 +41,27 @@ class SoftFBetaLoss(nn.Module):
 
     ``smooth``: added to numerator and denominator (1.0, as in the Keras ``dice_coef`` idiom of
     the time; the seed gives no value).
+    ``batch``: pool TP/FP/FN over the batch before the ratio (MONAI ``DiceLoss(batch=True)``).
+    Per-sample scoring rewards empty predictions on the many empty slices, so a network can
+    first learn to predict nothing (the seed saw this, L244) or stay there; pooling removes
+    that minimum. Off by default (the seed's loss); the CPU ``demo`` profile turns it on.
     """
 
-    def __init__(self, beta: float = 1.0, smooth: float = 1.0):
+    def __init__(self, beta: float = 1.0, smooth: float = 1.0, batch: bool = False):
         super().__init__()
         self.beta = beta
         self.smooth = smooth
+        self.batch = batch
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return 1.0 - soft_fbeta(pred, target, self.beta, self.smooth).mean()
+        return 1.0 - soft_fbeta(pred, target, self.beta, self.smooth, self.batch).mean()
 
 
 class SoftDiceLoss(SoftFBetaLoss):
     """The soft F1 (= Dice) loss, beta = 1 (seed L331, L341)."""
 
-    def __init__(self, smooth: float = 1.0):
-        super().__init__(beta=1.0, smooth=smooth)
+    def __init__(self, smooth: float = 1.0, batch: bool = False):
+        super().__init__(beta=1.0, smooth=smooth, batch=batch)
 
 
 class BCELoss(nn.Module):

@@ -82,7 +82,7 @@ def _build_trainer(cfg: dict, run_dir: Path):
     kw.setdefault("devices", "auto")
     kw.setdefault("log_every_n_steps", 10)
     plugins: list = [AtomicCheckpointIO()]
-    from lightning_fabric.plugins.environments import SLURMEnvironment
+    from pytorch_lightning.plugins.environments import SLURMEnvironment
     if SLURMEnvironment.detect():
         # SIGUSR1 before the time limit: Lightning saves an hpc checkpoint in default_root_dir and
         # requeues; the requeued job resolves the same run folder and resumes from it.

@@ -80,6 +80,19 @@ def test_soft_f1_is_per_sample():
     p = torch.zeros_like(g)
     p[1, :, 8:] = 1
     assert SoftDiceLoss()(p, g).item() == pytest.approx(0.5, abs=0.01)
+    # pooled over the batch: TP 0, FP 128, FN 128 -> F = 1/257, loss ~ 1
+    assert SoftDiceLoss(batch=True)(p, g).item() == pytest.approx(1 - 1 / 257, abs=1e-6)
+
+
+def test_pooled_soft_f1_has_no_empty_prediction_minimum():
+    # one empty and one bone slice: predicting nothing costs ~0.5 per sample but ~1 pooled,
+    # so pooling makes the empty prediction the worst answer, not a halfway one.
+    g = torch.zeros(2, 1, 16, 16)
+    g[1, :, 4:12, 4:12] = 1
+    nothing = torch.zeros_like(g)
+    assert SoftDiceLoss()(nothing, g).item() == pytest.approx(0.5, abs=0.01)
+    assert SoftDiceLoss(batch=True)(nothing, g).item() == pytest.approx(1.0, abs=0.02)
+    assert SoftDiceLoss(batch=True)(g.clone(), g).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_fbeta_weights_recall_and_precision():
