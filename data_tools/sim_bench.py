@@ -1,5 +1,6 @@
 """Measurements behind `pipeline bench simulate`: our Poisson disc vs sigpy.mri.poisson, our batched
-finufft radial CG vs a straightforward per-slice sigpy implementation, in the same run."""
+finufft radial CG vs a straightforward per-slice sigpy implementation, in the same run; with CUDA
+also the same radial CG on the GPU (torchkbnufft backend)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import numpy as np
 
 from .atomic import write_text_atomic
 from .masks import PoissonDiscMask
-from .nufft import NUFFT2D, cg_inverse
+from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse
 from .trajectories import radial_trajectory
 
 
@@ -56,9 +57,7 @@ def bench_radial(size: int = 256, coils: int = 8, spokes: int = 41, interleaves:
     per = [NUFFT2D(traj[t], (size, size)) for t in range(interleaves)]
 
     def ours():
-        y = full.forward(x.reshape(-1, size, size)).reshape(slices * coils, interleaves, -1)
-        for t, op in enumerate(per):
-            cg_inverse(op, y[:, t], iters)
+        _radial_cg(full, per, x, iters)
 
     ours()
     t0 = time.perf_counter()
@@ -79,6 +78,47 @@ def bench_radial(size: int = 256, coils: int = 8, spokes: int = 41, interleaves:
             "sigpy_ms_per_slice": round(sig_ms, 1), "speedup": round(sig_ms / ours_ms, 2)}
 
 
+def _radial_cg(full, per, x: np.ndarray, iters: int):
+    """What `pipeline simulate` does per batch: forward NUFFT of every coil image on all interleaves,
+    then one batched CG per interleave. ``x``: (S, C, H, W); returns the last interleave's images."""
+    s, c, h, w = x.shape
+    y = full.forward(x.reshape(-1, h, w)).reshape(s * c, len(per), -1)
+    rec = None
+    for t, op in enumerate(per):
+        rec = cg_inverse(op, y[:, t], iters)
+    return rec
+
+
+def bench_radial_torch(size: int = 256, coils: int = 8, spokes: int = 41, interleaves: int = 4, iters: int = 50,
+                       slices: int = 2, device: str = "cuda", repeats: int = 2) -> dict:
+    """The radial case of :func:`bench_radial` (same sizes and work) with the torchkbnufft backend on
+    ``device``: a warm-up run, then ``repeats`` timed runs, synchronising the device around them."""
+    import torch
+
+    dev = torch.device(device)
+    traj = radial_trajectory(spokes, interleaves, readout=size, scale=0.5)
+    x = torch.from_numpy(_slice_images(slices, coils, size)).to(dev)
+    full = TorchNUFFT2D(traj, (size, size), device=dev)
+    per = [TorchNUFFT2D(traj[t], (size, size), device=dev) for t in range(interleaves)]
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    _radial_cg(full, per, x, iters)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        _radial_cg(full, per, x, iters)
+    sync()
+    ms = (time.perf_counter() - t0) * 1e3 / (repeats * slices)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    return {"device": str(dev), "device_name": name, "backend": "torchkbnufft", "size": [size, size],
+            "coils": coils, "spokes": spokes, "interleaves": interleaves, "cg_iters": iters,
+            "batch_slices": slices, "repeats": repeats, "ms_per_slice": round(ms, 2),
+            "slices_per_s": round(1e3 / ms, 3)}
+
+
 def run_bench(out: str | Path, size: int = 256, radial_size: int = 256, slices: int = 2) -> dict:
     result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                           "nufft_threads": int(os.environ.get("KNEE_NUFFT_THREADS", "1"))},
@@ -89,6 +129,13 @@ def run_bench(out: str | Path, size: int = 256, radial_size: int = 256, slices: 
         result["machine"]["cuda"] = bool(torch.cuda.is_available())
     except ImportError:  # pragma: no cover
         result["machine"]["cuda"] = False
+    if result["machine"]["cuda"]:
+        gpu = bench_radial_torch(radial_size, slices=slices, device="cuda")
+        gpu["speedup_vs_cpu_finufft"] = round(result["radial"]["ours_ms_per_slice"] / gpu["ms_per_slice"], 2)
+        result["radial_gpu"] = gpu
+    else:
+        result["radial_gpu"] = None
+        result["radial_gpu_reason"] = "CUDA not available (torch.cuda.is_available() is False): no GPU timing"
     text = json.dumps(result, indent=2)
     write_text_atomic(out, text + "\n")
     print(text)

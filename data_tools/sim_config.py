@@ -15,6 +15,7 @@ import yaml
 
 from .errors import PipelineInputError, require
 from .masks import BART_POIS_R, BART_SEED, MASKS
+from .nufft import NUFFT_BACKENDS
 from .paths import CONFIG_DIR
 from .simdata import AXES
 from .splits import FRACTIONS, MODES, SPLIT_SEED
@@ -41,6 +42,7 @@ class SimConfig:
     full_coverage: bool = False  # readout 2*max(H, W) at 0.5 spacing: the whole grid (deviation option)
     recon: str = "cg"  # cg (BART nufft -i) | dcf (density-compensated adjoint)
     cg_iters: int = 50
+    nufft_backend: str = "auto"  # auto (torch on CUDA when available, else finufft) | finufft | torch
     # Cartesian masks
     accel: float = BART_POIS_R
     calib: int | None = None  # None = 32 scaled by crop/256
@@ -140,6 +142,8 @@ def validate(cfg: SimConfig) -> None:
     require(cfg.readout_scale > 0, f"readout_scale = {cfg.readout_scale}", field="readout_scale", expected="> 0")
     require(cfg.recon in ("cg", "dcf"), f"unknown recon '{cfg.recon}'", field="recon", expected="cg | dcf")
     require(cfg.cg_iters >= 1, f"cg_iters = {cfg.cg_iters}", field="cg_iters", expected=">= 1")
+    require(cfg.nufft_backend in NUFFT_BACKENDS, f"unknown NUFFT backend '{cfg.nufft_backend}'",
+            field="nufft_backend", expected=" | ".join(NUFFT_BACKENDS))
     require(cfg.normalisation in ("float", "uint8"), f"unknown normalisation '{cfg.normalisation}'",
             field="normalisation", expected="float | uint8")
     require(cfg.split in MODES, f"unknown split '{cfg.split}'", field="split", expected=" | ".join(MODES))

@@ -31,7 +31,7 @@ from .coils import coil_to_channels, rss
 from .errors import PipelineInputError, require
 from .fft import ifft3c
 from .masks import create_mask
-from .nufft import NUFFT2D, cg_inverse, dcf_adjoint
+from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse, dcf_adjoint, make_nufft, resolve_backend, to_numpy
 from .paths import default_sim_dir
 from .sim_config import SimConfig, geometry, resolve
 from .simdata import SimColumns, create_sim_file, slice_id, write_columns
@@ -84,7 +84,9 @@ class RadialSim:
         self.cfg = cfg
         self.readout = cfg.readout or crop
         self.scale = cfg.readout_scale
-        self._ops: dict[tuple[int, int], tuple[NUFFT2D, list[NUFFT2D]]] = {}
+        # auto -> the backend that runs, stored in the config like the resolved calib
+        self.backend = cfg.nufft_backend = resolve_backend(cfg.nufft_backend)
+        self._ops: dict[tuple[int, int], tuple] = {}
         self.traj = radial_trajectory(cfg.spokes, cfg.interleaves, self.readout, self.scale, cfg.golden)
 
     def trajectory_for(self, shape: tuple[int, int]) -> np.ndarray:
@@ -95,10 +97,11 @@ class RadialSim:
     def kmax(self, shape: tuple[int, int]) -> float:
         return float(np.abs(self.trajectory_for(shape)).max())
 
-    def _operators(self, shape: tuple[int, int]) -> tuple[NUFFT2D, list[NUFFT2D]]:
+    def _operators(self, shape: tuple[int, int]) -> tuple[NUFFT2D | TorchNUFFT2D, list[NUFFT2D | TorchNUFFT2D]]:
         if shape not in self._ops:
             t = self.trajectory_for(shape)
-            self._ops[shape] = (NUFFT2D(t, shape), [NUFFT2D(t[i], shape) for i in range(t.shape[0])])
+            self._ops[shape] = (make_nufft(t, shape, self.backend),
+                                [make_nufft(t[i], shape, self.backend) for i in range(t.shape[0])])
         return self._ops[shape]
 
     def __call__(self, coil_slices: np.ndarray) -> np.ndarray:
@@ -111,9 +114,9 @@ class RadialSim:
         traj = self.trajectory_for((h, w))
         for t, op in enumerate(per):  # one batched CG over all slices and coils per interleave
             if self.cfg.recon == "cg":
-                out[t] = cg_inverse(op, y[:, t], self.cfg.cg_iters)
+                out[t] = to_numpy(cg_inverse(op, y[:, t], self.cfg.cg_iters))
             else:
-                out[t] = dcf_adjoint(op, y[:, t], radial_density(traj[t], self.cfg.spokes))
+                out[t] = to_numpy(dcf_adjoint(op, y[:, t], radial_density(traj[t], self.cfg.spokes)))
         return out.reshape(k, s, c, h, w)
 
 
