@@ -13,7 +13,7 @@ def simulate(pattern: Optional[str] = None, spokes: Optional[int] = None, interl
              recon: Optional[str] = None, cg_iters: Optional[int] = None, normalisation: Optional[str] = None,
              split: Optional[str] = None, crop: Optional[int] = None, axes: Optional[str] = None,
              slice_stride: Optional[int] = None, max_subjects: Optional[int] = None,
-             figures: bool = False) -> str:
+             nufft_backend: Optional[str] = None, figures: bool = False) -> str:
     """Simulate an undersampled dataset and write <out>/<name>.h5 (e.g. rad_41.h5).
 
     Args:
@@ -38,6 +38,7 @@ def simulate(pattern: Optional[str] = None, spokes: Optional[int] = None, interl
         axes: slicing axes, letters of xyz.
         slice_stride: keep every n-th slice of each range.
         max_subjects: use only the first n subject files.
+        nufft_backend: radial NUFFT: auto (torchkbnufft on CUDA when present, else finufft), finufft or torch.
         figures: also write the pattern and input/target/difference PNGs to <out>/figures/.
     """
     from data_tools.simulate import simulate as run
@@ -45,7 +46,8 @@ def simulate(pattern: Optional[str] = None, spokes: Optional[int] = None, interl
     path = run(pattern, data=data, out=out, preset=preset, figures=figures, name=name, spokes=spokes,
                interleaves=interleaves, coil=coil, accel=accel, calib=calib, golden=golden,
                full_coverage=full_coverage, recon=recon, cg_iters=cg_iters, normalisation=normalisation,
-               split=split, crop=crop, axes=axes, slice_stride=slice_stride, max_subjects=max_subjects)
+               split=split, crop=crop, axes=axes, slice_stride=slice_stride, max_subjects=max_subjects,
+               nufft_backend=nufft_backend)
     print(path)
     return str(path)
 
