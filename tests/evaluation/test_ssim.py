@@ -26,37 +26,43 @@ def _t(a, dtype=torch.float32):
     return torch.as_tensor(a, dtype=dtype)[:, None]
 
 
+BACKENDS = pytest.mark.parametrize("backend", ["torch", "fused"])
+
+
+@BACKENDS
 @pytest.mark.parametrize("kind", ["random", "structured"])
-def test_gaussian_equals_skimage(kind):
+def test_gaussian_equals_skimage(kind, backend):
     t, p = _images(kind)
-    ours = ssim(_t(p), _t(t), "gaussian")
+    ours = ssim(_t(p), _t(t), "gaussian", backend=backend)
     ref = [sk_ssim(p[i], t[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                    data_range=1.0) for i in range(len(t))]
     assert ours.dtype == torch.float32 and ours.shape == (len(t),)
     np.testing.assert_allclose(ours.numpy(), ref, atol=1e-5, rtol=0)
 
 
-def test_gaussian_multichannel_is_the_channel_mean():
+@BACKENDS
+def test_gaussian_multichannel_is_the_channel_mean(backend):
     t, p = _images("random", n=3)
     x, y = torch.as_tensor(p[None]), torch.as_tensor(t[None])  # one image, three channels
     ref = sk_ssim(p, t, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                   data_range=1.0, channel_axis=0)
-    assert ssim(x, y).item() == pytest.approx(ref, abs=1e-6)
+    assert ssim(x, y, backend=backend).item() == pytest.approx(ref, abs=1e-6)
 
 
+@BACKENDS
 @pytest.mark.parametrize("kind", ["random", "structured"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fastmri_equals_skimage_volume_max(kind, dtype):
+def test_fastmri_equals_skimage_volume_max(kind, dtype, backend):
     t, p = _images(kind, n=4)
     t = 3.7 * t  # fastMRI data are not on [0, 1]: data range = the target volume's max
     p = 3.7 * p
     vmax = t.max()
     # fastMRI evaluate.py: mean over slices of skimage's default SSIM with data_range = volume max.
     ref = np.mean([sk_ssim(t[i], p[i], data_range=vmax) for i in range(len(t))])
-    ours = ssim(_t(t, dtype), _t(p, dtype), "fastmri", data_range=torch.full((4,), vmax))
+    ours = ssim(_t(t, dtype), _t(p, dtype), "fastmri", data_range=torch.full((4,), vmax), backend=backend)
     assert ours.mean().item() == pytest.approx(ref, abs=1e-6)
-    assert ssim(_t(t, dtype), _t(p, dtype), "fastmri", data_range=vmax,
-                reduction="mean").item() == pytest.approx(ref, abs=1e-6)
+    assert ssim(_t(t, dtype), _t(p, dtype), "fastmri", data_range=vmax, reduction="mean",
+                backend=backend).item() == pytest.approx(ref, abs=1e-6)
 
 
 def _pil_reference(a: np.ndarray, b: np.ndarray) -> float:
@@ -188,12 +194,13 @@ def test_cpu_chunking_does_not_change_values(variant, monkeypatch):
     t, p = _images("structured", n=5, size=24)
     x, y = torch.as_tensor(p).reshape(5, 1, 24, 24), torch.as_tensor(t).reshape(5, 1, 24, 24)
     x2, y2 = x.reshape(1, 5, 24, 24), y.reshape(1, 5, 24, 24)  # channels share one image's range
-    whole = ssim(x, y, variant, data_range=torch.linspace(1, 2, 5))
-    whole_c = ssim(x2, y2, variant)
+    kw = {"backend": "torch"}  # the torch path's chunks (the fused kernel has none)
+    whole = ssim(x, y, variant, data_range=torch.linspace(1, 2, 5), **kw)
+    whole_c = ssim(x2, y2, variant, **kw)
     monkeypatch.setattr(mod, "_CPU_CHUNK_PIXELS", 2 * 24 * 24)  # chunks of 2, 2, 1 planes
-    np.testing.assert_allclose(ssim(x, y, variant, data_range=torch.linspace(1, 2, 5)).numpy(),
+    np.testing.assert_allclose(ssim(x, y, variant, data_range=torch.linspace(1, 2, 5), **kw).numpy(),
                                whole.numpy(), atol=1e-12, rtol=0)
-    np.testing.assert_allclose(ssim(x2, y2, variant).numpy(), whole_c.numpy(), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(ssim(x2, y2, variant, **kw).numpy(), whole_c.numpy(), atol=1e-12, rtol=0)
     ref = [sk_ssim(t[i], p[i], data_range=float(r)) for i, r in enumerate(np.linspace(1, 2, 5))]
     if variant == "fastmri":
         np.testing.assert_allclose(whole.numpy(), ref, atol=1e-12, rtol=0)
