@@ -76,6 +76,23 @@ class BCELoss(nn.Module):
         return nn.functional.binary_cross_entropy(p, target.to(p.dtype))
 
 
+class DiceBCELoss(nn.Module):
+    """Soft Dice (F1) loss plus ``bce_weight`` x binary cross entropy on one head (nnU-Net's
+    Dice + CE default). The BCE term keeps a gradient where the Dice term has none: with many
+    empty slices a Dice-only network can saturate its sigmoid at 0 everywhere and stay there
+    (measured on the demo phantom, docs/segmentation.md; the seed's L244 describes the same trap).
+    """
+
+    def __init__(self, smooth: float = 1.0, batch: bool = True, bce_weight: float = 1.0):
+        super().__init__()
+        self.dice = SoftDiceLoss(smooth, batch)
+        self.bce = BCELoss()
+        self.bce_weight = bce_weight
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.dice(pred, target) + self.bce_weight * self.bce(pred, target)
+
+
 class DualHeadLoss(nn.Module):
     """F1 loss on channels ``[:C]`` plus BCE on channels ``[C:]`` of a dual-head output (B, 2C, ...).
 

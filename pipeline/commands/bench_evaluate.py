@@ -16,7 +16,8 @@ def bench_evaluate(out: str = "reports/bench_evaluate.json", n_images: int = 64,
         n_images: number of image pairs.
         size: image side in pixels.
         variants: SSIM variants to time (gaussian, fastmri), each against the skimage call it equals.
-        threads: torch threads for ours (skimage is single-threaded; 1 = like for like).
+        threads: threads of ours (the fused numba kernel) and of the torch path; 0 = all cores for the
+            fused kernel (skimage is single-threaded; 1 = like for like).
         device: cpu or cuda.
         repeats: timings are the best of this many runs.
         seed: image seed.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.seg_losses import BCELoss, DualHeadLoss, SoftDiceLoss, SoftFBetaLoss, soft_fbeta
+from models.seg_losses import BCELoss, DiceBCELoss, DualHeadLoss, SoftDiceLoss, SoftFBetaLoss, soft_fbeta
 from models.seg_unet import MonaiSeg, SegUNet2d, SegUNet3d, count_parameters
 
 
@@ -113,3 +113,17 @@ def test_bce_and_dual_head_loss():
     assert DualHeadLoss()(both, g).item() < 1e-6
     half = torch.full_like(g, 0.5)
     assert BCELoss()(half, g).item() == pytest.approx(0.693147, abs=1e-5)
+
+
+def test_dice_bce_keeps_a_gradient_where_dice_saturates():
+    g = torch.zeros(2, 1, 16, 16)
+    g[1, :, 4:12, 4:12] = 1
+    assert DiceBCELoss()(g.clone(), g).item() == pytest.approx(0.0, abs=1e-5)
+    # a saturated "nothing" prediction: sigmoid of very negative logits
+    logits = torch.full_like(g, -12.0, requires_grad=True)
+    DiceBCELoss()(torch.sigmoid(logits), g).backward()
+    bce_grad = logits.grad[1, 0, 8, 8].item()
+    logits.grad = None
+    SoftDiceLoss(batch=True)(torch.sigmoid(logits), g).backward()
+    dice_grad = logits.grad[1, 0, 8, 8].item()
+    assert bce_grad < 0 and abs(bce_grad) > 100 * abs(dice_grad)  # BCE still pushes the bone pixel up
