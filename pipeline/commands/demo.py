@@ -76,7 +76,7 @@ def demo(out: str = "demo_out", seg_minutes: float = 3.0, train_steps: Optional[
                 simulate(None, preset=name, out=data_dir, figures=True)
             result["datasets"][name] = str(target)
 
-    run_dir = None
+    run_dir, table_doc = None, None
     if "train" not in skip:
         _banner(3, "train unet_l2 (short)")
         from pipeline.train import train_experiment
@@ -92,7 +92,7 @@ def demo(out: str = "demo_out", seg_minutes: float = 3.0, train_steps: Optional[
                                      hint="do not skip 'train' when evaluating")
         from pipeline.commands.evaluate import evaluate
 
-        evaluate(run=str(run_dir), data_dir=str(data_dir), out=str(reports / "denoising"), split="test")
+        table_doc = evaluate(run=str(run_dir), data_dir=str(data_dir), out=str(reports / "denoising"), split="test")
         result["report"] = str(reports / "denoising" / "report.md")
 
     if "segment" not in skip:
@@ -109,6 +109,11 @@ def demo(out: str = "demo_out", seg_minutes: float = 3.0, train_steps: Optional[
 
     result["minutes"] = round((time.perf_counter() - t0) / 60, 1)
     _print_figures(root, result["minutes"])
+    if table_doc is not None:  # the demo ends with the model-vs-benchmark table
+        from evaluation.report import print_table
+
+        print(f"\nM-MAE / M-MSE / M-SSIM on the test split (report: {result['report']}):")
+        print_table(table_doc)
     return result
 
 

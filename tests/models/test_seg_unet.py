@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from models.seg_losses import BCELoss, DiceBCELoss, DualHeadLoss, SoftDiceLoss, SoftFBetaLoss, soft_fbeta
-from models.seg_unet import MonaiSeg, SegUNet2d, SegUNet3d, count_parameters
+from models import count_parameters
+from models.seg_unet import MonaiSeg, SegUNet2d, SegUNet3d
 
 
 @pytest.mark.parametrize("width,expected", [(32, 210_945), (48, 473_857)])
