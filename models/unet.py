@@ -9,6 +9,9 @@ Layer list (code ``AutoEncoder_V5.py`` L16-165):
   each decoder level: transposed conv 2x2 stride 2 -> BN -> ReLU, concatenate [skip, up],
   [conv 3x3 -> BN -> ReLU] x 2;
   head: 1x1 conv, linear; **no** global input skip (the U-Net predicts y directly, L1520).
+  ``residual=True`` (not in the chapter; the CPU demo profiles use it) adds the input to the head's
+  output and zero-initialises the head, so training starts from the identity (the benchmark) as
+  DnCNN's residual learning does; parameter counts are unchanged.
 
 Parameter counts: 1 -> 1 = 133,835,457; 16 -> 16 = 133,845,072 (``Auto_Encoder_spulen_V1``);
 coil-wide encoder (256, 512, 1024, 1024, 1024, 1024) 16 -> 16 = 175,761,360 (``..._V3``).
@@ -46,9 +49,13 @@ class ModifiedUNet(nn.Module):
     """The chapter's 'Autoencoder': same-padded, batch-normalised U-Net with six pools."""
 
     def __init__(self, in_ch: int = 1, out_ch: int = 1, encoder: Sequence[int] = ENCODER,
-                 bottom: int = BOTTOM, decoder: Sequence[int] = DECODER):
+                 bottom: int = BOTTOM, decoder: Sequence[int] = DECODER, residual: bool = False):
         super().__init__()
         encoder, decoder = tuple(encoder), tuple(decoder)
+        if residual and in_ch != out_ch:
+            raise PipelineInputError(f"a residual U-Net needs in_ch == out_ch, got {in_ch} -> {out_ch}",
+                                     field="residual", expected="in_ch == out_ch, or residual: false")
+        self.residual = residual
         if len(encoder) != len(decoder) or not encoder:
             raise PipelineInputError(
                 f"encoder has {len(encoder)} levels, decoder {len(decoder)}",
@@ -69,6 +76,9 @@ class ModifiedUNet(nn.Module):
             self.up_conv.append(nn.Sequential(conv_bn_relu(skip + n, n), conv_bn_relu(n, n)))
             prev = n
         self.head = nn.Conv2d(prev, out_ch, 1)
+        if residual:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         factor = 2 ** self.levels
@@ -85,4 +95,4 @@ class ModifiedUNet(nn.Module):
         h = self.bottom(h)
         for up, conv, skip in zip(self.up, self.up_conv, reversed(skips)):
             h = conv(torch.cat([skip, up(h)], dim=1))
-        return self.head(h)
+        return x + self.head(h) if self.residual else self.head(h)

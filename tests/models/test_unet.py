@@ -61,3 +61,15 @@ def test_bad_input_size_and_levels():
         net(torch.rand(1, 1, 96, 100))
     with pytest.raises(PipelineInputError, match="levels"):
         ModifiedUNet(encoder=(4, 8), decoder=(8,))
+
+
+def test_residual_option_starts_at_identity_with_the_same_parameters():
+    kw = dict(encoder=(4, 8), bottom=8, decoder=(8, 4))
+    plain, res = ModifiedUNet(**kw), ModifiedUNet(**kw, residual=True).eval()
+    assert count_parameters(plain) == count_parameters(res)
+    x = torch.rand(2, 1, 16, 16)
+    assert torch.equal(res(x), x)
+    res.head.bias.data.fill_(0.5)
+    assert torch.allclose(res(x), x + 0.5)
+    with pytest.raises(PipelineInputError, match="in_ch == out_ch"):
+        ModifiedUNet(in_ch=1, out_ch=2, residual=True, **kw)
