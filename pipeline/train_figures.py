@@ -21,16 +21,29 @@ def _image(x: torch.Tensor) -> np.ndarray:
     return (x[0] if x.shape[0] == 1 else rss(x, axis=0)).numpy()
 
 
+def panel_rows(target: torch.Tensor, n: int) -> list[int]:
+    """Up to ``n`` batch rows, samples with distinct targets first (the interleaves of one radial
+    slice share a target and would otherwise fill the panel), then the rest in order."""
+    distinct: list[int] = []
+    for i in range(target.shape[0]):
+        if not any(torch.equal(target[i], target[j]) for j in distinct):
+            distinct.append(i)
+    rest = [i for i in range(target.shape[0]) if i not in distinct]
+    return (distinct + rest)[:n]
+
+
 def denoising_panel(batch: dict, pred: torch.Tensor, path: Path, n: int = 4) -> Path:
-    """Rows = the first ``n`` validation samples; columns = input / prediction / target / |error|."""
+    """Rows = up to ``n`` validation samples (distinct slices first, :func:`panel_rows`);
+    columns = input / prediction / target / |error|."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = min(n, pred.shape[0])
+    rows = panel_rows(batch["target"], min(n, pred.shape[0]))
+    n = len(rows)
     fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
-    for i in range(n):
-        x, p, y = _image(batch["input"][i]), _image(pred[i]), _image(batch["target"][i])
+    for i, r in enumerate(rows):
+        x, p, y = _image(batch["input"][r]), _image(pred[r]), _image(batch["target"][r])
         err = np.abs(p - y)
         for j, (img, title, kw) in enumerate([(x, "input", {"vmin": 0, "vmax": 1}),
                                                (p, "prediction", {"vmin": 0, "vmax": 1}),

@@ -11,7 +11,7 @@ from data_tools.errors import PipelineInputError
 from evaluation.metrics import mae, mse, ssim
 from models.losses import L2Loss
 from pipeline.lit_module import TaskModule, lr_lambda
-from pipeline.train_figures import denoising_panel
+from pipeline.train_figures import denoising_panel, panel_rows
 
 
 class OneBatch(Dataset):
@@ -152,3 +152,10 @@ def test_training_step_has_no_host_sync():
     code = "\n".join(ln for ln in code if not ln.strip().startswith(("\"\"\"", "``")))
     for sync in (".item(", ".cpu(", ".tolist(", "float(", ".numpy("):
         assert sync not in code
+
+
+def test_panel_rows_prefer_distinct_slices():
+    a, b = torch.zeros(1, 4, 4), torch.ones(1, 4, 4)
+    target = torch.stack([a, a, a, a, b, b, b, b])  # two slices x four interleaves
+    assert panel_rows(target, 4) == [0, 4, 1, 2]
+    assert panel_rows(target[:3], 4) == [0, 1, 2]
