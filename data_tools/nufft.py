@@ -181,12 +181,18 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def resolve_backend(name: str) -> str:
-    """``auto`` → ``torch`` when CUDA is available, else ``finufft``; ``finufft`` / ``torch`` as given.
-    Anything else raises :class:`~data_tools.errors.PipelineInputError` naming ``nufft_backend``."""
+def check_backend(name: str) -> str:
+    """``name`` if it is one of :data:`NUFFT_BACKENDS`, else a
+    :class:`~data_tools.errors.PipelineInputError` naming ``nufft_backend``."""
     require(name in NUFFT_BACKENDS, f"unknown NUFFT backend '{name}'", field="nufft_backend",
             expected=" | ".join(NUFFT_BACKENDS))
-    if name == "auto":
+    return name
+
+
+def resolve_backend(name: str) -> str:
+    """``auto`` → ``torch`` when CUDA is available, else ``finufft``; ``finufft`` / ``torch`` as given
+    (checked by :func:`check_backend`)."""
+    if check_backend(name) == "auto":
         return "torch" if _cuda_available() else "finufft"
     return name
 

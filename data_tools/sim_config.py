@@ -15,7 +15,7 @@ import yaml
 
 from .errors import PipelineInputError, require
 from .masks import BART_POIS_R, BART_SEED, MASKS
-from .nufft import NUFFT_BACKENDS
+from .nufft import check_backend
 from .paths import CONFIG_DIR
 from .simdata import AXES
 from .splits import FRACTIONS, MODES, SPLIT_SEED
@@ -142,8 +142,7 @@ def validate(cfg: SimConfig) -> None:
     require(cfg.readout_scale > 0, f"readout_scale = {cfg.readout_scale}", field="readout_scale", expected="> 0")
     require(cfg.recon in ("cg", "dcf"), f"unknown recon '{cfg.recon}'", field="recon", expected="cg | dcf")
     require(cfg.cg_iters >= 1, f"cg_iters = {cfg.cg_iters}", field="cg_iters", expected=">= 1")
-    require(cfg.nufft_backend in NUFFT_BACKENDS, f"unknown NUFFT backend '{cfg.nufft_backend}'",
-            field="nufft_backend", expected=" | ".join(NUFFT_BACKENDS))
+    check_backend(cfg.nufft_backend)
     require(cfg.normalisation in ("float", "uint8"), f"unknown normalisation '{cfg.normalisation}'",
             field="normalisation", expected="float | uint8")
     require(cfg.split in MODES, f"unknown split '{cfg.split}'", field="split", expected=" | ".join(MODES))
