@@ -13,7 +13,7 @@ import numpy as np
 
 from .atomic import write_text_atomic
 from .masks import PoissonDiscMask
-from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse
+from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse_many, fftw_mode, nufft_workers
 from .trajectories import radial_trajectory
 
 
@@ -80,13 +80,11 @@ def bench_radial(size: int = 256, coils: int = 8, spokes: int = 41, interleaves:
 
 def _radial_cg(full, per, x: np.ndarray, iters: int):
     """What `pipeline simulate` does per batch: forward NUFFT of every coil image on all interleaves,
-    then one batched CG per interleave. ``x``: (S, C, H, W); returns the last interleave's images."""
+    then one batched CG per interleave (in parallel, :func:`cg_inverse_many`). ``x``: (S, C, H, W);
+    returns the last interleave's images."""
     s, c, h, w = x.shape
     y = full.forward(x.reshape(-1, h, w)).reshape(s * c, len(per), -1)
-    rec = None
-    for t, op in enumerate(per):
-        rec = cg_inverse(op, y[:, t], iters)
-    return rec
+    return cg_inverse_many([(op, y[:, t]) for t, op in enumerate(per)], iters)[-1]
 
 
 def bench_radial_torch(size: int = 256, coils: int = 8, spokes: int = 41, interleaves: int = 4, iters: int = 50,
@@ -121,7 +119,8 @@ def bench_radial_torch(size: int = 256, coils: int = 8, spokes: int = 41, interl
 
 def run_bench(out: str | Path, size: int = 256, radial_size: int = 256, slices: int = 2) -> dict:
     result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                          "nufft_threads": int(os.environ.get("KNEE_NUFFT_THREADS", "1"))},
+                          "nufft_threads": int(os.environ.get("KNEE_NUFFT_THREADS", "1")),
+                          "nufft_workers": nufft_workers(), "nufft_fftw": fftw_mode()},
               "poisson": bench_poisson(size),
               "radial": bench_radial(radial_size, slices=slices)}
     try:

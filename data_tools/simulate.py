@@ -31,7 +31,7 @@ from .coils import coil_to_channels, rss
 from .errors import PipelineInputError, require
 from .fft import ifft3c
 from .masks import create_mask
-from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse, dcf_adjoint, make_nufft, resolve_backend, to_numpy
+from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse_many, dcf_adjoint, make_nufft, resolve_backend, to_numpy
 from .paths import default_sim_dir
 from .sim_config import SimConfig, geometry, resolve
 from .simdata import SimColumns, create_sim_file, slice_id, write_columns
@@ -104,6 +104,14 @@ class RadialSim:
                                 [make_nufft(t[i], shape, self.backend) for i in range(t.shape[0])])
         return self._ops[shape]
 
+    def describe(self) -> str:
+        """The NUFFT that ran, for the dataset attrs (FFTW planning decides bitwise reproducibility)."""
+        ops = [full for full, _ in self._ops.values()]
+        if not ops or not isinstance(ops[0], NUFFT2D):
+            return self.backend
+        op = ops[0]
+        return f"finufft eps={op.eps:g} upsampfac={op.upsampfac:g} fftw={op.fftw}"
+
     def __call__(self, coil_slices: np.ndarray) -> np.ndarray:
         """(S, C, H, W) complex → (K, S, C, H, W) complex64 reconstructions, one per interleave."""
         s, c, h, w = coil_slices.shape
@@ -112,10 +120,11 @@ class RadialSim:
         y = full.forward(coil_slices.reshape(s * c, h, w)).reshape(s * c, k, -1)
         out = np.empty((k, s * c, h, w), np.complex64)
         traj = self.trajectory_for((h, w))
-        for t, op in enumerate(per):  # one batched CG over all slices and coils per interleave
-            if self.cfg.recon == "cg":
-                out[t] = to_numpy(cg_inverse(op, y[:, t], self.cfg.cg_iters))
-            else:
+        if self.cfg.recon == "cg":  # one batched CG over all slices and coils per interleave, in parallel
+            for t, rec in enumerate(cg_inverse_many([(op, y[:, t]) for t, op in enumerate(per)], self.cfg.cg_iters)):
+                out[t] = to_numpy(rec)
+        else:
+            for t, op in enumerate(per):
                 out[t] = to_numpy(dcf_adjoint(op, y[:, t], radial_density(traj[t], self.cfg.spokes)))
         return out.reshape(k, s, c, h, w)
 
@@ -228,6 +237,7 @@ def simulate(pattern: str | None = None, *, data: str | Path | None = None, out:
             f.create_dataset("trajectory", data=t.astype(np.float32))
             f["trajectory"].attrs["units"] = "cycles/FOV (k-space grid units of the uncropped slice)"
             eff = nyquist_acceleration(cfg.spokes, radial.kmax(fs.shape[-2:]))
+            f.attrs["nufft"] = radial.describe()
         else:
             f.create_dataset("masks", data=np.stack(masks).astype(np.uint8), compression="gzip")
             f["masks"].attrs["subjects"] = subjects if cfg.mask_per_subject else ["all"]

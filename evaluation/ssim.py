@@ -38,9 +38,6 @@ whose spinning workers slowed torch's own OpenMP threads ~10x when both ran in o
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -48,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from data_tools.errors import PipelineInputError
+from data_tools.parallel import available_cores, executor
 
 VARIANTS = ("gaussian", "fastmri", "pil")
 #: ``backend`` of :func:`ssim` / :func:`ms_ssim`: ``auto`` uses the fused CPU kernel where it is
@@ -410,33 +408,13 @@ def _use_fused(backend: str, x: torch.Tensor, y: torch.Tensor, variant: str) -> 
     return ok
 
 
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 _fused_threads: int | None = None  # None: all cores this process may use
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_pool_lock = threading.Lock()
-
-
-def _forget_pool() -> None:
-    """In a forked child the parent's pool threads do not exist: start a new pool there."""
-    global _pool, _pool_size, _pool_lock
-    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def fused_threads() -> int:
     """Threads the fused kernel splits the images over: :func:`set_fused_threads`'s value, by
     default all cores this process may use (``os.sched_getaffinity``)."""
-    return _fused_threads or _available_cores()
+    return _fused_threads or available_cores()
 
 
 def set_fused_threads(n: int | None) -> int | None:
@@ -447,18 +425,6 @@ def set_fused_threads(n: int | None) -> int | None:
         raise PipelineInputError(f"fused SSIM threads = {n}", field="threads", expected=">= 1 or None")
     old, _fused_threads = _fused_threads, None if n is None else int(n)
     return old
-
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """The shared pool for the fused kernel's extra threads (idle workers wait on a queue, no
-    spinning), recreated when a larger one is needed."""
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is None or _pool_size < workers:
-            old, _pool, _pool_size = _pool, ThreadPoolExecutor(workers, thread_name_prefix="ssim"), workers
-            if old is not None:
-                old.shutdown(wait=False)  # queued work still runs
-        return _pool
 
 
 def _fused_means(x, y, w, c1, c2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -479,7 +445,7 @@ def _fused_means(x, y, w, c1, c2) -> tuple[torch.Tensor, torch.Tensor]:
     if chunks == 1:
         run(0)
     else:  # chunk 0 on this thread, the others on the pool; the kernel releases the GIL
-        futures = [_executor(chunks - 1).submit(run, i) for i in range(1, chunks)]
+        futures = [executor(chunks - 1).submit(run, i) for i in range(1, chunks)]
         run(0)
         for f in futures:
             f.result()

@@ -1,11 +1,13 @@
-"""NUFFT: agreement with fft2c on the grid, adjointness, CG inverse, DCF adjoint, BART low-pass."""
+"""NUFFT: agreement with fft2c on the grid, adjointness, CG inverse (fused step, parallel solves),
+DCF adjoint, BART low-pass, FFTW planning and worker settings."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from data_tools.fft import fft2c
-from data_tools.nufft import NUFFT2D, cg_inverse, dcf_adjoint
+from data_tools.errors import PipelineInputError
+from data_tools.nufft import NUFFT2D, _cg_update, _sq_norms, cg_inverse, cg_inverse_many, dcf_adjoint, nufft_workers
 from data_tools.trajectories import radial_density, radial_trajectory
 
 
@@ -80,8 +82,89 @@ def test_faithful_readout_is_a_low_pass():
 
 
 def test_shape_mismatch_raises():
-    from data_tools.errors import PipelineInputError
-
     op = NUFFT2D(radial_trajectory(3, 1, readout=8), (8, 8))
     with pytest.raises(PipelineInputError):
         op.forward(np.zeros((2, 8, 9), np.complex64))
+
+
+def test_fused_cg_step_matches_the_textbook_formulas():
+    rng = np.random.default_rng(3)
+    x, r, p, ap = ((rng.standard_normal((3, 50)) + 1j * rng.standard_normal((3, 50))).astype(np.complex64)
+                   for _ in range(4))
+    ap = (2 * p + 0.1 * ap).astype(np.complex64)  # Re<p, Ap> > 0 as for a positive definite A^H A
+    p[2] = 0  # zero search direction: Re<p, Ap> = 0, the step must be 0 (no NaN)
+    rs = _sq_norms(r)
+    np.testing.assert_allclose(rs, (np.abs(r.astype(np.complex128)) ** 2).sum(1), rtol=1e-6)
+    c = [a.astype(np.complex128) for a in (x, r, p, ap)]
+    den = np.einsum("bi,bi->b", c[2].conj(), c[3]).real
+    alpha = np.where(np.arange(3) < 2, rs / np.where(den > 0, den, 1.0), 0.0)[:, None]
+    x_ref, r_ref = c[0] + alpha * c[2], c[1] - alpha * c[3]
+    rs_ref = (np.abs(r_ref) ** 2).sum(1)
+    p_ref = r_ref + (rs_ref / rs)[:, None] * c[2]
+    rs_new = _cg_update(x, r, p, ap, rs)
+    for got, want in ((x, x_ref), (r, r_ref), (p, p_ref)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(rs_new, rs_ref, rtol=1e-5)
+    assert np.array_equal(r[2], c[1][2].astype(np.complex64))  # alpha 0: the residual is unchanged
+
+
+def test_cg_single_item_without_batch_axis():
+    n = 20
+    op = NUFFT2D(radial_trajectory(7, 1, readout=n, scale=0.5), (n, n))
+    y = op.forward(_image(n)[None])
+    rec = cg_inverse(op, y[0], iters=5)
+    assert rec.shape == (n, n)
+    np.testing.assert_allclose(rec, cg_inverse(op, y, iters=5)[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_cg_inverse_many_equals_one_solve_per_job(workers):
+    """Three interleaves (jobs) on 1-3 threads, each batch split into chunks: the same images as
+    one cg_inverse per job, in order, with the job's shape (a 1-D job too)."""
+    n = 24
+    rng = np.random.default_rng(4)
+    traj = radial_trajectory(9, 3, readout=n, scale=0.5)
+    ops = [NUFFT2D(traj[t], (n, n)) for t in range(3)]
+    imgs = (rng.standard_normal((5, n, n)) + 1j * rng.standard_normal((5, n, n))).astype(np.complex64)
+    jobs = [(ops[0], ops[0].forward(imgs)), (ops[1], ops[1].forward(imgs[:2])), (ops[2], ops[2].forward(imgs[0]))]
+    got = cg_inverse_many(jobs, iters=8, workers=workers)
+    assert [g.shape for g in got] == [(5, n, n), (2, n, n), (n, n)]
+    for (op, y), g in zip(jobs, got):
+        want = cg_inverse(op, y, iters=8)
+        assert np.abs(g - want).max() <= 1e-5 * np.abs(want).max()
+    assert cg_inverse_many([], iters=3) == []
+
+
+def test_cg_inverse_many_bad_workers():
+    op = NUFFT2D(radial_trajectory(3, 1, readout=8), (8, 8))
+    with pytest.raises(PipelineInputError, match="workers"):
+        cg_inverse_many([(op, np.zeros((1, op.n_points), np.complex64))], workers=0)
+
+
+def test_worker_and_fftw_settings_from_the_environment(monkeypatch):
+    monkeypatch.setenv("KNEE_NUFFT_WORKERS", "3")
+    assert nufft_workers() == 3
+    monkeypatch.setenv("KNEE_NUFFT_WORKERS", "two")
+    with pytest.raises(PipelineInputError, match="KNEE_NUFFT_WORKERS.*integer >= 1"):
+        nufft_workers()
+    traj = radial_trajectory(5, 1, readout=16, scale=0.5)
+    monkeypatch.setenv("KNEE_NUFFT_FFTW", "patient")
+    with pytest.raises(PipelineInputError, match="KNEE_NUFFT_FFTW.*measure \\| estimate"):
+        NUFFT2D(traj, (16, 16))
+    monkeypatch.setenv("KNEE_NUFFT_FFTW", "estimate")
+    est = NUFFT2D(traj, (16, 16))
+    assert est.fftw == "estimate"
+    x = _image(16)[None]
+    assert np.array_equal(est.normal(x), NUFFT2D(traj, (16, 16)).normal(x))  # heuristic plans: bitwise
+    meas = NUFFT2D(traj, (16, 16), fftw="measure")
+    assert _nrmse(meas.normal(x), est.normal(x)) < 1e-5
+    with pytest.raises(PipelineInputError, match="fftw"):
+        NUFFT2D(traj, (16, 16), fftw="exhaustive")
+
+
+def test_normal_is_adjoint_of_forward():
+    rng = np.random.default_rng(5)
+    op = NUFFT2D(radial_trajectory(11, 2, readout=30, scale=0.5), (30, 28))
+    x = (rng.standard_normal((2, 30, 28)) + 1j * rng.standard_normal((2, 30, 28))).astype(np.complex64)
+    assert _nrmse(op.normal(x), op.adjoint(op.forward(x))) < 1e-5  # scales applied once vs twice: rounding
+    assert op.normal(x[0]).shape == (30, 28)

@@ -9,6 +9,7 @@ from sim_helpers import full_ranges, make_subjects
 
 from data_tools.coils import channels_to_rss
 from data_tools.errors import PipelineInputError
+from data_tools.nufft import fftw_mode
 from data_tools.sim_config import REF_MATRIX, SimConfig, geometry
 from data_tools.simdata import open_sim, read_index
 from data_tools.simulate import crop_center, normalise, simulate
@@ -64,6 +65,7 @@ def test_radial_dataset_layout(sets):
         cfg = yaml.safe_load(f.attrs["config"])
         assert cfg["spokes"] == 5 and cfg["cg_iters"] == 50 and f.attrs["name"] == "rad_5"
         assert f.attrs["effective_acceleration"] > 0
+        assert f.attrs["nufft"] == f"finufft eps=0.0001 upsampfac=1.25 fftw={fftw_mode()}"
         target = f["target"][()]
         inp = f["input"][()]
     idx = read_index(path)
