@@ -188,6 +188,10 @@ def test_bench_functions_small(tmp_path):
 
     p = bench_poisson(size=64, accel=4.0, calib=8, repeats=2, sigpy_repeats=1)
     assert p["ours_exact_count"] == 1024 and p["ours_R"] == 4.0 and p["sigpy_ms_per_mask"] > 0
-    r = bench_radial(size=24, coils=2, spokes=5, interleaves=2, iters=3, slices=1)
-    assert r["ours_ms_per_slice"] > 0 and r["sigpy_ms_per_slice"] > 0
+    r = bench_radial(size=24, coils=2, spokes=5, interleaves=2, iters=3, slices=2, repeats=3)
+    assert len(r["ours_ms_per_slice_all"]) == len(r["sigpy_ms_per_slice_all"]) == 3
+    assert r["ours_ms_per_slice"] == min(r["ours_ms_per_slice_all"]) > 0  # best run, per slice of the batch
+    assert r["sigpy_ms_per_slice"] == min(r["sigpy_ms_per_slice_all"]) > 0
+    assert r["ours_1_worker_ms_per_slice"] > 0 and r["ours_workers"] >= 1
+    assert r["speedup"] == pytest.approx(r["sigpy_ms_per_slice"] / r["ours_ms_per_slice"], rel=0.1)  # rounded ms
     json.dumps({"p": p, "r": r})
