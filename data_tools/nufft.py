@@ -3,7 +3,8 @@
 Two backends with one interface (``forward``, ``adjoint``, ``normal``, ``asarray``) and one
 convention: :class:`NUFFT2D` (finufft, CPU, numpy arrays) and :class:`TorchNUFFT2D`
 (torchkbnufft, any torch device, torch tensors; the GPU path). :func:`cg_inverse` and
-:func:`dcf_adjoint` work with either. :func:`make_nufft` picks one by name (``auto`` | ``finufft``
+:func:`dcf_adjoint` work with either; :func:`cg_inverse_many` runs several finufft CG solves (the
+radial interleaves) in parallel threads. :func:`make_nufft` picks one by name (``auto`` | ``finufft``
 | ``torch``, see :func:`resolve_backend`).
 
 Conventions match :mod:`data_tools.fft`: images are (B, H, W) complex with the centre pixel at
@@ -113,13 +114,18 @@ class NUFFT2D:
             self._plans[key] = plan
         return plan
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """(B, H, W) or (H, W) complex → (B, M) or (M,) complex64."""
+    def _images(self, x) -> tuple[np.ndarray, bool]:
+        """(B, H, W) or (H, W) complex → a contiguous complex64 (B, H, W) batch, and whether it was one image."""
         x = np.asarray(x, dtype=np.complex64)
         single = x.ndim == 2
         xb = np.ascontiguousarray(x[None] if single else x)
         require(xb.shape[1:] == self.shape, f"image shape {xb.shape[1:]} does not match the operator",
                 field="image", expected=str(self.shape))
+        return xb, single
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """(B, H, W) or (H, W) complex → (B, M) or (M,) complex64."""
+        xb, single = self._images(x)
         y = self._plan(2, xb.shape[0]).execute(xb) * self._scale
         return y[0] if single else y
 
@@ -135,11 +141,7 @@ class NUFFT2D:
 
     def normal(self, x: np.ndarray) -> np.ndarray:
         """``A^H A x`` for (B, H, W) or (H, W) images; both scale factors are applied once, on the samples."""
-        x = np.asarray(x, dtype=np.complex64)
-        single = x.ndim == 2
-        xb = np.ascontiguousarray(x[None] if single else x)
-        require(xb.shape[1:] == self.shape, f"image shape {xb.shape[1:]} does not match the operator",
-                field="image", expected=str(self.shape))
+        xb, single = self._images(x)
         y = self._plan(2, xb.shape[0]).execute(xb)
         y *= self._scale * self._scale
         out = self._plan(1, xb.shape[0]).execute(y).reshape(xb.shape)
@@ -308,7 +310,10 @@ def _cg_update(x, r, p, ap, rs):  # pragma: no cover - compiled
 def _cg_numpy(op, b: np.ndarray, iters: int, lam: float) -> np.ndarray:
     n = b.shape[0]
     x, r, p = np.zeros_like(b), b.copy(), b.copy()
-    flat = lambda a: a.reshape(n, -1)  # noqa: E731 - views of the contiguous (B, H, W) arrays
+
+    def flat(a: np.ndarray) -> np.ndarray:  # a (B, n) view of a contiguous (B, H, W) array
+        return a.reshape(n, -1)
+
     rs = _sq_norms(flat(r))
     for _ in range(iters):
         ap = op.normal(p)
