@@ -69,6 +69,12 @@ def fftw_mode() -> str:
     return mode
 
 
+def nufft_settings() -> dict:
+    """The finufft settings taken from the environment, checked (a bad value raises a
+    :class:`~data_tools.errors.PipelineInputError` naming the variable)."""
+    return {"nufft_threads": _threads(), "nufft_workers": nufft_workers(), "nufft_fftw": fftw_mode()}
+
+
 _PLAN_LOCK = threading.Lock()  # FFTW's planner is not thread-safe
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .atomic import write_text_atomic
 from .masks import PoissonDiscMask
-from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse_many, fftw_mode, nufft_workers
+from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse_many, nufft_settings, nufft_workers
 from .trajectories import radial_trajectory
 
 
@@ -129,9 +129,7 @@ def bench_radial_torch(size: int = 256, coils: int = 8, spokes: int = 41, interl
 
 
 def run_bench(out: str | Path, size: int = 256, radial_size: int = 256, slices: int = 2) -> dict:
-    result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                          "nufft_threads": int(os.environ.get("KNEE_NUFFT_THREADS", "1")),
-                          "nufft_workers": nufft_workers(), "nufft_fftw": fftw_mode()},
+    result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), **nufft_settings()},
               "poisson": bench_poisson(size),
               "radial": bench_radial(radial_size, slices=slices)}
     try:

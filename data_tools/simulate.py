@@ -31,7 +31,8 @@ from .coils import coil_to_channels, rss
 from .errors import PipelineInputError, require
 from .fft import ifft3c
 from .masks import create_mask
-from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse_many, dcf_adjoint, make_nufft, resolve_backend, to_numpy
+from .nufft import (NUFFT2D, TorchNUFFT2D, cg_inverse_many, dcf_adjoint, make_nufft, nufft_settings, resolve_backend,
+                    to_numpy)
 from .paths import default_sim_dir
 from .sim_config import SimConfig, geometry, resolve
 from .simdata import SimColumns, create_sim_file, slice_id, write_columns
@@ -86,6 +87,8 @@ class RadialSim:
         self.scale = cfg.readout_scale
         # auto -> the backend that runs, stored in the config like the resolved calib
         self.backend = cfg.nufft_backend = resolve_backend(cfg.nufft_backend)
+        if self.backend == "finufft":  # bad $KNEE_NUFFT_* settings fail here, before any output
+            nufft_settings()
         self._ops: dict[tuple[int, int], tuple] = {}
         self.traj = radial_trajectory(cfg.spokes, cfg.interleaves, self.readout, self.scale, cfg.golden)
 

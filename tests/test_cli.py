@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 
 from data_tools.errors import PipelineInputError
 from pipeline import cli

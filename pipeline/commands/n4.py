@@ -6,7 +6,6 @@ fits on a shrunk image and applies the field at full resolution. Writes OUT and 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from . import Command

@@ -78,6 +78,17 @@ def test_bad_input_one_line_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys):
     assert not out.exists() or not any(out.rglob("*"))
 
 
+@pytest.mark.parametrize("var,value,needle", [("KNEE_NUFFT_WORKERS", "0", "KNEE_NUFFT_WORKERS"),
+                                               ("KNEE_NUFFT_THREADS", "many", "KNEE_NUFFT_THREADS"),
+                                               ("KNEE_NUFFT_FFTW", "wisdom", "measure | estimate")])
+def test_bad_nufft_environment_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys, monkeypatch, var, value, needle):
+    monkeypatch.setenv(var, value)
+    out = tmp_path / "out"
+    _one_line_exit_2(capsys, ["simulate", "--pattern", "radial", "--spokes", "5", "--data", str(tiny_phantom_dir),
+                              "--out", str(out)], needle)
+    assert not out.exists() or not any(out.rglob("*"))
+
+
 @pytest.mark.slow
 def test_demo_command_subprocess(tmp_path):
     """The README's command on the real demo phantom (4 subjects, 160x160x128): minutes on 2 cores."""

@@ -91,7 +91,7 @@ def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path,
 
 def test_image_label_pairs_bad_geometry_and_values(coronal_nifti, tmp_path):
     from data_tools.errors import PipelineInputError
-    from data_tools.formats.images import Image, read_image, write_image
+    from data_tools.formats.images import read_image, write_image
     from pipeline.seg_data import load_volumes
 
     img, lab, _ = coronal_nifti
