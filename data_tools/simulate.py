@@ -113,7 +113,7 @@ class RadialSim:
         if not ops or not isinstance(ops[0], NUFFT2D):
             return self.backend
         op = ops[0]
-        return f"finufft eps={op.eps:g} upsampfac={op.upsampfac:g} fftw={op.fftw}"
+        return f"finufft eps={op.eps:g} upsampfac={op.upsampfac:g} fftw={op.fftw} batch={op.batch}"
 
     def __call__(self, coil_slices: np.ndarray) -> np.ndarray:
         """(S, C, H, W) complex → (K, S, C, H, W) complex64 reconstructions, one per interleave."""

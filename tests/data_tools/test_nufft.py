@@ -7,7 +7,8 @@ import pytest
 
 from data_tools.fft import fft2c
 from data_tools.errors import PipelineInputError
-from data_tools.nufft import NUFFT2D, _cg_update, _sq_norms, cg_inverse, cg_inverse_many, dcf_adjoint, nufft_workers
+from data_tools.nufft import (NUFFT2D, _cg_update, _sq_norms, cg_inverse, cg_inverse_many, dcf_adjoint, nufft_batch,
+                              nufft_workers)
 from data_tools.trajectories import radial_density, radial_trajectory
 
 
@@ -147,6 +148,7 @@ def test_worker_and_fftw_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("KNEE_NUFFT_WORKERS", "two")
     with pytest.raises(PipelineInputError, match="KNEE_NUFFT_WORKERS.*integer >= 1"):
         nufft_workers()
+    monkeypatch.setenv("KNEE_NUFFT_WORKERS", "2")
     traj = radial_trajectory(5, 1, readout=16, scale=0.5)
     monkeypatch.setenv("KNEE_NUFFT_FFTW", "patient")
     with pytest.raises(PipelineInputError, match="KNEE_NUFFT_FFTW.*measure \\| estimate"):
@@ -168,3 +170,30 @@ def test_normal_is_adjoint_of_forward():
     x = (rng.standard_normal((2, 30, 28)) + 1j * rng.standard_normal((2, 30, 28))).astype(np.complex64)
     assert _nrmse(op.normal(x), op.adjoint(op.forward(x))) < 1e-5  # scales applied once vs twice: rounding
     assert op.normal(x[0]).shape == (30, 28)
+
+
+def test_batch_per_pass_default_and_environment(monkeypatch):
+    """Two transforms per finufft pass with one worker, one with more; $KNEE_NUFFT_BATCH wins, a
+    bad value names the variable; the batch changes only float32 rounding, not the result."""
+    monkeypatch.delenv("KNEE_NUFFT_BATCH", raising=False)
+    assert (nufft_batch(1), nufft_batch(2), nufft_batch(16)) == (2, 1, 1)
+    monkeypatch.setenv("KNEE_NUFFT_WORKERS", "1")
+    assert nufft_batch() == 2
+    monkeypatch.setenv("KNEE_NUFFT_BATCH", "4")
+    assert nufft_batch(1) == nufft_batch(8) == 4
+    monkeypatch.setenv("KNEE_NUFFT_BATCH", "0")
+    with pytest.raises(PipelineInputError, match="KNEE_NUFFT_BATCH.*integer >= 1"):
+        nufft_batch()
+    monkeypatch.delenv("KNEE_NUFFT_BATCH")
+    n = 24
+    traj = radial_trajectory(9, 1, readout=n, scale=0.5)
+    imgs = np.stack([_image(n) * (k + 1) for k in range(5)])  # 5 items: batches of 2, 2, 1 and of 4, 1
+    ref = NUFFT2D(traj, (n, n), batch=1)
+    assert ref.batch == 1
+    for batch in (2, 4):
+        op = NUFFT2D(traj, (n, n), batch=batch)
+        assert op.batch == batch
+        assert _nrmse(op.normal(imgs), ref.normal(imgs)) < 1e-6
+        assert _nrmse(cg_inverse(op, op.forward(imgs), iters=10), cg_inverse(ref, ref.forward(imgs), iters=10)) < 1e-5
+    with pytest.raises(PipelineInputError, match="batch"):
+        NUFFT2D(traj, (n, n), batch=0)

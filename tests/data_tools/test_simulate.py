@@ -9,7 +9,7 @@ from sim_helpers import full_ranges, make_subjects
 
 from data_tools.coils import channels_to_rss
 from data_tools.errors import PipelineInputError
-from data_tools.nufft import fftw_mode
+from data_tools.nufft import fftw_mode, nufft_batch
 from data_tools.sim_config import REF_MATRIX, SimConfig, geometry
 from data_tools.simdata import open_sim, read_index
 from data_tools.simulate import crop_center, normalise, simulate
@@ -65,7 +65,7 @@ def test_radial_dataset_layout(sets):
         cfg = yaml.safe_load(f.attrs["config"])
         assert cfg["spokes"] == 5 and cfg["cg_iters"] == 50 and f.attrs["name"] == "rad_5"
         assert f.attrs["effective_acceleration"] > 0
-        assert f.attrs["nufft"] == f"finufft eps=0.0001 upsampfac=1.25 fftw={fftw_mode()}"
+        assert f.attrs["nufft"] == f"finufft eps=0.0001 upsampfac=1.25 fftw={fftw_mode()} batch={nufft_batch()}"
         target = f["target"][()]
         inp = f["input"][()]
     idx = read_index(path)
@@ -192,6 +192,6 @@ def test_bench_functions_small(tmp_path):
     assert len(r["ours_ms_per_slice_all"]) == len(r["sigpy_ms_per_slice_all"]) == 3
     assert r["ours_ms_per_slice"] == min(r["ours_ms_per_slice_all"]) > 0  # best run, per slice of the batch
     assert r["sigpy_ms_per_slice"] == min(r["sigpy_ms_per_slice_all"]) > 0
-    assert r["ours_1_worker_ms_per_slice"] > 0 and r["ours_workers"] >= 1
+    assert r["ours_1_worker_ms_per_slice"] > 0 and r["ours_workers"] >= 1 and r["ours_1_worker_batch"] == nufft_batch(1)
     assert r["speedup"] == pytest.approx(r["sigpy_ms_per_slice"] / r["ours_ms_per_slice"], rel=0.1)  # rounded ms
     json.dumps({"p": p, "r": r})

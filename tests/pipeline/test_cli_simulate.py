@@ -80,6 +80,7 @@ def test_bad_input_one_line_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("var,value,needle", [("KNEE_NUFFT_WORKERS", "0", "KNEE_NUFFT_WORKERS"),
                                                ("KNEE_NUFFT_THREADS", "many", "KNEE_NUFFT_THREADS"),
+                                               ("KNEE_NUFFT_BATCH", "-2", "KNEE_NUFFT_BATCH"),
                                                ("KNEE_NUFFT_FFTW", "wisdom", "measure | estimate")])
 def test_bad_nufft_environment_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys, monkeypatch, var, value, needle):
     monkeypatch.setenv(var, value)
