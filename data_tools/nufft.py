@@ -98,8 +98,9 @@ class NUFFT2D:
     far below the 8-bit quantisation of the datasets; type 1 and type 2 share one kernel, so the
     pair stays adjoint to float32 rounding whatever ``eps``. ``fftw``: ``measure`` | ``estimate``
     (None: :func:`fftw_mode`); ``batch``: transforms per FFT/spreading pass (None:
-    :func:`nufft_batch`; results differ only by float32 rounding). Plans are made per batch size and calling thread (a finufft plan
-    must not run in two threads at once) and reused, so one operator can serve several threads.
+    :func:`nufft_batch`; results differ only by float32 rounding). Plans are made per batch size
+    and calling thread (a finufft plan must not run in two threads at once) and reused, so one
+    operator can serve several threads.
     """
 
     def __init__(self, traj: np.ndarray, shape: tuple[int, int], eps: float = 1e-4, upsampfac: float = 1.25,
