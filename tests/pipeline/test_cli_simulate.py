@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from data_tools.simdata import dataset_attrs, open_sim, read_index
 from pipeline import cli
@@ -70,12 +71,25 @@ def test_bad_input_one_line_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys):
     _one_line_exit_2(capsys, base + ["--pattern", "radial", "--spokes", "-3"], "spokes")
     _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--accel", "1"], "R = 1.0")
     _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--crop", "100"], "crop")
+    _one_line_exit_2(capsys, base + ["--pattern", "radial", "--nufft_backend", "gpu"], "auto | finufft | torch")
     bad = tmp_path / "bad"
     shutil.copytree(tiny_phantom_dir, bad)
     with h5py.File(next(bad.glob("*.h5")), "a") as f:
         del f["kspace"]
     _one_line_exit_2(capsys, ["simulate", "--pattern", "poisson", "--data", str(bad), "--out", str(out)], "kspace")
     assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_nufft_backend_flag_recorded(tiny_phantom_dir, tmp_path):
+    """`--nufft_backend torch` overrides auto (finufft on a CPU machine); the stored config and the
+    `nufft` attr name the backend that ran."""
+    rc = cli.main(["simulate", "--pattern", "radial", "--spokes", "5", "--interleaves", "1", "--cg_iters", "5",
+                   "--nufft_backend", "torch", "--data", str(tiny_phantom_dir), "--out", str(tmp_path),
+                   "--axes", "z", "--slice_stride", "8"])
+    assert rc == 0
+    attrs = dataset_attrs(tmp_path / "rad_5.h5")
+    assert yaml.safe_load(attrs["config"])["nufft_backend"] == "torch"
+    assert attrs["nufft"] == "torch"
 
 
 @pytest.mark.parametrize("var,value,needle", [("KNEE_NUFFT_WORKERS", "0", "KNEE_NUFFT_WORKERS"),
