@@ -13,6 +13,7 @@ from data_tools.nufft import fftw_mode, nufft_batch
 from data_tools.sim_config import REF_MATRIX, SimConfig, geometry
 from data_tools.simdata import open_sim, read_index
 from data_tools.simulate import crop_center, normalise, simulate
+from data_tools.trajectories import spoke_angles
 
 SHAPE = (24, 32, 28)
 COMMON = dict(crop=20, progress=False, **full_ranges(SHAPE))
@@ -195,3 +196,26 @@ def test_bench_functions_small(tmp_path):
     assert r["ours_1_worker_ms_per_slice"] > 0 and r["ours_workers"] >= 1 and r["ours_1_worker_batch"] == nufft_batch(1)
     assert r["speedup"] == pytest.approx(r["sigpy_ms_per_slice"] / r["ours_ms_per_slice"], rel=0.1)  # rounded ms
     json.dumps({"p": p, "r": r})
+
+
+def test_radial_options_full_coverage_dcf_golden(subjects, tmp_path):
+    """Options beyond the original: full k-space coverage recovers the target far better than the
+    faithful low-pass (readout = crop, scale 0.5), the density-compensated adjoint nearly as well as
+    CG there, and golden-angle spokes are what the file stores."""
+    kw = dict(data=subjects, max_subjects=1, out=tmp_path, axes="x", **COMMON)
+
+    def run(name, **extra):
+        with open_sim(simulate("radial", name=name, **kw, **extra)) as f:
+            x, y, t = f["input"][()], f["target"][()], f["trajectory"][()]
+            return float(np.linalg.norm(x - y) / np.linalg.norm(y)), t, yaml.safe_load(f.attrs["config"])
+
+    faithful, t_faithful, _ = run("faithful", spokes=60, interleaves=1)
+    full, t_full, cfg = run("full", spokes=60, interleaves=1, full_coverage=True)
+    dcf, _, cfg_dcf = run("dcf", spokes=60, interleaves=1, full_coverage=True, recon="dcf")
+    assert np.abs(t_faithful).max() == pytest.approx(4.75)  # (20 - 0.5 - 10) * 0.5
+    assert np.abs(t_full).max() == pytest.approx(15.75)  # readout 2 x 32 (the uncropped slice), all of k-space
+    assert cfg["full_coverage"] and cfg_dcf["recon"] == "dcf"
+    assert full < 0.05 < 0.1 < faithful and dcf < 0.06
+    _, t_golden, cfg_golden = run("golden", spokes=7, interleaves=2, golden=True)
+    angles = np.arctan2(t_golden[..., 1, 1] - t_golden[..., 0, 1], t_golden[..., 1, 0] - t_golden[..., 0, 0]) % np.pi
+    assert cfg_golden["golden"] and np.allclose(angles, spoke_angles(7, 2, golden=True), atol=1e-5)
