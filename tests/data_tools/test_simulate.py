@@ -219,3 +219,23 @@ def test_radial_options_full_coverage_dcf_golden(subjects, tmp_path):
     _, t_golden, cfg_golden = run("golden", spokes=7, interleaves=2, golden=True)
     angles = np.arctan2(t_golden[..., 1, 1] - t_golden[..., 0, 1], t_golden[..., 1, 0] - t_golden[..., 0, 0]) % np.pi
     assert cfg_golden["golden"] and np.allclose(angles, spoke_angles(7, 2, golden=True), atol=1e-5)
+
+
+@pytest.mark.parametrize("pattern,name", [("cartesian_random", "cart_rand_4"), ("cartesian_equispaced", "cart_eq_4")])
+def test_cartesian_patterns(subjects, tmp_path, pattern, name):
+    """fastMRI-style Cartesian masks through `simulate`: whole kz columns (every ky), the centre
+    fully sampled, the stored mask is the one applied, and the recorded R is its measured R."""
+    path = simulate(pattern, data=subjects, max_subjects=1, out=tmp_path, accel=4.0, axes="x", **COMMON)
+    assert path.name == f"{name}.h5"
+    with open_sim(path) as f:
+        masks = f["masks"][()].astype(bool)
+        assert masks.shape == (1, SHAPE[1], SHAPE[2])
+        assert f.attrs["effective_acceleration"] == pytest.approx(masks.size / masks.sum())
+        x, y = f["input"][()], f["target"][()]
+    cols = masks[0, 0]
+    assert (masks[0] == cols[None, :]).all()  # lines along ky
+    assert cols[SHAPE[2] // 2 - 1:SHAPE[2] // 2 + 1].all() and 1 < masks.size / masks.sum() < SHAPE[2] / 2
+    if pattern == "cartesian_equispaced":  # every 4th column from one offset, plus the centre
+        off = int(np.flatnonzero(cols)[0])
+        assert off < 4 and cols[off::4].all()
+    assert np.mean(np.abs(x - y)) > 1e-3
