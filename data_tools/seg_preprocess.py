@@ -169,6 +169,8 @@ def resize_inplane(vol: np.ndarray, size: int, order: int) -> np.ndarray:
     shrinking) or 0 (nearest, masks, no anti-aliasing: values stay in the input's label set)."""
     from skimage.transform import resize
 
+    if int(size) < 1:
+        raise PipelineInputError(f"in-plane size {size}", field="size", expected="an integer >= 1 (pixels)")
     out_shape = (size, size, vol.shape[2])
     if order == 0:
         return resize(vol, out_shape, order=0, mode="edge", anti_aliasing=False, preserve_range=True).astype(vol.dtype)

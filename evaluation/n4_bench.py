@@ -19,6 +19,9 @@ from data_tools.atomic import atomic_path
 
 def run_bench_n4(out: str = "reports/bench_n4.json", shrink: int = 4, preset: str = "demo", seed: int = 0,
                  mask: str = "auto", size: Optional[int] = None) -> dict:
+    from data_tools.errors import require
+
+    require(mask in ("auto", "none"), f"unknown mask {mask!r}", field="mask", expected="auto | none")
     import SimpleITK as sitk
 
     from data_tools.n4 import N4Params, bias_field_error, coefficient_of_variation, n4_correct, otsu_mask

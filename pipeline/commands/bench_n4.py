@@ -20,7 +20,8 @@ def bench_n4(out: str = "reports/bench_n4.json", shrink: int = 4, preset: str = 
         preset: phantom preset.
         seed: phantom seed.
         mask: mask for both runs: auto (Otsu) or none.
-        size: in-plane crop (voxels, centred) to bound the time of the default run; None = full volume.
+        size: in-plane side the knee crop is resized to (None = 224, the seed's); smaller bounds the
+            time of the SimpleITK default run.
     """
     from evaluation.n4_bench import run_bench_n4
 

@@ -48,6 +48,9 @@ def test_bad_geometry_and_labels():
     img, lab = _knee()
     with pytest.raises(PipelineInputError, match="differs"):
         crop_resize_z(img, lab[:-1], size=32)
+    for size in (0, -3):  # was a traceback from skimage (infinite sigma, negative dimensions)
+        with pytest.raises(PipelineInputError, match=r"\[size\].*>= 1"):
+            crop_resize_z(img, lab, size=size)
     bad = lab.copy()
     bad[0, 0, 0] = 9
     with pytest.raises(PipelineInputError, match="outside"):
