@@ -61,3 +61,33 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def make_smoke_dataset(folder: Path, n: int = 14, side: int = 24) -> Path:
+    """Tiny paired set in the `pipeline simulate` layout: smooth targets in [0, 1] plus streaks."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:side, :side] / side
+    cols = SimColumns()
+    path = folder / "smoke.h5"
+    folder.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        create_sim_file(f, n, 1, (side, side))
+        for i in range(n):
+            tgt = 0.5 + 0.4 * np.sin(2 * np.pi * (xx * (1 + i % 3) + yy))
+            inp = tgt + 0.08 * np.sin(2 * np.pi * 7 * xx) + 0.02 * rng.standard_normal(tgt.shape)
+            f["input"][i, 0] = np.clip(inp, 0, 1).astype(np.float32)
+            f["target"][i, 0] = tgt.astype(np.float32)
+            split = "train" if i < 8 else "val" if i < 11 else "test"
+            cols.extend(SimColumns([f"s{i % 2}"], [i % 3], [i], [f"s{i % 2}/{'xyz'[i % 3]}{i}"], [0], [split]))
+        write_columns(f, cols)
+        f.attrs["name"] = "smoke"
+        f.attrs["channels"] = 1
+    return path
+
+
+@pytest.fixture
+def smoke_env(tmp_path, monkeypatch):
+    make_smoke_dataset(tmp_path / "data")
+    monkeypatch.setenv("KNEE_PIPELINE_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("KNEE_PIPELINE_RUNS", str(tmp_path / "runs"))
+    return tmp_path

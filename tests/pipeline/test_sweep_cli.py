@@ -1,0 +1,51 @@
+"""`pipeline sweep SPEC --status | --run | --analyse` through the command line (the functions
+behind them are tested in test_sweep_runner / test_sweep_analysis / test_sweep_e2e)."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline import cli
+from pipeline.sweep.plan import read_plan, read_result
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--plan", "--status"], "exactly one of"),
+    ([], "exactly one of"),
+    (["--run"], "--index I, --part K or --all"),
+    (["--run", "--index", "0", "--backend", "slurm"], "local or submitit"),
+    (["--run", "--part", "0"], "parts_max_len"),
+])
+def test_cli_actions_bad_input_exit_2_one_line(smoke_env, capsys, args, needle):
+    out = smoke_env / "sweep"
+    assert cli.main(["sweep", "smoke_grid", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not (out / "results").exists()          # nothing ran
+
+
+def test_cli_status_run_index_then_status(smoke_env, capsys):
+    out = smoke_env / "sweep"
+    assert cli.main(["sweep", "smoke_grid", "--status", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.split() == ["not_run=4", "running=0", "done=0", "failed=0"]
+
+    assert cli.main(["sweep", "smoke_grid", "--run", "--index", "1", "--max_steps", "2", "--out", str(out)]) == 0
+    assert "rows: 1  done: 1  model_failed: 0/1  raised: 0" in capsys.readouterr().out
+    rec = read_result(out, 1)
+    assert rec["status"] == "done" and rec["steps"] == 2 and 0.0 <= rec["m_ssim"] <= 1.0
+    assert [read_result(out, i) for i in (0, 2, 3)] == [None, None, None]
+    assert [p["status"] for p in read_plan(out / "plan.csv")] == ["not_run", "done", "not_run", "not_run"]
+
+    assert cli.main(["sweep", "smoke_grid", "--status", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.split() == ["not_run=3", "running=0", "done=1", "failed=0"]
+
+    # a finished row is not trained again: same record, nothing new
+    assert cli.main(["sweep", "smoke_grid", "--run", "--index", "1", "--max_steps", "2", "--out", str(out)]) == 0
+    assert read_result(out, 1) == rec
+    capsys.readouterr()
+
+    assert cli.main(["sweep", "smoke_grid", "--analyse", "--out", str(out)]) == 0
+    report = out / "analysis" / "report.md"
+    assert capsys.readouterr().out.strip() == f"analysis: {report}"
+    text = report.read_text()
+    assert "Rows: 4; finished: 1; raised: 0; not run: 3." in text and "Top 15" in text
+    assert "(a) Average SSIM: not estimated (1 observations" in text   # one row cannot fit a regression
