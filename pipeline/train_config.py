@@ -60,21 +60,35 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_experiment(experiment: str | Path | dict) -> dict:
+def load_experiment(experiment: str | Path | dict, _chain: tuple[Path, ...] = ()) -> dict:
     """The experiment's config with ``base`` inheritance resolved; ``experiment`` key set."""
+    path = None
     if isinstance(experiment, dict):
         cfg = copy.deepcopy(experiment)
         cfg.setdefault("experiment", "custom")
     else:
         path = experiment_path(str(experiment))
+        if path.resolve() in _chain:
+            raise PipelineInputError("the base chain comes back to this file: " + " -> ".join(
+                str(p) for p in (*_chain, path.resolve())), path=path, field="base", expected="a chain without cycles")
         try:
             cfg = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise PipelineInputError(f"invalid YAML ({exc.__class__.__name__})", path=path) from None
+        if not isinstance(cfg, dict):
+            raise PipelineInputError(f"the file holds a {type(cfg).__name__}", path=path,
+                                     expected="a mapping of sections (net, task, data, trainer, ...)")
         cfg.setdefault("experiment", path.stem)
     base = cfg.pop("base", None)
     if base:
-        cfg = deep_merge({k: v for k, v in load_experiment(base).items() if k != "experiment"}, cfg)
+        chain = (*_chain, path.resolve()) if path else _chain
+        try:
+            parent = load_experiment(base, chain)
+        except PipelineInputError as exc:
+            if exc.field == "base":          # already names the file whose base failed
+                raise
+            raise PipelineInputError(str(exc), path=path, field="base") from None
+        cfg = deep_merge({k: v for k, v in parent.items() if k != "experiment"}, cfg)
     return cfg
 
 

@@ -144,6 +144,41 @@ def test_bad_input_one_line_exit_2(sim_dir, tmp_path, capsys):
     assert "[net]" in err and "bogus" in err
 
 
+@pytest.mark.parametrize("text,needle", [
+    (None, "config file not found"),
+    ("net: [unclosed\n", "invalid YAML (ParserError)"),
+    ("- net\n- task\n", "holds a list (expected a mapping of sections"),          # was an AttributeError
+    ("base: unet_l9\n", "[base]: [experiment]: unknown experiment 'unet_l9'"),
+    ("base: {dir}/exp.yaml\n", "[base]: the base chain comes back to this file"),  # was a RecursionError
+])
+def test_bad_experiment_file_one_line_exit_2(tmp_path, capsys, text, needle):
+    exp = tmp_path / "exp.yaml"
+    if text is not None:
+        exp.write_text(text.format(dir=tmp_path))
+    err = _one_line_error(capsys, ["train", str(exp), "--runs-dir", str(tmp_path / "runs")])
+    assert needle in err and str(exp) in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("sets,needle", [
+    (["trainer.max_steps"], "[--set]: override 'trainer.max_steps' has no '='"),
+    (["module=nope.Nothing"], "[module]: cannot import 'nope.Nothing'"),
+    (["task.bogus=1"], "[task]"),
+    (["data.init_args.bogus=1"], "[data]"),
+])
+def test_bad_override_one_line_exit_2(sim_dir, tmp_path, capsys, sets, needle):
+    err = _one_line_error(capsys, ["train", "dncnn_l2", "--profile", "full", "--data-dir", str(sim_dir),
+                                   "--runs-dir", str(tmp_path), "--set", TINY, *sets])
+    assert needle in err
+    assert "bogus" in err or "bogus" not in " ".join(sets)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_profile_names_the_defined_ones(capsys):
+    err = _one_line_error(capsys, ["train", "dncnn_l2", "--profile", "nope", "--print_config"])
+    assert "[--profile]: unknown profile 'nope'" in err and "demo" in err
+
+
 def test_checkpoint_of_another_architecture(sim_dir, tmp_path, capsys):
     v1 = train_experiment("dncnn_l2", tiny_overrides(sim_dir, **{"trainer.max_epochs": 1}), runs_dir=tmp_path,
                           profile="full")
