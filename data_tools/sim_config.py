@@ -11,8 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .config_io import read_yaml_mapping
 from .errors import PipelineInputError, require
 from .masks import BART_POIS_R, BART_SEED, MASKS
 from .nufft import check_backend
@@ -85,7 +84,7 @@ def load_preset(name: str, demo: bool = False) -> dict[str, Any]:
     if not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise PipelineInputError(f"unknown preset '{name}'", path=path, expected=" | ".join(known))
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml_mapping(path, expected="a mapping of SimConfig fields")
     demo_part = raw.pop("demo", {}) or {}
     if demo:
         raw.update(demo_part)

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from data_tools.config_io import read_yaml_mapping
 from data_tools.errors import PipelineInputError
 from data_tools.paths import CONFIG_DIR
 
@@ -71,13 +72,7 @@ def load_experiment(experiment: str | Path | dict, _chain: tuple[Path, ...] = ()
         if path.resolve() in _chain:
             raise PipelineInputError("the base chain comes back to this file: " + " -> ".join(
                 str(p) for p in (*_chain, path.resolve())), path=path, field="base", expected="a chain without cycles")
-        try:
-            cfg = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise PipelineInputError(f"invalid YAML ({exc.__class__.__name__})", path=path) from None
-        if not isinstance(cfg, dict):
-            raise PipelineInputError(f"the file holds a {type(cfg).__name__}", path=path,
-                                     expected="a mapping of sections (net, task, data, trainer, ...)")
+        cfg = read_yaml_mapping(path, expected="a mapping of sections (net, task, data, trainer, ...)")
         cfg.setdefault("experiment", path.stem)
     base = cfg.pop("base", None)
     if base:

@@ -30,8 +30,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from data_tools.config_io import read_yaml_mapping
 from data_tools.errors import PipelineInputError, require
 from data_tools.paths import CONFIG_DIR
 
@@ -118,11 +117,7 @@ def resolve_experiment_path(experiment: str, spec_path: Path) -> Path:
 def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
     """Load and validate a sweep spec; raises PipelineInputError naming the bad field."""
     path = resolve_spec_path(spec)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise PipelineInputError(f"not valid YAML ({exc.__class__.__name__})", path=path) from None
-    require(isinstance(raw, dict), "a sweep spec must be a mapping", path=path)
+    raw = read_yaml_mapping(path, expected="a sweep spec mapping (experiment, grid, ...)")
     raw = _inherit(raw, path)
     unknown = sorted(set(raw) - _SPEC_FIELDS)
     require(not unknown, f"unknown field(s) {unknown}", path=path, expected=f"fields among {sorted(_SPEC_FIELDS)}")
@@ -166,7 +161,8 @@ def _inherit(raw: dict, path: Path, depth: int = 0) -> dict:
         return raw
     require(depth < 8, "sweep `base` chain too deep (a cycle?)", path=path, field="base")
     bpath = resolve_spec_path(str(raw["base"]))
-    parent = _inherit(yaml.safe_load(bpath.read_text()) or {}, bpath, depth + 1)
+    parent = _inherit(read_yaml_mapping(bpath, expected="a sweep spec mapping (experiment, grid, ...)"), bpath,
+                      depth + 1)
     parent.pop("name", None)
     merged = dict(parent)
     for k, v in raw.items():

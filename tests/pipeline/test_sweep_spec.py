@@ -104,3 +104,16 @@ def test_cli_bad_input_exit_2_one_line(tmp_path, capsys, grid, extra, needle):
 def test_cli_plan_writes_csv(tmp_path, capsys):
     assert cli.main(["sweep", "smoke_grid", "--plan", "--out", str(tmp_path / "s")]) == 0
     assert len(read_plan(tmp_path / "s" / "plan.csv")) == 4
+
+
+def test_cli_spec_or_base_spec_not_a_mapping_exit_2_one_line(tmp_path, capsys):
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- experiment: dncnn_l1\n")
+    assert cli.main(["sweep", str(bad), "--plan"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {bad}: the file holds a list (expected a sweep spec mapping (experiment, grid, ...))"]
+    p = write_spec(tmp_path, {"net.init_args.depth": [1]}, base=str(bad))   # was a traceback (list.items)
+    assert cli.main(["sweep", str(p), "--plan", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}: the file holds a list")
+    assert not (tmp_path / "o").exists()

@@ -146,7 +146,7 @@ def test_bad_input_one_line_exit_2(sim_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("text,needle", [
     (None, "config file not found"),
-    ("net: [unclosed\n", "invalid YAML (ParserError)"),
+    ("net: [unclosed\n", "invalid YAML (ParserError at line 2, column 1)"),
     ("- net\n- task\n", "holds a list (expected a mapping of sections"),          # was an AttributeError
     ("base: unet_l9\n", "[base]: [experiment]: unknown experiment 'unet_l9'"),
     ("base: {dir}/exp.yaml\n", "[base]: the base chain comes back to this file"),  # was a RecursionError

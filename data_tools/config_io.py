@@ -1,0 +1,32 @@
+"""Reading the project's YAML files (experiments, sweep specs, simulation presets): one reader that
+turns invalid YAML and a top level that is not a mapping into one clear :class:`PipelineInputError`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from data_tools.errors import PipelineInputError
+
+
+def read_yaml_mapping(path: str | Path, expected: str = "a mapping of keys to values") -> dict[str, Any]:
+    """The YAML file at ``path`` as a dict (an empty file is ``{}``).
+
+    Raises PipelineInputError naming the file when it cannot be read, is not valid YAML, or its
+    top level is not a mapping (``expected`` says what the file should hold).
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise PipelineInputError(f"cannot read the file ({exc.strerror or exc.__class__.__name__})", path=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise PipelineInputError(f"invalid YAML ({exc.__class__.__name__}{where})", path=path) from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise PipelineInputError(f"the file holds a {type(raw).__name__}", path=path, expected=expected)
+    return raw
