@@ -54,7 +54,28 @@ def _opts(spec_slurm: dict[str, Any] | None, overrides: dict[str, Any]) -> dict[
     opts.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(opts) - set(DEFAULTS))
     require(not unknown, f"unknown slurm option(s) {unknown}", field="slurm", expected=f"keys among {sorted(DEFAULTS)}")
+    opts["time"] = str(opts["time"])
+    slurm_time_minutes(opts["time"])              # refuse a malformed limit before sbatch does
     return opts
+
+
+_TIME = re.compile(r"^(?:(?P<d>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
+                   r"|(?P<h>\d+):(?P<hm>\d+):(?P<hs>\d+)|(?P<m>\d+)(?::(?P<ms>\d+))?)$")
+
+
+def slurm_time_minutes(text: str) -> int | None:
+    """A SLURM ``--time`` value in whole minutes (seconds round up), accepting every sbatch form:
+    ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``; None for no limit (``0``,
+    ``UNLIMITED``, ``INFINITE``)."""
+    if str(text).strip().lower() in ("unlimited", "infinite"):
+        return None
+    m = _TIME.match(str(text).strip())
+    require(m is not None, f"time limit {text!r}", field="slurm.time",
+            expected="a SLURM time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS")
+    g = {k: int(v) for k, v in m.groupdict().items() if v is not None}
+    seconds = (g.get("d", 0) * 86400 + (g.get("dh", 0) + g.get("h", 0)) * 3600
+               + (g.get("dm", 0) + g.get("hm", 0) + g.get("m", 0)) * 60 + g.get("ds", 0) + g.get("hs", 0) + g.get("ms", 0))
+    return -(-seconds // 60) if seconds else None
 
 
 def array_script(spec_arg: str, n_rows: int, job_name: str, out: str | None = None,
@@ -133,7 +154,9 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
                     spec_slurm: dict[str, Any] | None = None, **overrides: Any) -> list[Any]:
     """Submit rows through submitit (SLURM job array); without SLURM run them here, one after another.
 
-    Returns the submitit jobs, or the result records of the local fallback.
+    Returns the submitit jobs, or the result records of the local fallback. Rows are submitted as a
+    checkpointable callable, so submitit requeues a task that times out or is pre-empted (it
+    requeues plain functions only on pre-emption); the requeued row resumes from its run's checkpoint.
     """
     from .runner import run_rows
     from .spec import load_spec
@@ -144,18 +167,34 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
     import submitit
 
     opts = _opts(spec_slurm if spec_slurm is not None else spec.slurm, overrides)
+    minutes = slurm_time_minutes(opts["time"])
+    require(minutes is not None, f"time limit {opts['time']!r} means no limit", field="slurm.time",
+            expected="a finite time for submitit (it needs the limit in minutes)")
+    params: dict[str, Any] = dict(
+        name=f"sweep-{spec.name}", timeout_min=minutes,
+        gpus_per_node=int(opts["gpus_per_task"]), tasks_per_node=1, cpus_per_task=int(opts["cpus_per_task"]),
+        slurm_mem=opts["mem"], slurm_array_parallelism=int(opts["max_concurrent"]),
+        slurm_partition=opts["partition"], slurm_signal_delay_s=int(opts["signal_seconds"]),
+        slurm_setup=["export HDF5_USE_FILE_LOCKING=FALSE", *[str(s) for s in (opts.get("setup") or [])]])
+    if opts.get("account"):
+        params["slurm_account"] = opts["account"]
     ex = submitit.AutoExecutor(folder=str(folder))
-    hh, mm, _ = (opts["time"].split(":") + ["0", "0"])[:3]
-    ex.update_parameters(name=f"sweep-{spec.name}", timeout_min=int(hh) * 60 + int(mm), gpus_per_node=1,
-                         tasks_per_node=1, cpus_per_task=int(opts["cpus_per_task"]), slurm_mem=opts["mem"],
-                         slurm_array_parallelism=int(opts["max_concurrent"]),
-                         slurm_partition=opts["partition"], slurm_signal_delay_s=int(opts["signal_seconds"]),
-                         slurm_setup=["export HDF5_USE_FILE_LOCKING=FALSE"])
-    return ex.map_array(_submitit_row, [spec_arg] * len(indices), list(indices), [out] * len(indices))
+    ex.update_parameters(**params)
+    return ex.map_array(SubmititRow(), [spec_arg] * len(indices), list(indices), [out] * len(indices))
 
 
-def _submitit_row(spec_arg: str, index: int, out: str | None) -> dict[str, Any]:
-    from .runner import run_row
-    from .spec import load_spec
+class SubmititRow:
+    """One plan row as a submitit job. ``checkpoint`` makes it requeue-able: submitit calls it on
+    the time-out/pre-emption signal and resubmits the same row, which then finds itself ``running``
+    with a checkpoint and warm-starts (runner.run_row)."""
 
-    return run_row(load_spec(spec_arg), index, out)
+    def __call__(self, spec_arg: str, index: int, out: str | None) -> dict[str, Any]:
+        from .runner import run_row
+        from .spec import load_spec
+
+        return run_row(load_spec(spec_arg), index, out)
+
+    def checkpoint(self, spec_arg: str, index: int, out: str | None) -> Any:
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, spec_arg, index, out)

@@ -12,7 +12,9 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from data_tools.errors import PipelineInputError
-from pipeline.sweep.slurm import array_script, ddp_script, parse_directives, submit_submitit, train_script
+from pipeline import cli
+from pipeline.sweep.slurm import (SubmititRow, array_script, ddp_script, parse_directives, slurm_time_minutes,
+                                submit_submitit, train_script)
 from pipeline.sweep.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,6 +66,63 @@ def test_submitit_backend_falls_back_to_local(tmp_path, monkeypatch):
     monkeypatch.setattr("pipeline.sweep.runner.run_rows", lambda spec, idx, out: calls.append((spec.name, idx)) or [])
     assert submit_submitit("smoke_grid", [1, 2], str(tmp_path)) == []
     assert calls == [("smoke_grid", [1, 2])]
+
+
+@pytest.mark.parametrize("text,minutes", [("30", 30), ("30:15", 31), ("02:30:00", 150), ("12:00:00", 720),
+                                          ("1-00", 1440), ("1-02:30", 1590), ("1-02:30:10", 1591),
+                                          ("0", None), ("UNLIMITED", None), ("infinite", None)])
+def test_slurm_time_minutes_every_sbatch_form(text, minutes):
+    assert slurm_time_minutes(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["abc", "1:2:3:4", "", "1-", "-5", "2h"])
+def test_slurm_time_malformed(text):
+    with pytest.raises(PipelineInputError, match=r"\[slurm.time\].*D-HH:MM:SS"):
+        slurm_time_minutes(text)
+
+
+def test_emit_slurm_bad_time_exit_2_nothing_written(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert cli.main(["sweep", "smoke_grid", "--emit-slurm", "--time", "4h", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[slurm.time]: time limit '4h'" in err[0]
+    assert not (out / "slurm").exists()
+
+
+def test_submitit_backend_submits_a_requeueable_array(tmp_path, monkeypatch):
+    """The real submitit with stand-in `sbatch` / `srun` on PATH: the sbatch file it writes carries
+    the spec's limits (time in minutes from a D-HH:MM form), our setup lines and the account."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text('#!/bin/bash\nexec "$@"\n')
+    (bin_dir / "sbatch").write_text('#!/bin/bash\nfor a; do last=$a; done\ncp "$last" "$CAPTURE"\n'
+                                    'echo "Submitted batch job 4242"\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    monkeypatch.setenv("CAPTURE", str(tmp_path / "submitted.sh"))
+    monkeypatch.delenv("SWEEP_FORCE_LOCAL", raising=False)
+    jobs = submit_submitit("smoke_grid", [1, 3], str(tmp_path / "sweep"), folder=tmp_path / "submitit",
+                           time="1-02:30", account="proj7", setup=["module load cuda/12"])
+    assert [j.job_id for j in jobs] == ["4242_0", "4242_1"]
+    script = (tmp_path / "submitted.sh").read_text()
+    d = parse_directives(script)
+    assert d["time"] == "1590" and d["array"] == "0-1%2" and d["account"] == "proj7"
+    assert d["cpus-per-task"] == "2" and d["mem"] == "4G" and d["gpus-per-node"] == "1"
+    assert d["signal"] == "USR2@90" and d["job-name"] == "sweep-smoke_grid"
+    body = script.splitlines()
+    assert body.index("export HDF5_USE_FILE_LOCKING=FALSE") < body.index("module load cuda/12")
+    with pytest.raises(PipelineInputError, match="no limit"):
+        submit_submitit("smoke_grid", [0], None, folder=tmp_path / "submitit", time="UNLIMITED")
+
+
+def test_submitit_row_is_checkpointable_and_resubmits_the_same_row(monkeypatch):
+    calls = []
+    monkeypatch.setattr("pipeline.sweep.runner.run_row", lambda spec, i, out: calls.append((spec.name, i, out)) or {})
+    row = SubmititRow()
+    assert row("smoke_grid", 2, "o") == {} and calls == [("smoke_grid", 2, "o")]
+    again = row.checkpoint("smoke_grid", 2, "o")       # what submitit calls on the time-out signal
+    assert again.function is row and again.args == ("smoke_grid", 2, "o")
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
