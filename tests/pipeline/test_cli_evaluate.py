@@ -110,6 +110,28 @@ def test_bad_inputs_exit_2(setup, tmp_path, capsys):
         assert rc == 2 and len(err) == 1 and msg in err[0], (args, err)
     rc = cli.main(["evaluate", "--data-dir", str(tmp_path / "nodata"), "--runs-dir", str(runs), "--no-progress"])
     assert rc == 2 and "data folder not found" in capsys.readouterr().err
+    (tmp_path / "no_runs").mkdir()
+    (tmp_path / "subjects").mkdir()
+    (tmp_path / "subjects" / "knee_000.h5").write_bytes(b"")     # not a simulated dataset: ignored
+    more = [
+        (["--runs-dir", str(tmp_path / "no_runs")], "[runs_dir]: no finished run (with a checkpoint)"),
+        (["--task", "segmentation"], "[run]: segmentation evaluation needs one run"),
+        (["--runs-dir", str(runs), "--split", "tset"], "[split]: unknown split 'tset'"),
+    ]
+    for args, msg in more:
+        rc = cli.main(["evaluate", "--data-dir", str(data), "--out", str(tmp_path / "o"), "--no-progress", *args])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and msg in err[0], (args, err)
+    rc = cli.main(["evaluate", "--data-dir", str(tmp_path / "subjects"), "--runs-dir", str(runs), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no simulated dataset (*.h5 with input/target/split)" in err[0]
+    for f in data.glob("*.h5"):                                   # every file: no sample in 'val'
+        with h5py.File(f, "r+") as h:
+            h["split"][:] = np.array([b"test"] * h["split"].shape[0])
+    rc = cli.main(["evaluate", "--data-dir", str(data), "--runs-dir", str(runs), "--split", "val", "--no-progress"])
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error")]
+    assert rc == 2 and len(err) == 1 and "[split]: no dataset has a 'val' split" in err[0]
+    assert not (tmp_path / "o").exists()
 
 
 def test_shape_change_exits_2_and_nan_run_fails(setup, tmp_path, capsys):
