@@ -112,14 +112,21 @@ def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
     return p
 
 
+def read_checkpoint(ckpt_path: str | Path) -> Any:
+    """``torch.load`` of a checkpoint on the CPU; a missing, truncated or foreign file is one
+    PipelineInputError naming it (unpickling arbitrary bytes can raise almost any exception type)."""
+    import torch
+    try:
+        return torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - reported by class, the file is named
+        raise PipelineInputError(f"unreadable checkpoint ({exc.__class__.__name__})", path=ckpt_path,
+                                 expected="a Lightning .ckpt or a torch.save'd state dict") from None
+
+
 def net_state_dict(ckpt_path: str | Path) -> dict:
     """The network's weights from a Lightning checkpoint (keys without the ``net.`` prefix) or a
     plain state dict file."""
-    import torch
-    try:
-        obj = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise PipelineInputError(f"unreadable checkpoint ({exc.__class__.__name__})", path=ckpt_path) from None
+    obj = read_checkpoint(ckpt_path)
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict):
         raise PipelineInputError("not a checkpoint", path=ckpt_path, expected="a Lightning .ckpt or a state dict")

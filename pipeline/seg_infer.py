@@ -17,11 +17,11 @@ from data_tools.errors import PipelineInputError
 
 def load_seg_run(run_dir: str | Path, which: str = "best") -> tuple[torch.nn.Module, dict[str, Any], dict]:
     """(net in eval mode, preprocessing state, run config) of a segmentation run."""
-    from pipeline.runs import checkpoint_path, load_model
+    from pipeline.runs import checkpoint_path, load_model, read_checkpoint
 
     net, cfg = load_model(run_dir, which)
-    ckpt = torch.load(checkpoint_path(run_dir, which), map_location="cpu", weights_only=False)
-    prep = ckpt.get("seg_preprocess")
+    ckpt = read_checkpoint(checkpoint_path(run_dir, which))
+    prep = ckpt.get("seg_preprocess") if isinstance(ckpt, dict) else None
     if not prep or not prep.get("zscore"):
         raise PipelineInputError("checkpoint has no segmentation preprocessing state", path=checkpoint_path(run_dir, which),
                                  field="seg_preprocess", expected="a run trained with pipeline.seg_module.SegTaskModule")

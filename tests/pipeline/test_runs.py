@@ -95,3 +95,19 @@ def test_finished_run_is_returned_and_existing_checkpoint_needs_resume(run, sim_
                              profile="full")
     finally:
         (rd / "done").write_text("")
+
+
+@pytest.mark.parametrize("content", [b"garbage bytes here", b"hello\n", b"", "half", "list"])
+def test_unreadable_checkpoint_is_one_clear_error(tmp_path, content):
+    p = tmp_path / "best.ckpt"
+    if content == "half":                                  # a checkpoint cut off by a killed job
+        torch.save({"state_dict": {"net.w": torch.ones(64)}}, p)
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    elif content == "list":                                # loads, but is no checkpoint
+        torch.save([1, 2], p)
+    else:                                                  # plain pickles of junk raised UnpicklingError
+        p.write_bytes(content)
+    with pytest.raises(PipelineInputError, match=rf"{p}: (unreadable checkpoint|not a checkpoint)"):
+        runs.net_state_dict(p)
+    torch.save({"state_dict": {"net.w": torch.ones(2), "other": torch.zeros(1)}}, p)
+    assert list(runs.net_state_dict(p)) == ["w"]
