@@ -126,6 +126,10 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
     require(isinstance(grid, dict), "must be a mapping of dotted key -> list of values", path=path, field="grid")
     for k, v in grid.items():
         require(isinstance(v, list), f"grid values of '{k}' must be a list", path=path, field=f"grid.{k}")
+    slurm_time = (raw.get("slurm") or {}).get("time") if isinstance(raw.get("slurm"), dict) else None
+    require(slurm_time is None or isinstance(slurm_time, str), f"time limit {slurm_time!r} is a number", path=path,
+            field="slurm.time", expected='a quoted string such as "12:00:00" or "30"',
+            hint=f"YAML reads an unquoted 12:00:00 as the number {12 * 3600}")
     out = SweepSpec(
         name=str(raw.get("name") or path.stem), path=path, experiment=str(raw["experiment"]),
         grid={str(k): list(v) for k, v in grid.items()}, fixed=dict(raw.get("fixed") or {}),

@@ -117,3 +117,13 @@ def test_cli_spec_or_base_spec_not_a_mapping_exit_2_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {bad}: the file holds a list")
     assert not (tmp_path / "o").exists()
+
+
+def test_unquoted_slurm_time_is_refused(tmp_path):
+    """YAML 1.1 reads `time: 12:00:00` as the sexagesimal number 43200 (30 days as SLURM minutes)."""
+    p = write_spec(tmp_path, {"net.init_args.depth": [1]})
+    p.write_text(p.read_text() + "slurm: {time: 12:00:00}\n")
+    with pytest.raises(PipelineInputError, match=r'\[slurm.time\]: time limit 43200 is a number .*quoted string'):
+        load_spec(p)
+    p.write_text(p.read_text().replace("time: 12:00:00", 'time: "12:00:00"'))
+    assert load_spec(p).slurm == {"time": "12:00:00"}
