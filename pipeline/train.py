@@ -91,8 +91,17 @@ def _build_trainer(cfg: dict, run_dir: Path):
                            save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
     loggers = [AppendingCSVLogger(save_dir=run_dir, name="", version=""),
                TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)]
-    return pl.Trainer(default_root_dir=run_dir, callbacks=[ckpt, LearningRateMonitor("step")], logger=loggers,
-                      plugins=plugins, **kw)
+    if isinstance(kw.get("max_time"), (int, float)):
+        raise PipelineInputError(f"max_time {kw['max_time']!r} is a number", field="trainer.max_time",
+                                 expected='a quoted string "DD:HH:MM:SS"',
+                                 hint="YAML reads an unquoted 1:00:00:00 as a base-60 number")
+    try:
+        return pl.Trainer(default_root_dir=run_dir, callbacks=[ckpt, LearningRateMonitor("step")], logger=loggers,
+                          plugins=plugins, **kw)
+    except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, MisconfigurationException, ...
+        msg = " ".join(str(exc).split())[:400]
+        raise PipelineInputError(f"{exc.__class__.__name__}: {msg}", field="trainer",
+                                 expected="arguments of pytorch_lightning.Trainer") from None
 
 
 def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | list[str] | None = None,
@@ -134,9 +143,9 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
         log.info("warm start from %s", ckpt)
     module = build_module(cfg, net)
 
+    trainer = _build_trainer(cfg, run_dir)  # before the folder exists: a bad trainer section leaves nothing
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / runs.DONE).unlink(missing_ok=True)  # a resumed run is unfinished until it ends
-    trainer = _build_trainer(cfg, run_dir)
     runs.write_config(run_dir, cfg)
     runs.write_json(run_dir / "provenance.json", runs.provenance(int(cfg["seed"]), argv, _device_name(trainer)))
     ckpt_path = str(last) if (last.exists() and (resume or requeued)) else None

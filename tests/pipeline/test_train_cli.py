@@ -174,6 +174,20 @@ def test_bad_override_one_line_exit_2(sim_dir, tmp_path, capsys, sets, needle):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("sets,needle", [
+    (["trainer.bogus=1"], "[trainer]: TypeError: Trainer.__init__() got an unexpected keyword argument 'bogus'"),
+    (["trainer.precision=17"], "[trainer]: ValueError: Precision 17 is invalid"),
+    (["trainer.max_time=abc"], "[trainer]: MisconfigurationException: `Timer(duration='abc')` is not a valid"),
+    (["trainer.max_time=1:00:00:00"], "[trainer.max_time]: max_time 216000 is a number"),   # YAML base 60
+])
+def test_bad_trainer_section_one_line_exit_2_no_run_folder(sim_dir, tmp_path, capsys, sets, needle):
+    """Were tracebacks from pl.Trainer, after the run folder had been created."""
+    err = _one_line_error(capsys, ["train", "dncnn_l2", "--profile", "full", "--data-dir", str(sim_dir),
+                                   "--runs-dir", str(tmp_path), "--set", TINY, *sets])
+    assert needle in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_profile_names_the_defined_ones(capsys):
     err = _one_line_error(capsys, ["train", "dncnn_l2", "--profile", "nope", "--print_config"])
     assert "[--profile]: unknown profile 'nope'" in err and "demo" in err
