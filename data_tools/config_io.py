@@ -30,3 +30,12 @@ def read_yaml_mapping(path: str | Path, expected: str = "a mapping of keys to va
     if not isinstance(raw, dict):
         raise PipelineInputError(f"the file holds a {type(raw).__name__}", path=path, expected=expected)
     return raw
+
+
+def require_time_string(value: Any, field: str, example: str, path: str | Path | None = None) -> None:
+    """Refuse a time limit that YAML turned into a number: YAML 1.1 reads an unquoted ``12:00:00``
+    as the base-60 integer 43200, which SLURM or Lightning would then misread or reject."""
+    if value is not None and not isinstance(value, str):
+        raise PipelineInputError(f"time limit {value!r} is a number", path=path, field=field,
+                                 expected=f'a quoted string such as "{example}"',
+                                 hint=f"YAML reads an unquoted {example} as a base-60 number")

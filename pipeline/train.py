@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from data_tools.config_io import require_time_string
 from data_tools.errors import PipelineInputError
 from data_tools.paths import default_runs_dir
 
@@ -91,10 +92,7 @@ def _build_trainer(cfg: dict, run_dir: Path):
                            save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
     loggers = [AppendingCSVLogger(save_dir=run_dir, name="", version=""),
                TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)]
-    if isinstance(kw.get("max_time"), (int, float)):
-        raise PipelineInputError(f"max_time {kw['max_time']!r} is a number", field="trainer.max_time",
-                                 expected='a quoted string "DD:HH:MM:SS"',
-                                 hint="YAML reads an unquoted 1:00:00:00 as a base-60 number")
+    require_time_string(kw.get("max_time"), "trainer.max_time", "01:00:00:00")
     try:
         return pl.Trainer(default_root_dir=run_dir, callbacks=[ckpt, LearningRateMonitor("step")], logger=loggers,
                           plugins=plugins, **kw)

@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from data_tools.config_io import read_yaml_mapping
+from data_tools.config_io import read_yaml_mapping, require_time_string
 from data_tools.errors import PipelineInputError, require
 from data_tools.paths import CONFIG_DIR
 
@@ -127,9 +127,7 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
     for k, v in grid.items():
         require(isinstance(v, list), f"grid values of '{k}' must be a list", path=path, field=f"grid.{k}")
     slurm_time = (raw.get("slurm") or {}).get("time") if isinstance(raw.get("slurm"), dict) else None
-    require(slurm_time is None or isinstance(slurm_time, str), f"time limit {slurm_time!r} is a number", path=path,
-            field="slurm.time", expected='a quoted string such as "12:00:00" or "30"',
-            hint=f"YAML reads an unquoted 12:00:00 as the number {12 * 3600}")
+    require_time_string(slurm_time, "slurm.time", "12:00:00", path=path)
     out = SweepSpec(
         name=str(raw.get("name") or path.stem), path=path, experiment=str(raw["experiment"]),
         grid={str(k): list(v) for k, v in grid.items()}, fixed=dict(raw.get("fixed") or {}),

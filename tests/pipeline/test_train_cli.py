@@ -178,7 +178,7 @@ def test_bad_override_one_line_exit_2(sim_dir, tmp_path, capsys, sets, needle):
     (["trainer.bogus=1"], "[trainer]: TypeError: Trainer.__init__() got an unexpected keyword argument 'bogus'"),
     (["trainer.precision=17"], "[trainer]: ValueError: Precision 17 is invalid"),
     (["trainer.max_time=abc"], "[trainer]: MisconfigurationException: `Timer(duration='abc')` is not a valid"),
-    (["trainer.max_time=1:00:00:00"], "[trainer.max_time]: max_time 216000 is a number"),   # YAML base 60
+    (["trainer.max_time=1:00:00:00"], "[trainer.max_time]: time limit 216000 is a number"),   # YAML base 60
 ])
 def test_bad_trainer_section_one_line_exit_2_no_run_folder(sim_dir, tmp_path, capsys, sets, needle):
     """Were tracebacks from pl.Trainer, after the run folder had been created."""
