@@ -48,11 +48,11 @@ def checkpoint_step(ckpt: Path | None) -> int | None:
     """``global_step`` stored in a Lightning checkpoint (None when absent or unreadable)."""
     if ckpt is None or not ckpt.exists():
         return None
-    import torch
+    from pipeline.runs import read_checkpoint
 
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    except Exception:  # a truncated checkpoint of a killed run: report no step, resume decides
+        state = read_checkpoint(ckpt)
+    except PipelineInputError:  # a truncated checkpoint of a killed run: report no step, resume decides
         return None
     step = state.get("global_step") if isinstance(state, dict) else None
     return int(step) if step is not None else None
