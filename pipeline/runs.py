@@ -123,10 +123,10 @@ def read_checkpoint(ckpt_path: str | Path) -> Any:
                                  expected="a Lightning .ckpt or a torch.save'd state dict") from None
 
 
-def net_state_dict(ckpt_path: str | Path) -> dict:
+def net_state_dict(ckpt_path: str | Path, obj: Any = None) -> dict:
     """The network's weights from a Lightning checkpoint (keys without the ``net.`` prefix) or a
-    plain state dict file."""
-    obj = read_checkpoint(ckpt_path)
+    plain state dict file; ``obj``: the file's content when the caller has read it already."""
+    obj = read_checkpoint(ckpt_path) if obj is None else obj
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict):
         raise PipelineInputError("not a checkpoint", path=ckpt_path, expected="a Lightning .ckpt or a state dict")
@@ -135,9 +135,11 @@ def net_state_dict(ckpt_path: str | Path) -> dict:
     return sd
 
 
-def load_weights(net, ckpt_path: str | Path, want: str = "this model", have: str = "the checkpoint") -> None:
-    """Load ``ckpt_path`` into ``net``; a key or shape mismatch raises naming both architectures."""
-    sd = net_state_dict(ckpt_path)
+def load_weights(net, ckpt_path: str | Path, want: str = "this model", have: str = "the checkpoint",
+                 obj: Any = None) -> None:
+    """Load ``ckpt_path`` (or its already read content ``obj``) into ``net``; a key or shape
+    mismatch raises naming both architectures."""
+    sd = net_state_dict(ckpt_path, obj)
     own = net.state_dict()
     missing = sorted(set(own) - set(sd))
     extra = sorted(set(sd) - set(own))
@@ -155,9 +157,11 @@ def describe_net(net_cfg: dict) -> str:
     return f"{net_cfg.get('class_path')}({args})"
 
 
-def load_model(run_dir: str | Path, which: str = "best"):
-    """(network in eval mode with the run's ``which`` checkpoint loaded, the run's config dict)."""
+def load_model(run_dir: str | Path, which: str = "best", checkpoint: Any = None):
+    """(network in eval mode with the run's ``which`` checkpoint loaded, the run's config dict);
+    ``checkpoint``: that file's content when the caller has read it already (read once)."""
     cfg = read_config(run_dir)
     net = build_net(cfg["net"])
-    load_weights(net, checkpoint_path(run_dir, which), want=describe_net(cfg["net"]), have=describe_net(cfg["net"]))
+    load_weights(net, checkpoint_path(run_dir, which), want=describe_net(cfg["net"]), have=describe_net(cfg["net"]),
+                 obj=checkpoint)
     return net.eval(), cfg

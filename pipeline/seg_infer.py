@@ -19,11 +19,12 @@ def load_seg_run(run_dir: str | Path, which: str = "best") -> tuple[torch.nn.Mod
     """(net in eval mode, preprocessing state, run config) of a segmentation run."""
     from pipeline.runs import checkpoint_path, load_model, read_checkpoint
 
-    net, cfg = load_model(run_dir, which)
-    ckpt = read_checkpoint(checkpoint_path(run_dir, which))
+    path = checkpoint_path(run_dir, which)
+    ckpt = read_checkpoint(path)  # read once: weights and preprocessing state
+    net, cfg = load_model(run_dir, which, checkpoint=ckpt)
     prep = ckpt.get("seg_preprocess") if isinstance(ckpt, dict) else None
     if not prep or not prep.get("zscore"):
-        raise PipelineInputError("checkpoint has no segmentation preprocessing state", path=checkpoint_path(run_dir, which),
+        raise PipelineInputError("checkpoint has no segmentation preprocessing state", path=path,
                                  field="seg_preprocess", expected="a run trained with pipeline.seg_module.SegTaskModule")
     return net, prep, cfg
 

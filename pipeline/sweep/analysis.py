@@ -208,7 +208,8 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
           + (", ".join(f"{k}={v['reference']}" for k, v in cat.items()) or "none") + "."]
     for label, m in models.items():
         if m and m["fit"] is None:
-            md.append(f"\n{label}: not estimated ({m['n']} observations for {m['k']} regressors).")
+            obs = "observation" if m["n"] == 1 else "observations"
+            md.append(f"\n{label}: not estimated ({m['n']} {obs} for {m['k']} regressors).")
         if m and m["dropped"]:
             md.append(f"\n{label}: dropped (no variation): {', '.join(m['dropped'])}.")
 

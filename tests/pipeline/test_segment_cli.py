@@ -56,12 +56,15 @@ def test_zscore_from_training_volumes_is_in_checkpoint(seg_run, tiny_phantom_dir
     assert restored.zscore.mean == prep["zscore"]["mean"]
 
 
-def test_segment_writes_labels_with_input_geometry(seg_run, coronal_nifti, capsys):
+def test_segment_writes_labels_with_input_geometry(seg_run, coronal_nifti, capsys, monkeypatch):
     from data_tools.formats.images import read_image
 
     img, _, d = coronal_nifti
     out = d / "pred.mhd"
+    loads, real_load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: loads.append(str(f)) or real_load(f, *a, **k))
     assert cli.main(["segment", str(img), "--model", str(seg_run), "--out", str(out)]) == 0
+    assert loads == [str(seg_run / "checkpoints" / "best.ckpt")]  # weights and preprocessing from one read
     pred, src = read_image(out), read_image(img)
     assert pred.shape == src.shape and np.allclose(pred.spacing, src.spacing, atol=1e-5)
     assert np.allclose(pred.origin, src.origin, atol=1e-5)

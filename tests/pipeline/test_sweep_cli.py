@@ -48,4 +48,4 @@ def test_cli_status_run_index_then_status(smoke_env, capsys):
     assert capsys.readouterr().out.strip() == f"analysis: {report}"
     text = report.read_text()
     assert "Rows: 4; finished: 1; raised: 0; not run: 3." in text and "Top 15" in text
-    assert "(a) Average SSIM: not estimated (1 observations" in text   # one row cannot fit a regression
+    assert "(a) Average SSIM: not estimated (1 observation for" in text   # one row cannot fit a regression
