@@ -2,6 +2,7 @@
 turns invalid YAML and a top level that is not a mapping into one clear :class:`PipelineInputError`."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +40,29 @@ def require_time_string(value: Any, field: str, example: str, path: str | Path |
         raise PipelineInputError(f"time limit {value!r} is a number", path=path, field=field,
                                  expected=f'a quoted string such as "{example}"',
                                  hint=f"YAML reads an unquoted {example} as a base-60 number")
+
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def require_file_name(value: Any, field: str, path: str | Path | None = None) -> str:
+    """``value`` as a name that becomes one file or folder name under an output folder (a dataset,
+    an experiment's run folder, a sweep folder); a path separator, a leading dot (``..``) or other
+    characters that would place output elsewhere are refused."""
+    name = str(value)
+    if not _FILE_NAME.fullmatch(name):
+        raise PipelineInputError(f"name {name!r} cannot be a file name", path=path, field=field,
+                                 expected="letters, digits and _ . + - (no '/', not starting with '.')")
+    return name
+
+
+SEED_MAX = 2**32 - 1  # numpy's and Lightning's seeds are unsigned 32-bit integers
+
+
+def require_seed(value: Any, field: str = "seed", path: str | Path | None = None) -> int:
+    """``value`` as a seed numpy and Lightning accept (an integer in 0..2**32-1)."""
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= SEED_MAX:
+        raise PipelineInputError(f"seed {value!r}", path=path, field=field, expected=f"an integer in 0..{SEED_MAX}")
+    return int(value)

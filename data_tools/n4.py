@@ -61,7 +61,8 @@ class N4Result:
 def _to_sitk(arr: np.ndarray, spacing: Sequence[float]):
     import SimpleITK as sitk
 
-    img = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(arr).transpose(2, 1, 0)))
+    arr = np.asarray(arr)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(tuple(range(arr.ndim))[::-1])))
     img.SetSpacing(tuple(float(s) for s in spacing))
     return img
 
@@ -69,14 +70,15 @@ def _to_sitk(arr: np.ndarray, spacing: Sequence[float]):
 def _from_sitk(img) -> np.ndarray:
     import SimpleITK as sitk
 
-    return sitk.GetArrayFromImage(img).transpose(2, 1, 0)
+    arr = sitk.GetArrayFromImage(img)
+    return arr.transpose(tuple(range(arr.ndim))[::-1])
 
 
 def otsu_mask(image: np.ndarray) -> np.ndarray:
     """Foreground mask (X, Y, Z) bool: Otsu threshold (200 bins), as in SimpleITK's N4 example."""
     import SimpleITK as sitk
 
-    m = sitk.OtsuThreshold(_to_sitk(image.astype(np.float32), (1, 1, 1)), 0, 1, 200)
+    m = sitk.OtsuThreshold(_to_sitk(image.astype(np.float32), (1,) * image.ndim), 0, 1, 200)
     return _from_sitk(m).astype(bool)
 
 
@@ -93,7 +95,8 @@ def n4_correct(image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), ma
     """Estimate and remove the multiplicative bias field of a 3-D magnitude image.
 
     Args:
-        image: (X, Y, Z) non-negative magnitude image.
+        image: (X, Y, Z) non-negative magnitude image; one singleton axis (a single slice, e.g.
+            (X, Y, 1)) is corrected as a 2-D image.
         spacing: voxel size in mm per axis.
         mask: None (all voxels, SimpleITK's default), ``"auto"`` (Otsu foreground) or a bool
             array (X, Y, Z).
@@ -111,6 +114,14 @@ def n4_correct(image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), ma
                                  expected="values >= 0", hint="take the magnitude or RSS first")
     if params.shrink < 1:
         raise PipelineInputError(f"shrink must be >= 1, got {params.shrink}", field="shrink")
+    if not params.levels or any(int(i) < 0 for i in params.levels):
+        raise PipelineInputError(f"levels {list(params.levels)}", field="levels",
+                                 expected="a non-empty list of iteration counts >= 0, one per fitting level")
+    # ITK's B-spline fit needs two voxels along every axis it fits: a single slice is fitted in 2-D.
+    fit_axes = [a for a, n in enumerate(img.shape) if n > 1]
+    if len(fit_axes) < 2:
+        raise PipelineInputError(f"N4 needs at least 2 voxels along at least two axes, got shape {img.shape}",
+                                 field="image", expected="a 3-D volume or a single 2-D slice")
     if isinstance(mask, str):
         if mask != "auto":
             raise PipelineInputError(f"unknown mask {mask!r}", field="mask", expected="'auto', a mask array or None")
@@ -129,9 +140,11 @@ def n4_correct(image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), ma
     # N4 fits log intensities; SimpleITK warns that values < 1 fit poorly, so fit on a copy scaled
     # to a 99th percentile of 1000 (a multiplicative bias is unaffected by a global scale).
     scale = float(np.percentile(img[img > 0], 99)) if np.any(img > 0) else 1.0
-    full = _to_sitk(img * (1000.0 / scale), spacing)
+    fit_shape = tuple(img.shape[a] for a in fit_axes)
+    fit_spacing = [spacing[a] for a in fit_axes]
+    full = _to_sitk((img * (1000.0 / scale)).reshape(fit_shape), fit_spacing)
     fit_img = full
-    fit_mask = _to_sitk(mask.astype(np.uint8), spacing) if mask is not None else None
+    fit_mask = _to_sitk(mask.reshape(fit_shape).astype(np.uint8), fit_spacing) if mask is not None else None
     if params.shrink > 1:
         f = [min(params.shrink, max(1, n // 8)) for n in full.GetSize()]
         fit_img = sitk.Shrink(full, f)
@@ -143,14 +156,14 @@ def n4_correct(image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), ma
     n4.SetBiasFieldFullWidthAtHalfMaximum(params.fwhm)
     n4.SetWienerFilterNoise(params.wiener)
     n4.SetNumberOfHistogramBins(params.bins)
-    n4.SetNumberOfControlPoints([params.control_points] * 3)
+    n4.SetNumberOfControlPoints([params.control_points] * len(fit_axes))
     n4.SetSplineOrder(params.spline_order)
     t0 = time.perf_counter()
     if fit_mask is not None:
         n4.Execute(fit_img, fit_mask)
     else:
         n4.Execute(fit_img)
-    log_bias = _from_sitk(n4.GetLogBiasFieldAsImage(full)).astype(np.float32)
+    log_bias = _from_sitk(n4.GetLogBiasFieldAsImage(full)).astype(np.float32).reshape(img.shape)
     seconds = time.perf_counter() - t0
     bias = np.exp(log_bias).astype(np.float32)
     corrected = (img / bias).astype(np.float32)

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from .config_io import read_yaml_mapping
+from .config_io import read_yaml_mapping, require_file_name, require_seed
 from .errors import PipelineInputError, require
 from .masks import BART_POIS_R, BART_SEED, MASKS
 from .nufft import check_backend
@@ -80,7 +80,7 @@ def preset_path(name: str) -> Path:
 
 def load_preset(name: str, demo: bool = False) -> dict[str, Any]:
     """Read configs/simulate/<name>.yaml; ``demo=True`` applies its ``demo:`` section on top."""
-    path = preset_path(name)
+    path = preset_path(require_file_name(name, "preset"))
     if not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise PipelineInputError(f"unknown preset '{name}'", path=path, expected=" | ".join(known))
@@ -109,6 +109,8 @@ def resolve(preset: str | None = None, demo: bool = False, **overrides) -> SimCo
     over = {k: v for k, v in overrides.items() if v is not None}
     bad = set(over) - FIELDS
     require(not bad, f"unknown options {sorted(bad)}", field="simulate", expected=f"one of {sorted(FIELDS)}")
+    if "name" in over:
+        require_file_name(over["name"], "name")
     base: dict[str, Any] = {}
     if preset is not None:
         base = load_preset(preset, demo)
@@ -132,6 +134,9 @@ def _check_pattern(pattern: str) -> None:
 def validate(cfg: SimConfig) -> None:
     """Check every field that does not depend on the data; raises PipelineInputError."""
     _check_pattern(cfg.pattern)
+    require_file_name(cfg.name, "name")
+    require_seed(cfg.mask_seed, "mask_seed")
+    require_seed(cfg.split_seed, "split_seed")
     require(cfg.spokes > 0, f"spokes = {cfg.spokes} must be > 0", field="spokes", expected="an integer >= 1")
     require(cfg.interleaves > 0, f"interleaves = {cfg.interleaves} must be > 0", field="interleaves",
             expected="an integer >= 1")

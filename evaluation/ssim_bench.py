@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from data_tools.atomic import write_text_atomic
+from data_tools.config_io import require_seed
 from data_tools.errors import PipelineInputError
 
 #: skimage arguments that define the same SSIM as our variant (data_range added per call).
@@ -94,6 +95,15 @@ def run_bench_evaluate(out: str | Path = "reports/bench_evaluate.json", n_images
                                  expected=" or ".join(SKIMAGE_ARGS))
     if threads < 0:
         raise PipelineInputError(f"threads = {threads}", field="threads", expected=">= 0 (0: the defaults)")
+    for field, value in (("n_images", n_images), ("repeats", repeats)):
+        if value < 1:
+            raise PipelineInputError(f"{field} = {value}", field=field, expected="an integer >= 1")
+    seed = require_seed(seed)
+    if device not in ("cpu", "cuda"):
+        raise PipelineInputError(f"unknown device {device!r}", field="device", expected="cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PipelineInputError("device cuda asked for, but torch.cuda.is_available() is False", field="device",
+                                 expected="cpu on a machine without a CUDA GPU")
     old_threads, old_fused = torch.get_num_threads(), set_fused_threads(threads or None)
     if threads:
         torch.set_num_threads(threads)
@@ -122,7 +132,7 @@ def run_bench_evaluate(out: str | Path = "reports/bench_evaluate.json", n_images
             fns = {"ours": run("auto"), "torch": run("torch"), "skimage": reference}
             vals = {"ours": fns["ours"]().double().cpu().numpy(), "torch": fns["torch"]().double().cpu().numpy(),
                     "skimage": reference()}  # also the warm-up calls
-            t = _best_times(fns, max(1, repeats))
+            t = _best_times(fns, repeats)
             results.append({
                 "variant": variant,
                 "skimage_args": {"data_range": 1.0, **SKIMAGE_ARGS[variant]},

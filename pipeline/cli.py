@@ -65,6 +65,35 @@ def build_parser(cmds: list[Command] | None = None) -> tuple[ArgumentParser, dic
     return root, by_path
 
 
+def _leaf_options(parser: ArgumentParser, argv: list[str]) -> set[str]:
+    """The ``--options`` of the verb ``argv`` names (``train``, ``data phantom``) and its parents."""
+    import argparse
+
+    found = {o for o in parser._option_string_actions if o.startswith("--")}
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if subs:
+        for i, tok in enumerate(argv):
+            if tok in subs[0].choices:
+                return found | _leaf_options(subs[0].choices[tok], argv[i + 1:])
+    return found
+
+
+def canonical_argv(argv: list[str], known: set[str]) -> list[str]:
+    """Accept both spellings of multi-word options: verbs declare ``--max-steps`` or ``--cg_iters``
+    (function parameters become underscores); an option unknown as typed but known with ``-`` and
+    ``_`` swapped is rewritten to the declared spelling (``--max_steps`` -> ``--max-steps``)."""
+    out = []
+    for tok in argv:
+        name, eq, value = tok.partition("=")
+        if tok.startswith("--") and name not in known:
+            for alt in ("--" + name[2:].replace("-", "_"), "--" + name[2:].replace("_", "-")):
+                if alt in known:
+                    tok = alt + eq + value
+                    break
+        out.append(tok)
+    return out
+
+
 def _strip(ns: Any) -> dict:
     d = ns.as_dict() if isinstance(ns, Namespace) else dict(ns)
     d.pop("config", None)
@@ -75,7 +104,8 @@ def _strip(ns: Any) -> dict:
 def run(argv: list[str] | None = None) -> Any:
     """Parse ``argv`` and run the verb; returns the verb's return value. Raises on bad input."""
     parser, by_path = build_parser()
-    cfg = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cfg = parser.parse_args(canonical_argv(argv, _leaf_options(parser, argv)))
     verb = cfg.verb
     leaf = cfg[verb]
     path: tuple[str, ...] = (verb,)

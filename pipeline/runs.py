@@ -41,8 +41,10 @@ def run_name(cfg: dict) -> str:
 
 def resolve_run_dir(cfg: dict, runs_dir: str | Path | None = None) -> Path:
     """``<runs_dir>/<experiment>/<run-name>`` for a resolved config."""
+    from data_tools.config_io import require_file_name
+
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    return root / str(cfg.get("experiment", "custom")) / run_name(cfg)
+    return root / require_file_name(cfg.get("experiment", "custom"), "experiment") / run_name(cfg)
 
 
 def write_config(run_dir: Path, cfg: dict) -> Path:

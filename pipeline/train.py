@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from data_tools.config_io import require_time_string
+from data_tools.config_io import require_seed, require_time_string
 from data_tools.errors import PipelineInputError
 from data_tools.paths import default_runs_dir
 
@@ -30,6 +30,7 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
         if val is not None:
             set_dotted(cfg, key, val)
     cfg.setdefault("seed", 1993)
+    require_seed(cfg["seed"])
     return cfg
 
 

@@ -139,6 +139,10 @@ def run_bench_train(model: str, out: str | Path = "reports/bench_train.json", si
     from models import count_parameters
     from models.losses import build_loss
 
+    for field, value, least in (("size", size, 1), ("batch", batch, 1), ("steps", steps, 1), ("warmup", warmup, 0),
+                                ("num-workers", num_workers, 0), ("threads", 1 if threads is None else threads, 1)):
+        if value < least:
+            raise PipelineInputError(f"{field} = {value}", field=f"--{field}", expected=f"an integer >= {least}")
     if threads:
         torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -150,6 +154,13 @@ def run_bench_train(model: str, out: str | Path = "reports/bench_train.json", si
                                  expected="auto, 32-true, bf16-mixed or 16-mixed")
     net, label = build_bench_net(model, model_args)
     c = _in_channels(net)
+    try:  # one sample first: a size the network cannot take is one error, not a traceback mid-benchmark
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, c, size, size))
+    except RuntimeError as exc:
+        raise PipelineInputError(f"{label} cannot take {size}x{size} inputs ({' '.join(str(exc).split())[:200]})",
+                                 field="--size", expected="a larger image side") from None
+    net.train()
     data = _Synthetic(max(batch * 4, batch), c, size)
     loader = DataLoader(data, batch_size=batch, shuffle=True, drop_last=True, num_workers=num_workers,
                         pin_memory=device.type == "cuda", persistent_workers=num_workers > 0)

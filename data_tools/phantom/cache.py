@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..paths import cache_dir
 from ..subject import write_subject
-from .generate import GENERATOR_VERSION, generate_subject
+from .generate import GENERATOR_VERSION, check_args, generate_subject
 from .presets import get_preset
 
 # Thermal noise of the cached default data: real scans are noisy (../shared/reference/000_deepmri.md
@@ -29,6 +29,7 @@ def write_phantom_set(out: str | Path, n_subjects: int, seed: int = 0, preset: s
     """Write ``n_subjects`` subjects ``knee_000.h5 ...`` into ``out``; subject ``i`` has seed ``seed + i``."""
     from tqdm import tqdm
 
+    check_args(seed, side, snr)  # before the progress bar starts
     out = Path(out)
     paths = []
     for i in tqdm(range(n_subjects), desc=f"phantom ({preset})", unit="subject", disable=not progress):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..config_io import require_seed
 from ..errors import PipelineInputError
 from ..fft import fft3c
 from ..subject import Subject
@@ -107,6 +108,15 @@ def build_volumes(preset: str, seed: int):
     return P, mag, labels, d_body, bias, phase
 
 
+def check_args(seed: int, side: str = "right", snr: float | None = None) -> None:
+    """Refuse a negative or non-integer seed, an unknown side, a non-positive SNR (PipelineInputError)."""
+    if side not in ("right", "left"):
+        raise PipelineInputError(f"unknown side '{side}'", field="side", expected="right or left")
+    if snr is not None and not snr > 0:
+        raise PipelineInputError(f"snr must be positive, got {snr}", field="snr", expected="a number > 0 or none")
+    require_seed(seed)
+
+
 def generate_subject(preset: str = "demo", seed: int = 0, side: str = "right", snr: float | None = None,
                      bias: bool = True) -> Subject:
     """Generate one synthetic knee as a :class:`~data_tools.subject.Subject`.
@@ -117,10 +127,7 @@ def generate_subject(preset: str = "demo", seed: int = 0, side: str = "right", s
     ``bias_field`` b (``None`` when ``bias`` is false). ``snr``: mean body magnitude / per-coil
     complex noise standard deviation (``None``: noise-free). Same seed -> identical arrays.
     """
-    if side not in ("right", "left"):
-        raise PipelineInputError(f"unknown side '{side}'", field="side", expected="right or left")
-    if snr is not None and not snr > 0:
-        raise PipelineInputError(f"snr must be positive, got {snr}", field="snr", expected="a number > 0 or none")
+    check_args(seed, side, snr)
     pr = get_preset(preset)
     P, mag, labels, d_body, b, phase = build_volumes(preset, seed)
     maps = _coil_maps(pr.n_coils, pr.matrix, P["coil_r"], d_body, float(np.mean(pr.voxel_size_mm)))

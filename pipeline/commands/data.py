@@ -30,8 +30,6 @@ def phantom(out: str, subjects: int = 4, preset: Literal["demo", "full", "tiny"]
 
     if subjects < 1:
         raise PipelineInputError(f"--subjects must be at least 1, got {subjects}", field="subjects", expected=">= 1")
-    if snr is not None and not snr > 0:
-        raise PipelineInputError(f"--snr must be positive, got {snr}", field="snr", expected="a number > 0")
     files = write_phantom_set(out, subjects, seed=seed, preset=preset, side=side, snr=snr, bias=bias)
     for f in files:
         plot_subject(read_subject(f, load=("rss", "labels", "coil_maps")), f.with_suffix(".png"))

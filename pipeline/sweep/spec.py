@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from data_tools.config_io import read_yaml_mapping, require_time_string
+from data_tools.config_io import read_yaml_mapping, require_file_name, require_time_string
 from data_tools.errors import PipelineInputError, require
 from data_tools.paths import CONFIG_DIR
 
@@ -129,7 +129,7 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
     slurm_time = (raw.get("slurm") or {}).get("time") if isinstance(raw.get("slurm"), dict) else None
     require_time_string(slurm_time, "slurm.time", "12:00:00", path=path)
     out = SweepSpec(
-        name=str(raw.get("name") or path.stem), path=path, experiment=str(raw["experiment"]),
+        name=require_file_name(raw.get("name") or path.stem, "name", path=path), path=path, experiment=str(raw["experiment"]),
         grid={str(k): list(v) for k, v in grid.items()}, fixed=dict(raw.get("fixed") or {}),
         steps=raw.get("steps"), max_time=raw.get("max_time"), devices=raw.get("devices"),
         precision=raw.get("precision"), profile=str(raw.get("profile") or "full"), labels=dict(raw.get("labels") or {}),

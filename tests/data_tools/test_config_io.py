@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from data_tools import sim_config
-from data_tools.config_io import read_yaml_mapping
+from data_tools.config_io import read_yaml_mapping, require_file_name
 from data_tools.errors import PipelineInputError
 
 
@@ -41,3 +41,33 @@ def test_simulate_preset_that_is_not_a_mapping(tmp_path, monkeypatch):
     monkeypatch.setattr(sim_config, "CONFIG_DIR", tmp_path)
     with pytest.raises(PipelineInputError, match=r"mine\.yaml: the file holds a list \(expected a mapping of SimConfig"):
         sim_config.load_preset("mine")
+
+
+@pytest.mark.parametrize("name", ["rad_41", "coil_pois", "unet_ssim_v2", "pois-R8.94", "a+b", "7T"])
+def test_file_names_accepted(name):
+    assert require_file_name(name, "name") == name
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "/abs", ".hidden", "..", "", "a b", "a\\b", "x:y"])
+def test_names_that_would_escape_the_output_folder_are_refused(tmp_path, name):
+    with pytest.raises(PipelineInputError, match=r"\[name\]: name .* cannot be a file name"):
+        require_file_name(name, "name", path=tmp_path / "spec.yaml")
+
+
+def test_experiment_and_sweep_names_are_checked(tmp_path):
+    from pipeline.runs import resolve_run_dir
+    from pipeline.sweep.spec import load_spec
+
+    with pytest.raises(PipelineInputError, match=r"\[experiment\]: name '\.\./up'"):
+        resolve_run_dir({"experiment": "../up", "seed": 0, "net": {}}, tmp_path)
+    spec = tmp_path / "grid.yaml"
+    spec.write_text("name: ../../elsewhere\nexperiment: dncnn_l1\ngrid: {seed: [0, 1]}\n")
+    with pytest.raises(PipelineInputError, match=r"grid\.yaml \[name\]: name '\.\./\.\./elsewhere'"):
+        load_spec(str(spec))
+
+
+@pytest.mark.parametrize("field", ["mask_seed", "split_seed"])
+def test_simulate_seeds_are_checked(field):
+    with pytest.raises(PipelineInputError, match=rf"\[{field}\]: seed -3 \(expected an integer in 0\.\.4294967295\)"):
+        sim_config.resolve(pattern="poisson", **{field: -3})
+    assert getattr(sim_config.resolve(pattern="poisson", **{field: 2**32 - 1}), field) == 2**32 - 1

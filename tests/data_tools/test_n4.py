@@ -55,6 +55,31 @@ def test_n4_cache_and_bad_input(biased, tmp_path):
         n4_correct(img - img.max())
 
 
+def test_n4_single_slice_is_fitted_in_2d(biased):
+    """ITK cannot fit a B-spline along an axis of one voxel; a (X, Y, 1) slice is corrected in 2-D."""
+    img, lab, bias, sp = biased
+    z = 24  # a central slice through femur and tibia
+    sl, lab_sl, bias_sl = img[:, :, z:z + 1], lab[:, :, z:z + 1], bias[:, :, z:z + 1]
+    res = n4_correct(sl, sp, mask="auto", use_cache=False)
+    assert res.corrected.shape == sl.shape == res.bias_field.shape
+    assert bias_field_error(res.bias_field, bias_sl, lab_sl > 0) < 0.2
+    for bone in (1, 2):
+        assert coefficient_of_variation(res.corrected, lab_sl == bone) <= 0.5 * coefficient_of_variation(sl, lab_sl == bone)
+    side = n4_correct(np.ascontiguousarray(sl.transpose(0, 2, 1)), sp, use_cache=False)  # (X, 1, Y) works too
+    assert side.corrected.shape == (sl.shape[0], 1, sl.shape[1])
+
+
+def test_n4_refuses_lines_and_empty_levels():
+    from data_tools.errors import PipelineInputError
+
+    with pytest.raises(PipelineInputError, match="two axes"):
+        n4_correct(np.ones((1, 1, 9), np.float32))
+    with pytest.raises(PipelineInputError, match="levels"):
+        n4_correct(np.ones((8, 8, 8), np.float32), params=N4Params(levels=()))
+    with pytest.raises(PipelineInputError, match="levels"):
+        n4_correct(np.ones((8, 8, 8), np.float32), params=N4Params(levels=(5, -1)))
+
+
 def test_bias_field_error_is_scale_free():
     t = np.linspace(0.5, 1.5, 100).reshape(10, 10, 1)
     assert bias_field_error(3 * t, t) == pytest.approx(0.0, abs=1e-12)
@@ -72,5 +97,9 @@ def test_n4_cli_writes_image_and_bias(biased, tmp_path, capsys):
     bias = read_image(tmp_path / "out_bias.mhd")
     assert out.shape == img.shape and np.allclose(out.spacing, (5, 5, 6.4)) and np.allclose(out.origin, (1, 2, 3))
     assert np.allclose(out.array * bias.array, img, rtol=1e-4, atol=1e-6)
-    assert cli.main(["n4", str(tmp_path / "missing.nii.gz"), str(tmp_path / "x.nii.gz")]) == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    capsys.readouterr()
+    for bad in (["n4", str(tmp_path / "missing.nii.gz"), str(tmp_path / "x.nii.gz")],
+                ["n4", str(src), str(tmp_path / "x.nii.gz"), "--levels", "[]"]):
+        assert cli.main(bad) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+        assert not (tmp_path / "x.nii.gz").exists()

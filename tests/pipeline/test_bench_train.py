@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pipeline import cli
 
 
@@ -23,3 +25,34 @@ def test_bench_train_tiny(tmp_path, capsys):
 def test_bench_train_unknown_model(capsys):
     assert cli.main(["bench", "train", "resnet9000"]) == 2
     assert "unknown model 'resnet9000'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad, needle", [
+    (["--size", "0"], "[--size]: size = 0"), (["--batch", "0"], "[--batch]: batch = 0"),
+    (["--steps", "0"], "[--steps]: steps = 0"), (["--warmup", "-1"], "[--warmup]: warmup = -1"),
+    (["--num-workers", "-1"], "[--num-workers]"), (["--threads", "0"], "[--threads]"),
+    (["--model-args", "{nope: 1}"], "unexpected keyword argument 'nope'"),
+])
+def test_bench_train_bad_options_exit_2_no_file(tmp_path, capsys, bad, needle):
+    out = tmp_path / "b.json"
+    assert cli.main(["bench", "train", "dncnn", "--out", str(out), "--num-workers", "0", *bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and not out.exists()
+
+
+def test_bench_train_size_the_network_cannot_take(tmp_path, capsys, monkeypatch):
+    """A network that fails on the first sample is one error naming the size (checked before timing)."""
+    import torch
+
+    import models
+
+    class Shrinks(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.conv2d(x, torch.ones(1, 1, 5, 5))
+
+    monkeypatch.setattr(models, "model_names", lambda: ["shrinks"])
+    monkeypatch.setattr(models, "build_model", lambda name, **kw: Shrinks())
+    out = tmp_path / "b.json"
+    assert cli.main(["bench", "train", "shrinks", "--out", str(out), "--size", "3", "--num-workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[--size]: shrinks cannot take 3x3 inputs" in err[0] and not out.exists()

@@ -22,9 +22,12 @@ def test_phantom_writes_subjects_and_figures(tmp_path, capsys):
     assert (out / "knee_000.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_phantom_rejects_bad_options(tmp_path, capsys):
-    assert cli.main(["data", "phantom", "--out", str(tmp_path / "x"), "--subjects", "0", "--preset", "tiny"]) == 2
-    assert "subjects" in capsys.readouterr().err
+@pytest.mark.parametrize("bad, field", [(["--subjects", "0"], "subjects"), (["--seed", "-1"], "seed"),
+                                        (["--snr", "0"], "snr"), (["--snr", "-5"], "snr")])
+def test_phantom_rejects_bad_options(tmp_path, capsys, bad, field):
+    assert cli.main(["data", "phantom", "--out", str(tmp_path / "x"), "--preset", "tiny", *bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"[{field}]" in err[0]   # one line, no progress bar started, no traceback
     assert not (tmp_path / "x").exists()
 
 

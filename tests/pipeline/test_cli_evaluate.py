@@ -168,6 +168,26 @@ def test_bench_evaluate_json(tmp_path, capsys):
     assert cli.main(["bench", "evaluate", "--out", str(out), "--variants", "[pil]"]) == 2
 
 
+@pytest.mark.parametrize("bad, field", [(["--n_images", "0"], "n_images"), (["--repeats", "0"], "repeats"),
+                                        (["--seed", "-1"], "seed"), (["--device", "tpu"], "device"),
+                                        (["--threads", "-1"], "threads")])
+def test_bench_evaluate_bad_options_exit_2_no_file(tmp_path, capsys, bad, field):
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "evaluate", "--out", str(out), "--n_images", "2", "--size", "16", *bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"[{field}]" in err[0] and not out.exists()
+
+
+@pytest.mark.parametrize("bad, field", [(["--slices", "0"], "slices"), (["--radial_size", "0"], "radial_size"),
+                                        (["--size", "-3"], "size")])
+def test_bench_simulate_bad_options_exit_2_no_file(tmp_path, capsys, bad, field):
+    """Checked before any timing starts (the Poisson part alone takes seconds)."""
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "simulate", "--out", str(out), *bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"[{field}]" in err[0] and not out.exists()
+
+
 def test_found_dataset_without_test_split_is_left_out(setup, tmp_path, capsys):
     data, runs, ident = setup
     with h5py.File(data / "pois.h5", "r+") as f:

@@ -72,6 +72,9 @@ def test_bad_input_one_line_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys):
     _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--accel", "1"], "R = 1.0")
     _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--crop", "100"], "crop")
     _one_line_exit_2(capsys, base + ["--pattern", "radial", "--nufft_backend", "gpu"], "auto | finufft | torch")
+    _one_line_exit_2(capsys, base + ["--pattern", "radial", "--name", "../escaped"], "cannot be a file name")
+    _one_line_exit_2(capsys, base + ["--preset", "../train/unet_l2"], "cannot be a file name")
+    assert not (tmp_path / "escaped.h5").exists()
     bad = tmp_path / "bad"
     shutil.copytree(tiny_phantom_dir, bad)
     with h5py.File(next(bad.glob("*.h5")), "a") as f:
