@@ -57,10 +57,26 @@ class DatasetResult:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` = CUDA when present, else CPU."""
+    """``"auto"`` = CUDA when present, else CPU; ``cpu``, ``cuda`` or ``cuda:N`` as given, checked:
+    an unknown name or a CUDA device this machine does not have is one PipelineInputError."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    expected = "auto, cpu, cuda or cuda:N"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise PipelineInputError(f"unknown device {str(device)!r}", field="device", expected=expected) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise PipelineInputError(f"device {str(device)!r} is not supported here", field="device", expected=expected)
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise PipelineInputError(f"device {str(device)!r} asked for, but no CUDA GPU is available "
+                                     "(torch.cuda.is_available() is False)", field="device", expected="auto or cpu")
+        if dev.index is not None and dev.index >= n:
+            raise PipelineInputError(f"device {str(device)!r} asked for, but this machine has {n} CUDA device(s)",
+                                     field="device", expected=f"cuda:0 .. cuda:{n - 1}")
+    return dev
 
 
 def to_image(x: torch.Tensor, path: Path | str = "") -> torch.Tensor:
@@ -144,6 +160,8 @@ def evaluate_dataset(path: str | Path, predictors: Mapping[str, Predictor | torc
     whose shape differs from the input's.
     """
     path = Path(path)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise PipelineInputError(f"batch size {batch_size!r}", field="batch_size", expected="an integer >= 1")
     dev = resolve_device(device)
     rows = split_indices(path, split)
     if rows.size == 0:

@@ -64,22 +64,36 @@ def overlay_png(image: np.ndarray, ref: np.ndarray, pred: np.ndarray, hd95_z: np
     return out
 
 
-def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str = "best") -> dict[str, Any]:
-    """Evaluate a segmentation run on its held-out subjects; writes ``metrics.json``,
-    ``per_subject.csv`` and ``figures/<subject>.png`` under ``out``; returns the JSON document."""
+def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str = "best", split: str = "test",
+                              device: str = "cpu", batch_size: int = 8) -> dict[str, Any]:
+    """Evaluate a segmentation run on the subjects of ``split`` (its split as saved in the
+    checkpoint: test, val, train or all; ``test`` falls back to val when the run has no test
+    subjects); writes ``metrics.json``, ``per_subject.csv`` and ``figures/<subject>.png`` under
+    ``out``; returns the JSON document. ``device``: auto, cpu or cuda[:n]; ``batch_size``: slices
+    per forward pass of a 2-D network."""
     from tqdm import tqdm
 
     from data_tools.errors import PipelineInputError
     from data_tools.seg_preprocess import channels_to_labels, crop_resize_z
+    from evaluation.benchmark import resolve_device
     from pipeline.seg_data import load_volumes
     from pipeline.seg_infer import load_seg_run, predict_volume
 
+    if split not in ("test", "val", "train", "all"):
+        raise PipelineInputError(f"unknown split '{split}'", field="split", expected="test, val, train or all")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise PipelineInputError(f"batch size {batch_size!r}", field="batch_size", expected="an integer >= 1")
+    dev = resolve_device(device)
     run_dir, out = Path(run_dir), Path(out)
     net, prep, cfg = load_seg_run(run_dir, which)
+    net = net.to(dev)
     data = (cfg.get("data", {}).get("init_args", {}) or {})
     vols = {v.name: v for v in load_volumes(data.get("data") or data.get("data_dir"))}
-    split = "test" if prep["splits"].get("test") else "val"
-    names = [n for n in prep["splits"][split] if n in vols]
+    saved = prep["splits"]
+    if split == "test" and not saved.get("test"):
+        split = "val"
+    wanted = [n for part in ("train", "val", "test") for n in saved.get(part, [])] if split == "all" else saved.get(split, [])
+    names = [n for n in wanted if n in vols]
     if not names:
         raise PipelineInputError(f"none of the run's {split} subjects is in the data", path=run_dir, field="splits")
     mode = prep["label_mode"]
@@ -87,7 +101,7 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
     rows, flat = [], []
     for name in tqdm(names, desc=f"segment {split} subjects"):
         v = vols[name]
-        prob = predict_volume(net, prep, v.image, v.spacing)
+        prob = predict_volume(net, prep, v.image, v.spacing, batch=batch_size)
         pred = channels_to_labels(prob, mode)
         if mode in BONES:  # 'bone' predicts label 1, which the merged structure (1, 2, 3) covers
             pred = np.where(pred > 0, BONES[mode][0], 0).astype(np.uint8)

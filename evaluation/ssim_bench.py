@@ -87,6 +87,7 @@ def run_bench_evaluate(out: str | Path = "reports/bench_evaluate.json", n_images
     import torch
     from skimage.metrics import structural_similarity
 
+    from .benchmark import resolve_device
     from .ssim import fused_applicable, fused_threads, set_fused_threads, ssim
 
     bad = [v for v in variants if v not in SKIMAGE_ARGS]
@@ -99,18 +100,13 @@ def run_bench_evaluate(out: str | Path = "reports/bench_evaluate.json", n_images
         if value < 1:
             raise PipelineInputError(f"{field} = {value}", field=field, expected="an integer >= 1")
     seed = require_seed(seed)
-    if device not in ("cpu", "cuda"):
-        raise PipelineInputError(f"unknown device {device!r}", field="device", expected="cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PipelineInputError("device cuda asked for, but torch.cuda.is_available() is False", field="device",
-                                 expected="cpu on a machine without a CUDA GPU")
+    dev = resolve_device(device)
     old_threads, old_fused = torch.get_num_threads(), set_fused_threads(threads or None)
     if threads:
         torch.set_num_threads(threads)
     load_before = _load()
     try:
         pred, gt = bench_images(n_images, size, seed)
-        dev = torch.device(device)
         x, y = torch.from_numpy(pred)[:, None].to(dev), torch.from_numpy(gt)[:, None].to(dev)
         ours_backend = "fused" if fused_applicable(x, y) else "torch"
         used = {"fused": fused_threads() if ours_backend == "fused" else None,
@@ -152,7 +148,7 @@ def run_bench_evaluate(out: str | Path = "reports/bench_evaluate.json", n_images
     doc = {
         "benchmark": "SSIM: evaluation.ssim.ssim (fused Numba kernel on CPU; torch implementation for reference) "
                      "vs skimage.metrics.structural_similarity in a Python loop",
-        "n_images": n_images, "size": size, "dtype": "float32", "device": device,
+        "n_images": n_images, "size": size, "dtype": "float32", "device": str(dev),
         "threads": {**used, "requested": threads,
                     "note": "ours: fused = threads the fused kernel splits the images over (a thread "
                             "pool around the GIL-free Numba kernel) for the default path; torch = intra-op "

@@ -47,13 +47,14 @@ def predict_volume(net: torch.nn.Module, prep: dict[str, Any], image: np.ndarray
     img, _, geo = preprocess_volume(np.asarray(image, np.float32), None, spacing, n4=n4, size=int(prep["size"]),
                                     n_slices=None if dims == 2 else int(prep["n_slices"]), detector=prep["detector"],
                                     use_cache=use_cache)
+    dev = next(net.parameters(), torch.empty(0)).device  # inputs go where the network is
     x = torch.from_numpy(ZScore(**prep["zscore"])(img))
     c = int(getattr(net, "out_channels", 1))
     if dims == 2:
-        outs = [net(x[i:i + batch, None])[:, :c] for i in range(0, x.shape[0], batch)]
+        outs = [net(x[i:i + batch, None].to(dev))[:, :c].cpu() for i in range(0, x.shape[0], batch)]
         prob = torch.cat(outs).permute(1, 0, 2, 3).numpy()  # (C, Z, S, S)
     else:
-        prob = net(x[None, None])[0, :c].numpy()
+        prob = net(x[None, None].to(dev))[0, :c].cpu().numpy()
     return probabilities_to_input(prob, geo, all_slices=dims == 2)
 
 

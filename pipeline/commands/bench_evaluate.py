@@ -18,7 +18,7 @@ def bench_evaluate(out: str = "reports/bench_evaluate.json", n_images: int = 64,
         variants: SSIM variants to time (gaussian, fastmri), each against the skimage call it equals.
         threads: threads of ours (the fused numba kernel) and of the torch path; 0 = all cores for the
             fused kernel (skimage is single-threaded; 1 = like for like).
-        device: cpu or cuda.
+        device: cpu, cuda, cuda:N or auto (CUDA when present).
         repeats: timings are the best of this many runs.
         seed: image seed.
     """

@@ -96,7 +96,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         out: output folder; default ``reports/<deterministic name>``.
         data_dir: folder of simulated datasets (default ``data/simulated`` or $KNEE_PIPELINE_DATA).
         runs_dir: folder of runs (default ``runs`` or $KNEE_PIPELINE_RUNS).
-        task: denoising (this command) or segmentation (``evaluation.seg_report``; needs --run).
+        task: denoising (this command) or segmentation (``evaluation.seg_report``; needs --run; uses
+            the subjects of ``split`` as saved in the run, test falling back to val).
         checkpoint: which checkpoint of each run (best or last).
         batch_size: images per batch.
         device: auto (CUDA when present), cpu or cuda[:n].
@@ -112,8 +113,9 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
             raise PipelineInputError("segmentation evaluation needs one run", field="run", expected="--run DIR")
         from evaluation.seg_report import evaluate_segmentation_run
 
-        seg_out = Path(out) if out else Path("reports") / f"seg__{Path(run).parent.name}__{Path(run).name}"
-        return evaluate_segmentation_run(Path(run), seg_out)
+        seg_out = Path(out) if out else Path("reports") / f"seg__{Path(run).parent.name}__{Path(run).name}__{split}__{checkpoint}"
+        return evaluate_segmentation_run(Path(run), seg_out, which=checkpoint, split=split, device=device,
+                                         batch_size=batch_size)
 
     if run is not None:
         run_dirs = [Path(run)]

@@ -138,3 +138,29 @@ def test_coil_set_recombined_to_rss(coil_file):
 def test_device_resolution():
     assert B.resolve_device("cpu") == torch.device("cpu")
     assert B.resolve_device("auto").type in ("cpu", "cuda")
+
+
+@pytest.mark.parametrize("device, needle", [("tpu", "unknown device 'tpu'"), ("meta", "'meta' is not supported"),
+                                            ("cuda:x", "unknown device 'cuda:x'")])
+def test_resolve_device_refuses_unknown_devices(device, needle):
+    from data_tools.errors import PipelineInputError
+    from evaluation.benchmark import resolve_device
+
+    with pytest.raises(PipelineInputError, match=needle):
+        resolve_device(device)
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_resolve_device_refuses_a_gpu_the_machine_lacks():
+    from data_tools.errors import PipelineInputError
+    from evaluation.benchmark import resolve_device
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(PipelineInputError, match=r"\[device\]: device 'cuda:%d' asked for" % n):
+        resolve_device(f"cuda:{n}")
+    if n == 0:
+        with pytest.raises(PipelineInputError, match="no CUDA GPU is available"):
+            resolve_device("cuda")
+    else:
+        assert resolve_device("cuda:0").index == 0

@@ -169,3 +169,29 @@ def test_evaluate_segmentation_run_writes_metrics_and_overlays(seg_run, tmp_path
     assert (out / "per_subject.csv").read_text().startswith("subject,structure,dice")
     pngs = list((out / "figures").glob("*.png"))
     assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
+
+
+def test_evaluate_segmentation_honours_split_checkpoint_and_batch(seg_run, tmp_path, capsys):
+    """--split, --checkpoint and --batch-size reach the segmentation evaluation (they were ignored)."""
+    import json
+
+    ck = torch.load(seg_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    splits = ck["seg_preprocess"]["splits"]
+    base = ["evaluate", "--task", "segmentation", "--run", str(seg_run)]
+    assert cli.main([*base, "--out", str(tmp_path / "tr"), "--split", "train", "--checkpoint", "last",
+                     "--batch-size", "3"]) == 0
+    tr = json.loads((tmp_path / "tr" / "metrics.json").read_text())
+    assert tr["split"] == "train" and tr["checkpoint"] == "last" and tr["subjects"] == splits["train"]
+    assert cli.main([*base, "--out", str(tmp_path / "tr8"), "--split", "train", "--checkpoint", "last"]) == 0
+    tr8 = json.loads((tmp_path / "tr8" / "metrics.json").read_text())
+    assert tr8["summary"]["bone"]["dice_mean"] == pytest.approx(tr["summary"]["bone"]["dice_mean"], abs=1e-6)
+    assert cli.main([*base, "--out", str(tmp_path / "all"), "--split", "all"]) == 0
+    every = json.loads((tmp_path / "all" / "metrics.json").read_text())["subjects"]
+    assert sorted(every) == sorted(splits["train"] + splits["val"] + splits["test"])
+    capsys.readouterr()
+    for bad, field in ((["--device", "tpu"], "[device]"), (["--batch-size", "0"], "[batch_size]"),
+                       (["--split", "holdout"], "[split]")):
+        assert cli.main([*base, "--out", str(tmp_path / "bad"), *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and field in err[0]
+    assert not (tmp_path / "bad").exists()
