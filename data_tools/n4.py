@@ -196,15 +196,24 @@ def bias_field_error(estimated: np.ndarray, true: np.ndarray, mask: np.ndarray |
     return float(np.sqrt(np.mean((e - t) ** 2)) / max(np.sqrt(np.mean((t - 1) ** 2)), 1e-12))
 
 
+def bias_path(out: str | Path, bias_out: str | Path | None = None) -> Path:
+    """Where the bias field goes: ``bias_out``, else ``OUT_bias.<ext>`` next to ``out``."""
+    if bias_out is not None:
+        return Path(bias_out)
+    out = Path(out)
+    name = out.name
+    n = next((len(e) for e in (".nii.gz", ".nii", ".mhd", ".mha") if name.lower().endswith(e)),
+             len("".join(out.suffixes)))  # not an image name (write_image refuses it later): every suffix
+    if n == 0:
+        return out.with_name(f"{name}_bias.nii.gz")
+    return out.with_name(f"{name[:-n]}_bias{name[-n:]}")
+
+
 def save_result(result: N4Result, out: str | Path, bias_out: str | Path | None, like) -> tuple[Path, Path]:
     """Write the corrected image and its bias field with the geometry of ``like`` (an Image)."""
     from .formats.images import Image, write_image
 
-    out = Path(out)
-    if bias_out is None:
-        name = out.name
-        stem = name[: -len("".join(out.suffixes))] if out.suffixes else name
-        bias_out = out.with_name(f"{stem}_bias{''.join(out.suffixes) or '.nii.gz'}")
+    out, bias_out = Path(out), bias_path(out, bias_out)
     geo = dict(spacing=like.spacing, origin=like.origin, direction=like.direction)
     write_image(out, Image(result.corrected, **geo))
     write_image(bias_out, Image(result.bias_field, **geo))

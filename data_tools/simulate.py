@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from . import __version__
-from .atomic import atomic_path
+from .atomic import atomic_path, check_writable
 from .coils import coil_to_channels, rss
 from .errors import PipelineInputError, require
 from .fft import ifft3c
@@ -166,6 +166,7 @@ def simulate(pattern: str | None = None, *, data: str | Path | None = None, out:
     """
     demo = data is None
     cfg = config or resolve(preset, demo=demo, pattern=pattern, **overrides)
+    check_writable(out if out is not None else default_sim_dir())  # before minutes of NUFFTs, not at the rename
     require(not (cfg.coil and cfg.normalisation == "uint8"), "uint8 normalisation is for magnitude images",
             field="normalisation", expected="float for coil sets")
     if demo:

@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from data_tools.atomic import make_dir
 from data_tools.config_io import require_seed, require_time_string
 from data_tools.errors import PipelineInputError
 from data_tools.paths import default_runs_dir
@@ -143,7 +144,7 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     module = build_module(cfg, net)
 
     trainer = _build_trainer(cfg, run_dir)  # before the folder exists: a bad trainer section leaves nothing
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(run_dir)
     (run_dir / runs.DONE).unlink(missing_ok=True)  # a resumed run is unfinished until it ends
     runs.write_config(run_dir, cfg)
     runs.write_json(run_dir / "provenance.json", runs.provenance(int(cfg["seed"]), argv, _device_name(trainer)))

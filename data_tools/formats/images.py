@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, make_dir
 from ..errors import PipelineInputError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -182,7 +182,7 @@ def write_image(path: str | Path, image: Image) -> Path:
     img.SetSpacing(image.spacing)
     img.SetOrigin(image.origin)
     img.SetDirection(tuple(image.direction.reshape(-1)))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent, target=path)
     if path.suffix.lower() in (".mhd", ".nhdr"):
         tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:

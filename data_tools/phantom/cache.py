@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..atomic import make_dir
 from ..paths import cache_dir
 from ..subject import write_subject
 from .generate import GENERATOR_VERSION, check_args, generate_subject
@@ -50,7 +51,7 @@ def ensure_demo_phantom(n_subjects: int = 4, seed: int = 0, preset: str = "demo"
     final = root / f"{preset}_seed{seed}_n{n_subjects}_v{GENERATOR_VERSION}"
     if (final / MANIFEST).is_file():
         return final
-    root.mkdir(parents=True, exist_ok=True)
+    make_dir(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     try:
         files = write_phantom_set(tmp, n_subjects, seed=seed, preset=preset, snr=DEMO_SNR)

@@ -27,6 +27,7 @@ def convert(path: str, out: str, format: Literal["auto", "ismrmrd", "bart", "fas
     """
     import numpy as np
 
+    from data_tools.atomic import refuse_overwriting_inputs
     from data_tools.coils import rss
     from data_tools.errors import PipelineInputError
     from data_tools.formats.detect import read_any_subject
@@ -37,6 +38,7 @@ def convert(path: str, out: str, format: Literal["auto", "ismrmrd", "bart", "fas
     out_path = Path(out)
     if out_path.suffix not in (".h5", ".hdf5"):
         raise PipelineInputError("output must be an HDF5 subject file", path=out_path, expected="a name ending in .h5")
+    refuse_overwriting_inputs(out_path, {"input raw data file": path})
     subject = read_any_subject(path, format, voxel_size_mm=tuple(voxel_size_mm) if voxel_size_mm else None,
                                progress=progress)
     if subject.rss is None:

@@ -40,6 +40,7 @@ def demo(out: str = "demo_out", seg_minutes: float = 3.0, train_steps: int = 300
             demo profile's residual 2-level U-Net, enough to beat the benchmark on rad_41).
         skip: steps to leave out (phantom is always made: every step needs it).
     """
+    from data_tools.atomic import make_dir
     from data_tools.errors import PipelineInputError
 
     skip = list(skip or [])
@@ -54,7 +55,7 @@ def demo(out: str = "demo_out", seg_minutes: float = 3.0, train_steps: int = 300
                                  expected="a number of minutes > 0")
     root = Path(out)
     data_dir, runs_dir, reports, figs = root / "data", root / "runs", root / "reports", root / "figures"
-    figs.mkdir(parents=True, exist_ok=True)
+    make_dir(figs)
     t0 = time.perf_counter()
     result: dict[str, Any] = {"out": str(root)}
 

@@ -105,6 +105,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         progress: show progress bars.
         figures: write the PNG figures (bars per metric, example slices, per-image scatter).
     """
+    from data_tools.atomic import check_writable
     from data_tools.paths import default_runs_dir, default_sim_dir
 
     runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
@@ -136,6 +137,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
     if not datasets:
         files = _with_split(files, split)
     out_dir = Path(out) if out else Path("reports") / default_name
+    check_writable(out_dir)
 
     import torch
 

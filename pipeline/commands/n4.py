@@ -31,6 +31,13 @@ def run_n4(ns: Any) -> dict:
     from data_tools.formats.images import read_image, same_geometry
     from data_tools.n4 import N4Params, n4_correct, save_result
 
+    from data_tools.atomic import refuse_overwriting_inputs
+    from data_tools.n4 import bias_path
+
+    bias_out = bias_path(ns.out, ns.bias_out)
+    refuse_overwriting_inputs(bias_out, {"input image": ns.input, "corrected image (OUT)": ns.out}, field="bias_out")
+    if ns.mask not in ("auto", "none"):
+        refuse_overwriting_inputs(ns.out, {"mask image": ns.mask})
     img = read_image(ns.input)
     if img.n_components != 1:
         raise PipelineInputError(f"N4 needs a scalar image, got {img.n_components} components", path=ns.input)
@@ -43,7 +50,7 @@ def run_n4(ns: Any) -> dict:
         mask = m.array > 0
     res = n4_correct(img.array, img.spacing, mask=mask,
                      params=N4Params(shrink=ns.shrink, levels=tuple(ns.levels)), use_cache=not ns.no_cache)
-    out, bias = save_result(res, ns.out, ns.bias_out, img)
+    out, bias = save_result(res, ns.out, bias_out, img)
     print(f"N4 {'(cached) ' if res.cached else ''}{res.seconds:.1f} s (shrink {ns.shrink}): {out}, bias field {bias}")
     return {"out": str(out), "bias_field": str(bias), "seconds": res.seconds, "cached": res.cached}
 

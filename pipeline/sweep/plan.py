@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from data_tools.atomic import atomic_path, write_text_atomic
+from data_tools.atomic import atomic_path, make_dir, write_text_atomic
 from data_tools.errors import PipelineInputError, require
 from data_tools.paths import default_runs_dir
 
@@ -79,7 +79,7 @@ def write_result(root: Path, index: int, record: dict[str, Any]) -> Path:
 def plan_lock(root: Path) -> Iterator[None]:
     """Exclusive lock on the sweep folder (``fcntl.flock``; works on one node and on NFS v4 with
     lockd; Lustre/GPFS honour flock when mounted with it). Per-row JSONs stay correct regardless."""
-    root.mkdir(parents=True, exist_ok=True)
+    make_dir(root)
     with open(root / ".plan.lock", "a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:

@@ -75,6 +75,9 @@ def test_bad_input_one_line_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys):
     _one_line_exit_2(capsys, base + ["--pattern", "radial", "--name", "../escaped"], "cannot be a file name")
     _one_line_exit_2(capsys, base + ["--preset", "../train/unet_l2"], "cannot be a file name")
     assert not (tmp_path / "escaped.h5").exists()
+    (tmp_path / "afile").write_text("")
+    _one_line_exit_2(capsys, ["simulate", "--pattern", "poisson", "--data", str(tiny_phantom_dir),
+                              "--out", str(tmp_path / "afile" / "sub")], "afile is a file, not a folder")
     bad = tmp_path / "bad"
     shutil.copytree(tiny_phantom_dir, bad)
     with h5py.File(next(bad.glob("*.h5")), "a") as f:
