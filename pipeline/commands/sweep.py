@@ -47,8 +47,9 @@ def sweep(ns: Any) -> Any:
     if len(actions) != 1:
         raise PipelineInputError(f"got {len(actions)} actions {actions}", field="action",
                                  expected="exactly one of --plan, --run, --analyse, --emit-slurm, --status")
-    spec = load_spec(ns.spec)
     action = actions[0]
+    _check_options(ns, action)
+    spec = load_spec(ns.spec)
     if action == "plan":
         from pipeline.sweep.plan import write_plan
 
@@ -70,6 +71,25 @@ def sweep(ns: Any) -> Any:
         print(f"analysis: {out}")
         return out
     return _emit(spec, ns)
+
+
+# Options that only some actions read (an option given to another action would be silently ignored).
+_APPLIES = {"index": ("run",), "part": ("run",), "all_rows": ("run",), "max_steps": ("run",),
+            "retry_failed": ("run",), "parts_max_len": ("plan", "run"), "max_concurrent": ("emit_slurm",),
+            "time": ("emit_slurm",), "partition": ("emit_slurm",)}
+
+
+def _check_options(ns: Any, action: str) -> None:
+    for name in ("parts_max_len", "max_steps", "max_concurrent"):
+        value = ns.get(name)
+        if value is not None and value < 1:
+            raise PipelineInputError(f"--{name} {value}", field=name, expected="an integer >= 1")
+    flag = {"emit_slurm": "--emit-slurm", "all_rows": "--all"}
+    for name, actions in _APPLIES.items():
+        value = ns.get(name)
+        if value is not None and value is not False and action not in actions:  # 0 is a given --index
+            raise PipelineInputError(f"{flag.get(name, '--' + name)} does not apply to {flag.get(action, '--' + action)}",
+                                     field=name, expected="with " + " or ".join(flag.get(a, "--" + a) for a in actions))
 
 
 def _run(spec: Any, ns: Any) -> Any:

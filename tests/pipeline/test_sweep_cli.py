@@ -14,6 +14,12 @@ from pipeline.sweep.plan import read_plan, read_result
     (["--run"], "--index I, --part K or --all"),
     (["--run", "--index", "0", "--backend", "slurm"], "local or submitit"),
     (["--run", "--part", "0"], "parts_max_len"),
+    (["--plan", "--parts_max_len", "0"], "--parts_max_len 0 (expected an integer >= 1)"),
+    (["--run", "--all", "--max_steps", "0"], "--max_steps 0 (expected an integer >= 1)"),
+    (["--emit-slurm", "--max_concurrent", "0"], "--max_concurrent 0"),
+    (["--plan", "--index", "0"], "--index does not apply to --plan (expected with --run)"),
+    (["--analyse", "--all"], "--all does not apply to --analyse"),
+    (["--run", "--all", "--time", "01:00:00"], "--time does not apply to --run (expected with --emit-slurm)"),
 ])
 def test_cli_actions_bad_input_exit_2_one_line(smoke_env, capsys, args, needle):
     out = smoke_env / "sweep"
