@@ -126,7 +126,10 @@ class PoissonDiscMask:
         rho, support, cal = self.geometry((ny, nz))
         n_target = int(round(ny * nz / self.accel))
         n_cal, n_sup = int(cal.sum()), int(support.sum())
-        require(n_target >= n_cal, f"R = {self.accel} asks for {n_target} samples but the {self.calib}x{self.calib} "
+        box = f"{min(self.calib, ny)}x{min(self.calib, nz)}"
+        if self.calib > min(ny, nz):
+            box += f" (calib {self.calib} clipped to the {ny}x{nz} plane)"
+        require(n_target >= n_cal, f"R = {self.accel} asks for {n_target} samples but the {box} "
                 f"calibration box alone has {n_cal}", field="accel", expected=f"R <= {ny * nz / max(n_cal, 1):.3g}",
                 hint="lower R or the calib size")
         require(n_target <= n_sup, f"R = {self.accel} asks for {n_target} samples but the sampling support has only "

@@ -104,3 +104,11 @@ def test_create_mask_by_name():
         create_mask("spiral")
     with pytest.raises(PipelineInputError, match="bad parameters"):
         create_mask("poisson", spokes=3)
+
+
+def test_impossible_r_names_the_clipped_calibration_box():
+    with pytest.raises(PipelineInputError, match=r"the 64x48 \(calib 1000 clipped to the 64x48 plane\) calibration box "
+                                                 r"alone has 3072 \(expected R <= 1\)"):
+        PoissonDiscMask(accel=8.94, calib=1000)((64, 48))
+    with pytest.raises(PipelineInputError, match=r"asks for 48 samples but the 8x8 calibration box alone has 64"):
+        PoissonDiscMask(accel=64, calib=8)((64, 48))
