@@ -56,6 +56,18 @@ def require_file_name(value: Any, field: str, path: str | Path | None = None) ->
     return name
 
 
+def require_count(value: Any, field: str, least: int = 1, name: str | None = None,
+                  path: str | Path | None = None) -> int:
+    """``value`` as an integer >= ``least`` (a size, a batch, a number of steps or repeats);
+    the error reads ``<name> = <value>`` (``name`` defaults to ``field``)."""
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise PipelineInputError(f"{name or field} = {value!r}", path=path, field=field,
+                                 expected=f"an integer >= {least}")
+    return int(value)
+
+
 SEED_MAX = 2**32 - 1  # numpy's and Lightning's seeds are unsigned 32-bit integers
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_text_atomic
-from .errors import require
+from .config_io import require_count
 from .masks import PoissonDiscMask
 from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse_many, nufft_batch, nufft_settings, nufft_workers
 from .trajectories import radial_trajectory
@@ -135,7 +135,7 @@ def bench_radial_torch(size: int = 256, coils: int = 8, spokes: int = 41, interl
 
 def run_bench(out: str | Path, size: int = 256, radial_size: int = 256, slices: int = 2) -> dict:
     for field, value in (("size", size), ("radial_size", radial_size), ("slices", slices)):
-        require(value >= 1, f"{field} = {value}", field=field, expected="an integer >= 1")
+        require_count(value, field)
     result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), **nufft_settings()},
               "poisson": bench_poisson(size),
               "radial": bench_radial(radial_size, slices=slices)}

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from data_tools.config_io import require_count
 from data_tools.errors import PipelineInputError
 from data_tools.simdata import AXES, open_sim, read_index, split_indices
 
@@ -160,8 +161,7 @@ def evaluate_dataset(path: str | Path, predictors: Mapping[str, Predictor | torc
     whose shape differs from the input's.
     """
     path = Path(path)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise PipelineInputError(f"batch size {batch_size!r}", field="batch_size", expected="an integer >= 1")
+    require_count(batch_size, "batch_size")
     dev = resolve_device(device)
     rows = split_indices(path, split)
     if rows.size == 0:

@@ -73,6 +73,7 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
     per forward pass of a 2-D network."""
     from tqdm import tqdm
 
+    from data_tools.config_io import require_count
     from data_tools.errors import PipelineInputError
     from data_tools.seg_preprocess import channels_to_labels, crop_resize_z
     from evaluation.benchmark import resolve_device
@@ -81,8 +82,7 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
 
     if split not in ("test", "val", "train", "all"):
         raise PipelineInputError(f"unknown split '{split}'", field="split", expected="test, val, train or all")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise PipelineInputError(f"batch size {batch_size!r}", field="batch_size", expected="an integer >= 1")
+    require_count(batch_size, "batch_size")
     dev = resolve_device(device)
     run_dir, out = Path(run_dir), Path(out)
     net, prep, cfg = load_seg_run(run_dir, which)

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from data_tools.atomic import write_text_atomic
-from data_tools.config_io import require_seed
+from data_tools.config_io import require_count, require_seed
 from data_tools.errors import PipelineInputError
 
 #: skimage arguments that define the same SSIM as our variant (data_range added per call).
@@ -97,8 +97,7 @@ def run_bench_evaluate(out: str | Path = "reports/bench_evaluate.json", n_images
     if threads < 0:
         raise PipelineInputError(f"threads = {threads}", field="threads", expected=">= 0 (0: the defaults)")
     for field, value in (("n_images", n_images), ("repeats", repeats)):
-        if value < 1:
-            raise PipelineInputError(f"{field} = {value}", field=field, expected="an integer >= 1")
+        require_count(value, field)
     seed = require_seed(seed)
     dev = resolve_device(device)
     old_threads, old_fused = torch.get_num_threads(), set_fused_threads(threads or None)

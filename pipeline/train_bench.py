@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from data_tools.atomic import write_text_atomic
+from data_tools.config_io import require_count
 from data_tools.errors import PipelineInputError
 
 
@@ -139,10 +140,9 @@ def run_bench_train(model: str, out: str | Path = "reports/bench_train.json", si
     from models import count_parameters
     from models.losses import build_loss
 
-    for field, value, least in (("size", size, 1), ("batch", batch, 1), ("steps", steps, 1), ("warmup", warmup, 0),
-                                ("num-workers", num_workers, 0), ("threads", 1 if threads is None else threads, 1)):
-        if value < least:
-            raise PipelineInputError(f"{field} = {value}", field=f"--{field}", expected=f"an integer >= {least}")
+    for name, value, least in (("size", size, 1), ("batch", batch, 1), ("steps", steps, 1), ("warmup", warmup, 0),
+                               ("num-workers", num_workers, 0), ("threads", 1 if threads is None else threads, 1)):
+        require_count(value, f"--{name}", least, name=name)
     if threads:
         torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from data_tools import sim_config
-from data_tools.config_io import read_yaml_mapping, require_file_name
+from data_tools.config_io import read_yaml_mapping, require_count, require_file_name
 from data_tools.errors import PipelineInputError
 
 
@@ -71,3 +71,10 @@ def test_simulate_seeds_are_checked(field):
     with pytest.raises(PipelineInputError, match=rf"\[{field}\]: seed -3 \(expected an integer in 0\.\.4294967295\)"):
         sim_config.resolve(pattern="poisson", **{field: -3})
     assert getattr(sim_config.resolve(pattern="poisson", **{field: 2**32 - 1}), field) == 2**32 - 1
+
+
+def test_require_count():
+    assert require_count(3, "steps") == 3 and require_count(0, "warmup", least=0) == 0
+    for bad in (0, -1, 2.5, True, "4"):
+        with pytest.raises(PipelineInputError, match=r"\[--batch\]: batch = .* \(expected an integer >= 1\)"):
+            require_count(bad, "--batch", name="batch")
