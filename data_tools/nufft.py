@@ -54,14 +54,15 @@ def nufft_workers() -> int:
     return _env_int("KNEE_NUFFT_WORKERS", available_cores())
 
 
-def nufft_batch(workers: int | None = None) -> int:
+def nufft_batch() -> int:
     """Transforms finufft runs per FFT and spreading pass (its ``maxbatchsize``):
-    ``$KNEE_NUFFT_BATCH``, by default 2 when one worker runs (``workers``, default
-    :func:`nufft_workers`), else 1. Measured here (2-core VM, 256x256, 41 spokes): with one worker,
-    2 per pass runs the normal operator 20-25% faster than 1 (kernel values shared by the pair);
-    with two workers at once it was 5-20% slower, so each worker then takes one at a time."""
-    workers = nufft_workers() if workers is None else int(workers)
-    return _env_int("KNEE_NUFFT_BATCH", 2 if workers == 1 else 1)
+    ``$KNEE_NUFFT_BATCH``, default 1. finufft spreads a batch with one OpenMP thread per transform
+    (its ``spread_thread``), whatever ``nthreads`` and ``$OMP_NUM_THREADS`` say, so a batch of 2
+    is a second core, not a cheaper pass: measured here (2-core VM, 256x256, 41 spokes), one
+    worker at batch 2 ran 1.3x faster on the clock but used 2 cores (CPU time 1.4 vs 0.95 ms per
+    forward transform), and two such processes side by side ran 3.3x slower than at batch 1 (7.2
+    vs 2.2 ms per image and CG iteration). Raise it only where each worker has that many free cores."""
+    return _env_int("KNEE_NUFFT_BATCH", 1)
 
 
 #: finufft's FFTW planning, ``$KNEE_NUFFT_FFTW``: ``measure`` (default) times candidate FFT
