@@ -115,6 +115,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         from evaluation.seg_report import evaluate_segmentation_run
 
         seg_out = Path(out) if out else Path("reports") / f"seg__{Path(run).parent.name}__{Path(run).name}__{split}__{checkpoint}"
+        check_writable(seg_out)  # before the volumes are segmented, not at the first write
         return evaluate_segmentation_run(Path(run), seg_out, which=checkpoint, split=split, device=device,
                                          batch_size=batch_size)
 

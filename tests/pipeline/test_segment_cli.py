@@ -195,3 +195,7 @@ def test_evaluate_segmentation_honours_split_checkpoint_and_batch(seg_run, tmp_p
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and field in err[0]
     assert not (tmp_path / "bad").exists()
+    (tmp_path / "afile").write_text("x")  # an --out under a file: refused before any volume is segmented
+    assert cli.main([*base, "--out", str(tmp_path / "afile" / "rep")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[out]" in err[0] and "is a file, not a folder" in err[0]
