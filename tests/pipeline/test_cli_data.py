@@ -38,6 +38,16 @@ def test_show_writes_png(tiny_phantom_dir, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
+@pytest.mark.parametrize("name", ["fig.txt", "fig", "fig.pdf"])
+def test_show_refuses_a_non_png_name(tiny_phantom_dir, tmp_path, capsys, name):
+    """The figure is always a PNG: another suffix (it was written as PNG bytes under that name) is
+    one error naming --out, and nothing is written."""
+    rc = cli.main(["data", "show", str(tiny_phantom_dir / "knee_000.h5"), "--out", str(tmp_path / name)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "[out]" in err[0] and ".png" in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
 def _missing_kspace(src, dst):
     with h5py.File(dst, "w") as f:
         f["rss"] = np.zeros((4, 4, 4), np.float32)
