@@ -103,3 +103,34 @@ def test_n4_cli_writes_image_and_bias(biased, tmp_path, capsys):
         assert cli.main(bad) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
         assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_n4_cli_mask_file(biased, tmp_path, capsys):
+    """--mask FILE reaches N4 (a bone mask gives another bias field than Otsu's 'auto'); a mask of
+    another geometry, an OUT that would replace the mask, and a vector image are one error each."""
+    from data_tools.formats.images import Image, read_image, write_image
+    from pipeline import cli
+
+    img, lab = biased[0][::2, ::2, ::2].copy(), biased[1][::2, ::2, ::2]
+    geo = dict(spacing=(5, 5, 6.4), origin=(1, 2, 3))
+    src = write_image(tmp_path / "in.nii.gz", Image(img, **geo))
+    bones = write_image(tmp_path / "bones.nii.gz", Image(np.isin(lab, (1, 2, 3, 4)).astype(np.uint8), **geo))
+    base = ["n4", str(src), "--shrink", "2", "--levels", "[5, 5]", "--no_cache", "true"]
+    fields = {}
+    for mask in ("auto", str(bones)):
+        out = tmp_path / f"out_{len(fields)}.nii.gz"
+        assert cli.main([*base[:2], str(out), *base[2:], "--mask", mask]) == 0
+        fields[mask] = read_image(tmp_path / f"out_{len(fields)}_bias.nii.gz").array
+        assert np.allclose(read_image(out).array * fields[mask], img, rtol=1e-4, atol=1e-6)
+    assert np.abs(fields["auto"] - fields[str(bones)]).mean() > 1e-3
+    shifted = write_image(tmp_path / "shifted.nii.gz", Image(np.ones_like(img, np.uint8), spacing=(5, 5, 6.4)))
+    vector = write_image(tmp_path / "vector.nii.gz", Image(np.stack([img, img], axis=-1), **geo))
+    capsys.readouterr()
+    for args, expect in (([str(src), str(tmp_path / "x.nii.gz"), "--mask", str(shifted)], "[mask]: mask geometry differs"),
+                         ([str(src), str(bones), "--mask", str(bones)], "mask image"),
+                         ([str(vector), str(tmp_path / "x.nii.gz")], "N4 needs a scalar image, got 2 components")):
+        assert cli.main(["n4", *args, "--shrink", "2", "--levels", "[5, 5]"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expect in err[0], err
+        assert not (tmp_path / "x.nii.gz").exists()
+    assert read_image(bones).array.max() == 1  # the mask was not replaced
