@@ -200,10 +200,12 @@ def bias_path(out: str | Path, bias_out: str | Path | None = None) -> Path:
     """Where the bias field goes: ``bias_out``, else ``OUT_bias.<ext>`` next to ``out``."""
     if bias_out is not None:
         return Path(bias_out)
+    from .formats.images import image_stem, is_image_file
+
     out = Path(out)
     name = out.name
-    n = next((len(e) for e in (".nii.gz", ".nii", ".mhd", ".mha") if name.lower().endswith(e)),
-             len("".join(out.suffixes)))  # not an image name (write_image refuses it later): every suffix
+    # not an image name (write_image refuses it later): every suffix
+    n = len(name) - len(image_stem(out)) if is_image_file(out) else len("".join(out.suffixes))
     if n == 0:
         return out.with_name(f"{name}_bias.nii.gz")
     return out.with_name(f"{name[:-n]}_bias{name[-n:]}")

@@ -7,7 +7,9 @@ Sources (``data``):
   (x = SI, y = AP, z = LR); it is re-sliced coronally like the seed's data (L155-156): arrays
   become (LR, SI, AP), AP being the slice axis the z rule applies to.
 * a folder with ``images/`` and ``labels/`` holding NIfTI/MHD files of the same names (labels a
-  label map, or the seed's 3-channel femur/tibia/fibula mask); slice axis = the third axis.
+  label map, or the seed's 3-channel femur/tibia/fibula mask); slice axis = the third axis. Only
+  image files count (``formats.images.is_image_file``); the subject name is the file name without
+  its image suffix, the source the part before the first ``_``.
 
 Samples: ``{"input": (1, S, S) | (1, Z, S, S) float32, "target": (C, S, S) | (C, Z, S, S), "index": int}``.
 """
@@ -72,12 +74,19 @@ def load_volumes(data: str | Path | None) -> list[Volume]:
 
 
 def _load_pairs(root: Path) -> list[Volume]:
-    from data_tools.formats.images import read_image, same_geometry
+    from data_tools.formats.images import EXPECTED, image_stem, is_image_file, read_image, same_geometry
 
     out = []
-    for img_path in sorted(p for p in (root / "images").iterdir() if not p.name.startswith(".")):
-        if img_path.suffix == ".raw":
-            continue
+    # image files only: a MetaImage's data file (.raw, .zraw) and anything else are not subjects
+    files = sorted(p for p in (root / "images").iterdir() if not p.name.startswith(".") and is_image_file(p))
+    seen: dict[str, Path] = {}
+    for img_path in files:
+        name = image_stem(img_path)
+        if name in seen:  # one subject in two files would sit in two splits
+            raise PipelineInputError(f"two images of subject '{name}': {seen[name].name} and {img_path.name}",
+                                     path=root / "images", expected="one image file per subject name")
+        seen[name] = img_path
+    for img_path in files:
         lab_path = root / "labels" / img_path.name
         if not lab_path.exists():
             raise PipelineInputError("no label file for image", path=lab_path, expected=f"labels/{img_path.name}")
@@ -89,10 +98,10 @@ def _load_pairs(root: Path) -> list[Volume]:
                                      expected=f"shape {img.shape}, spacing {img.spacing}, origin {img.origin}")
         labels = labels_from_channels(lab.array) if lab.n_components == 3 else np.asarray(lab.array)
         check_labels(labels, str(lab_path))
-        out.append(Volume(img_path.name.split(".")[0], img_path.name.split("_")[0], np.asarray(img.array, np.float32),
+        out.append(Volume(image_stem(img_path), img_path.name.split("_")[0], np.asarray(img.array, np.float32),
                           labels.astype(np.uint8), img.spacing))
     if not out:
-        raise PipelineInputError("no images", path=root / "images")
+        raise PipelineInputError("no images", path=root / "images", expected=EXPECTED)
     return out
 
 

@@ -97,6 +97,21 @@ def image_format(path: str | Path) -> str:
     raise PipelineInputError("unknown image file extension", path=path, expected=EXPECTED)
 
 
+def is_image_file(path: str | Path) -> bool:
+    """Whether ``path``'s name ends in an image suffix this module reads (case-insensitive); a
+    MetaImage's data file (``.raw``, ``.zraw``) or any other file is not one."""
+    return Path(path).name.lower().endswith(NIFTI_SUFFIXES + ITK_SUFFIXES)
+
+
+def image_stem(path: str | Path) -> str:
+    """The file name without its image suffix: ``knee.v2.nii.gz`` → ``knee.v2``, ``a.mhd`` → ``a``."""
+    name = Path(path).name
+    for sfx in sorted(NIFTI_SUFFIXES + ITK_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(sfx):
+            return name[:-len(sfx)]
+    return Path(path).stem
+
+
 def read_image(path: str | Path) -> Image:
     """Read a NIfTI or MetaImage file into an :class:`Image` (array ``(X, Y, Z[, C])``, LPS geometry)."""
     path = Path(path)

@@ -111,3 +111,10 @@ def test_image_bad_inputs(tmp_path):
     (tmp_path / "m.zraw").unlink()
     with pytest.raises(PipelineInputError, match=r"m.mhd: cannot read image"):
         read_image(tmp_path / "m.mhd")
+
+
+def test_image_stem_and_is_image_file():
+    from data_tools.formats.images import image_stem, is_image_file
+
+    assert [image_stem(n) for n in ("knee.v2.nii.gz", "a.NII", "b.mhd", "c.nrrd")] == ["knee.v2", "a", "b", "c"]
+    assert [is_image_file(n) for n in ("a.nii.gz", "a.MHA", "a.raw", "a.zraw", "a.txt")] == [True, True, False, False, False]

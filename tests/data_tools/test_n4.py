@@ -134,3 +134,13 @@ def test_n4_cli_mask_file(biased, tmp_path, capsys):
         assert len(err) == 1 and expect in err[0], err
         assert not (tmp_path / "x.nii.gz").exists()
     assert read_image(bones).array.max() == 1  # the mask was not replaced
+
+
+def test_bias_path_keeps_inner_dots_and_the_image_suffix():
+    from pathlib import Path
+
+    from data_tools.n4 import bias_path
+
+    assert [bias_path(n).name for n in ("knee.v2.nii.gz", "x.nrrd", "y.MHA", "y", "z.txt")] == \
+        ["knee.v2_bias.nii.gz", "x_bias.nrrd", "y_bias.MHA", "y_bias.nii.gz", "z_bias.txt"]
+    assert bias_path("a.nii.gz", "elsewhere.mha") == Path("elsewhere.mha")

@@ -199,3 +199,30 @@ def test_evaluate_segmentation_honours_split_checkpoint_and_batch(seg_run, tmp_p
     assert cli.main([*base, "--out", str(tmp_path / "afile" / "rep")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[out]" in err[0] and "is a file, not a folder" in err[0]
+
+
+def test_image_label_pairs_take_image_files_only_and_one_per_subject(tmp_path):
+    """A compressed MetaImage (.mhd + .zraw, SimpleITK's useCompression) and a stray README are not
+    subjects (the .zraw was read as an image and failed); names keep inner dots; two files of one
+    subject are refused (they would sit in two splits)."""
+    import SimpleITK as sitk
+
+    from data_tools.errors import PipelineInputError
+    from data_tools.formats.images import Image, write_image
+    from pipeline.seg_data import load_volumes
+
+    rng = np.random.default_rng(0)
+    img = rng.random((8, 8, 6)).astype(np.float32)
+    lab = (img > 0.5).astype(np.uint8)
+    for sub, arr in (("images", img), ("labels", lab)):
+        (tmp_path / sub).mkdir()
+        sitk.WriteImage(sitk.GetImageFromArray(arr.T), str(tmp_path / sub / "knee_a.mhd"), True)
+        write_image(tmp_path / sub / "knee_b.v2.nii.gz", Image(arr))
+    (tmp_path / "images" / "README.txt").write_text("scans of 2026")
+    assert (tmp_path / "images" / "knee_a.zraw").is_file()
+    vols = load_volumes(tmp_path)
+    assert [v.name for v in vols] == ["knee_a", "knee_b.v2"] and {v.source for v in vols} == {"knee"}
+    assert np.allclose(vols[0].image, img) and np.array_equal(vols[1].labels, lab)
+    write_image(tmp_path / "images" / "knee_a.nii.gz", Image(img))
+    with pytest.raises(PipelineInputError, match="two images of subject 'knee_a': knee_a.mhd and knee_a.nii.gz"):
+        load_volumes(tmp_path)
