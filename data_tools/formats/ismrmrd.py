@@ -15,7 +15,8 @@ Placement rules:
   ``e2`` on ``z``; a missing limit or a centre of 0 means "unset": offset 0), so partial-Fourier
   lines sit where they belong; lines outside the encoded
   matrix are dropped and counted in ``attrs["dropped_lines"]``; unacquired lines stay zero;
-* repeated lines (``average``) are averaged; ``ACQ_IS_REVERSE`` readouts are flipped;
+* repeated lines (``average``) are averaged; ``ACQ_IS_REVERSE`` readouts are flipped (their
+  ``center_sample`` counts in the stored order);
 * noise, navigator, phase-correction, pure calibration, dummy and feedback acquisitions are skipped
   by their flags;
 * files whose partitions come as ``slice`` indices with ``kspace_encode_step_2`` constant (the

@@ -121,6 +121,32 @@ def test_ismrmrd_asymmetric_echo_and_partial_fourier(tmp_path):
     assert s.attrs["sampled_fraction"] == pytest.approx(9 / 12)
 
 
+def test_ismrmrd_reversed_repeated_and_out_of_matrix_lines(tmp_path):
+    """ACQ_IS_REVERSE lines (stored last sample first, centre_sample counted in the stored order)
+    are flipped back; a line acquired twice is averaged; a line outside the encoded matrix is
+    dropped and counted."""
+    k = _kspace((2, 16, 12, 4), seed=5)
+    c, nx, ny, nz = k.shape
+    lines = []
+    for z in range(nz):
+        for y in range(ny):
+            if (y + z) % 3 == 0:
+                lines.append((k[:, ::-1, y, z], {"kspace_encode_step_1": y, "kspace_encode_step_2": z,
+                                                 "center_sample": nx - 1 - nx // 2, "flags": [ismrmrd.ACQ_IS_REVERSE]}))
+            else:
+                lines.append((k[:, :, y, z], {"kspace_encode_step_1": y, "kspace_encode_step_2": z,
+                                              "center_sample": nx // 2}))
+    lines.append((3 * k[:, :, 5, 1], {"kspace_encode_step_1": 5, "kspace_encode_step_2": 1, "center_sample": nx // 2}))
+    lines.append((k[:, :, 0, 0], {"kspace_encode_step_1": ny + 2, "kspace_encode_step_2": 0, "center_sample": nx // 2}))
+    path = tmp_path / "rev.h5"
+    _write_with_package(path, lines, _header(nx, ny, nz, c))
+    s = read_ismrmrd(path)
+    expected = k.copy()
+    expected[:, :, 5, 1] = 2 * k[:, :, 5, 1]  # (k + 3k) / 2
+    np.testing.assert_allclose(s.kspace, expected, rtol=1e-6, atol=1e-6)
+    assert s.attrs["dropped_lines"] == 1 and s.attrs["sampled_fraction"] == 1.0
+
+
 def test_ismrmrd_hybrid_slices_and_chop(tmp_path):
     """mridata.org layout: partitions as `slice` (image space), step_2 = 0; ChopY=0 flips odd lines."""
     rng = np.random.default_rng(5)
