@@ -9,7 +9,8 @@ Sources (``data``):
 * a folder with ``images/`` and ``labels/`` holding NIfTI/MHD files of the same names (labels a
   label map, or the seed's 3-channel femur/tibia/fibula mask); slice axis = the third axis. Only
   image files count (``formats.images.is_image_file``); the subject name is the file name without
-  its image suffix, the source the part before the first ``_``.
+  its image suffix, the source the part before the first ``_`` (names without one: the folder's
+  name, one source).
 
 Samples: ``{"input": (1, S, S) | (1, Z, S, S) float32, "target": (C, S, S) | (C, Z, S, S), "index": int}``.
 """
@@ -98,7 +99,11 @@ def _load_pairs(root: Path) -> list[Volume]:
                                      expected=f"shape {img.shape}, spacing {img.spacing}, origin {img.origin}")
         labels = labels_from_channels(lab.array) if lab.n_components == 3 else np.asarray(lab.array)
         check_labels(labels, str(lab_path))
-        out.append(Volume(image_stem(img_path), img_path.name.split("_")[0], np.asarray(img.array, np.float32),
+        name = image_stem(img_path)
+        # the source (split stratum) is the name's prefix before '_'; names without one share one
+        # stratum (each was its own, so every subject landed in train and val/test stayed empty)
+        source = name.split("_")[0] if "_" in name else root.name
+        out.append(Volume(name, source, np.asarray(img.array, np.float32),
                           labels.astype(np.uint8), img.spacing))
     if not out:
         raise PipelineInputError("no images", path=root / "images", expected=EXPECTED)

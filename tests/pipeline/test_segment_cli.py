@@ -226,3 +226,23 @@ def test_image_label_pairs_take_image_files_only_and_one_per_subject(tmp_path):
     write_image(tmp_path / "images" / "knee_a.nii.gz", Image(img))
     with pytest.raises(PipelineInputError, match="two images of subject 'knee_a': knee_a.mhd and knee_a.nii.gz"):
         load_volumes(tmp_path)
+
+
+def test_image_names_without_a_source_prefix_form_one_stratum(tmp_path):
+    """Six subjects named by id alone (9000.nii.gz ...): one source, so val and test get subjects
+    (each id was its own source: all six went to train, val and test were empty)."""
+    from data_tools.formats.images import Image, write_image
+    from pipeline.seg_data import load_volumes, split_subjects
+
+    rng = np.random.default_rng(0)
+    for sub in ("images", "labels"):
+        (tmp_path / sub).mkdir()
+    for i in range(6):
+        a = rng.random((8, 8, 6)).astype(np.float32)
+        write_image(tmp_path / "images" / f"900{i}.nii.gz", Image(a))
+        write_image(tmp_path / "labels" / f"900{i}.nii.gz", Image((a > 0.5).astype(np.uint8)))
+    vols = load_volumes(tmp_path)
+    assert {v.source for v in vols} == {tmp_path.name}
+    split = split_subjects([v.name for v in vols], [v.source for v in vols])
+    assert [len(split[k]) for k in ("train", "val", "test")] == [4, 1, 1]
+    assert sorted(sum(split.values(), [])) == [f"900{i}" for i in range(6)]
