@@ -204,7 +204,7 @@ def bias_path(out: str | Path, bias_out: str | Path | None = None) -> Path:
 
     out = Path(out)
     name = out.name
-    # not an image name (write_image refuses it later): every suffix
+    # not an image name (the n4 command refuses it): every suffix
     n = len(name) - len(image_stem(out)) if is_image_file(out) else len("".join(out.suffixes))
     if n == 0:
         return out.with_name(f"{name}_bias.nii.gz")

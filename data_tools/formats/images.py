@@ -29,7 +29,7 @@ from ..errors import PipelineInputError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".mhd", ".mha", ".nrrd", ".nhdr")
-EXPECTED = "a NIfTI (.nii, .nii.gz) or MetaImage (.mhd, .mha) image"
+EXPECTED = "a NIfTI (.nii, .nii.gz), MetaImage (.mhd, .mha) or NRRD (.nrrd, .nhdr) image"
 
 
 @dataclasses.dataclass
@@ -88,13 +88,15 @@ def _flip(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def image_format(path: str | Path) -> str:
+def image_format(path: str | Path, field: str | None = None) -> str:
+    """``nifti`` or ``itk`` by the file name; another name is a PipelineInputError naming ``path``
+    (and ``field``, the option it came from)."""
     name = Path(path).name.lower()
     if name.endswith(NIFTI_SUFFIXES):
         return "nifti"
     if name.endswith(ITK_SUFFIXES):
         return "itk"
-    raise PipelineInputError("unknown image file extension", path=path, expected=EXPECTED)
+    raise PipelineInputError("unknown image file extension", path=path, field=field, expected=EXPECTED)
 
 
 def is_image_file(path: str | Path) -> bool:

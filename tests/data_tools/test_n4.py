@@ -128,7 +128,10 @@ def test_n4_cli_mask_file(biased, tmp_path, capsys):
     capsys.readouterr()
     for args, expect in (([str(src), str(tmp_path / "x.nii.gz"), "--mask", str(shifted)], "[mask]: mask geometry differs"),
                          ([str(src), str(bones), "--mask", str(bones)], "mask image"),
-                         ([str(vector), str(tmp_path / "x.nii.gz")], "N4 needs a scalar image, got 2 components")):
+                         ([str(vector), str(tmp_path / "x.nii.gz")], "N4 needs a scalar image, got 2 components"),
+                         ([str(src), str(tmp_path / "x.txt")], "[out]: unknown image file extension"),
+                         ([str(src), str(tmp_path / "x.nii.gz"), "--bias_out", str(tmp_path / "b.txt")],
+                          "[bias_out]: unknown image file extension")):
         assert cli.main(["n4", *args, "--shrink", "2", "--levels", "[5, 5]"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expect in err[0], err

@@ -90,6 +90,11 @@ def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "3-D model" in err[0]
     assert cli.main(["segment", str(tmp_path / "nope.nii.gz"), "--model", str(seg_run), "--out", "x.nii.gz"]) == 2
+    capsys.readouterr()  # an --out that is no image name: refused before the model is even looked at
+    assert cli.main(["segment", str(img), "--model", str(tmp_path / "no_run"), "--out", str(tmp_path / "p.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[out]: unknown image file extension" in err[0] and ".nrrd" in err[0]
+    assert not (tmp_path / "p.txt").exists()
 
 
 def test_image_label_pairs_bad_geometry_and_values(coronal_nifti, tmp_path):
