@@ -184,4 +184,13 @@ def geometry(cfg: SimConfig, matrix: tuple[int, int, int], path: Path | None = N
         plane = [matrix[a] for a in range(3) if a != ax]
         require(crop <= min(plane), f"crop {crop} is larger than the {letter}-slice {plane[0]}x{plane[1]}",
                 path=path, field="crop", expected=f"crop <= {min(plane)}")
+    if cfg.pattern == "radial" and cfg.full_coverage:
+        # full coverage sizes the spokes to the plane's longest side: planes with different longest
+        # sides would need one trajectory each, and the dataset stores one
+        longest = {letter: max(matrix[a] for a in range(3) if a != AXES.index(letter)) for letter in cfg.axes}
+        groups = sorted({n: "".join(sorted(k for k, v in longest.items() if v == n)) for n in longest.values()}.values())
+        require(len(groups) == 1, f"full coverage needs one spoke length, but the longest slice sides differ "
+                f"({', '.join(f'{k}: {v}' for k, v in longest.items())}) for matrix {list(matrix)}", path=path,
+                field="full_coverage", expected="slicing axes whose planes share the longest side",
+                hint=f"simulate one dataset per group: {' and '.join(f'--axes {g}' for g in groups)}")
     return out, crop

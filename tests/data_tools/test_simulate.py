@@ -47,6 +47,17 @@ def test_geometry_defaults_match_original():
     assert c.shape == (256, 256) and c[0, 0] == 32 * 256 and c[-1, -1] == 287 * 256 + 255
 
 
+def test_full_coverage_refuses_planes_with_different_longest_sides():
+    """Full coverage sizes the spokes to each plane's longest side; a 48x40x32 matrix has x-planes
+    of longest side 40 and y/z-planes of 48, which one stored trajectory cannot describe."""
+    cfg = SimConfig(pattern="radial", full_coverage=True, crop=16)
+    with pytest.raises(PipelineInputError, match=r"\[full_coverage\].*x: 40, y: 48, z: 48.*--axes x and --axes yz"):
+        geometry(cfg, (48, 40, 32))
+    assert len(geometry(SimConfig(pattern="radial", full_coverage=True, crop=16, axes="yz"), (48, 40, 32))[0]) == 2
+    assert len(geometry(SimConfig(pattern="radial", crop=16), (48, 40, 32))[0]) == 3  # one trajectory: fine
+    assert len(geometry(cfg, (48, 48, 32))[0]) == 3  # the phantom/mridata shape: every plane's longest side is 48
+
+
 def test_normalise_modes():
     x = np.array([[[0.0, 0.3], [0.5, 2.0]]])
     f = normalise(x)
