@@ -78,3 +78,13 @@ def require_seed(value: Any, field: str = "seed", path: str | Path | None = None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= SEED_MAX:
         raise PipelineInputError(f"seed {value!r}", path=path, field=field, expected=f"an integer in 0..{SEED_MAX}")
     return int(value)
+
+
+def extend_base_chain(chain: tuple[Path, ...], path: str | Path) -> tuple[Path, ...]:
+    """``chain`` (the files whose ``base`` led here) extended by ``path``; a chain that comes back
+    to a file is one error naming the whole chain (YAML configs and sweep specs inherit by ``base``)."""
+    p = Path(path).resolve()
+    if p in chain:
+        raise PipelineInputError("the base chain comes back to this file: " + " -> ".join(str(q) for q in (*chain, p)),
+                                 path=path, field="base", expected="a chain without cycles")
+    return (*chain, p)

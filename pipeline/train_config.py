@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from data_tools.config_io import read_yaml_mapping
+from data_tools.config_io import extend_base_chain, read_yaml_mapping
 from data_tools.errors import PipelineInputError
 from data_tools.paths import CONFIG_DIR
 
@@ -64,19 +64,17 @@ def deep_merge(base: dict, over: dict) -> dict:
 def load_experiment(experiment: str | Path | dict, _chain: tuple[Path, ...] = ()) -> dict:
     """The experiment's config with ``base`` inheritance resolved; ``experiment`` key set."""
     path = None
+    chain = _chain
     if isinstance(experiment, dict):
         cfg = copy.deepcopy(experiment)
         cfg.setdefault("experiment", "custom")
     else:
         path = experiment_path(str(experiment))
-        if path.resolve() in _chain:
-            raise PipelineInputError("the base chain comes back to this file: " + " -> ".join(
-                str(p) for p in (*_chain, path.resolve())), path=path, field="base", expected="a chain without cycles")
+        chain = extend_base_chain(_chain, path)
         cfg = read_yaml_mapping(path, expected="a mapping of sections (net, task, data, trainer, ...)")
         cfg.setdefault("experiment", path.stem)
     base = cfg.pop("base", None)
     if base:
-        chain = (*_chain, path.resolve()) if path else _chain
         try:
             parent = load_experiment(base, chain)
         except PipelineInputError as exc:

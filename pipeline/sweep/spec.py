@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from data_tools.config_io import read_yaml_mapping, require_file_name, require_time_string
+from data_tools.config_io import extend_base_chain, read_yaml_mapping, require_file_name, require_time_string
 from data_tools.errors import PipelineInputError, require
 from data_tools.paths import CONFIG_DIR
 
@@ -156,15 +156,14 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
     return out
 
 
-def _inherit(raw: dict, path: Path, depth: int = 0) -> dict:
+def _inherit(raw: dict, path: Path, chain: tuple[Path, ...] = ()) -> dict:
     """``base: <other sweep>``: start from that spec; mapping sections merge key by key
     (``grid`` keeps the base's key order), scalars are replaced. ``name`` is never inherited."""
     if "base" not in raw:
         return raw
-    require(depth < 8, "sweep `base` chain too deep (a cycle?)", path=path, field="base")
+    chain = extend_base_chain(chain, path)
     bpath = resolve_spec_path(str(raw["base"]))
-    parent = _inherit(read_yaml_mapping(bpath, expected="a sweep spec mapping (experiment, grid, ...)"), bpath,
-                      depth + 1)
+    parent = _inherit(read_yaml_mapping(bpath, expected="a sweep spec mapping (experiment, grid, ...)"), bpath, chain)
     parent.pop("name", None)
     merged = dict(parent)
     for k, v in raw.items():

@@ -119,6 +119,22 @@ def test_cli_spec_or_base_spec_not_a_mapping_exit_2_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_sweep_base_chains_deep_ok_and_a_cycle_names_the_chain(tmp_path):
+    """Sweep specs inherit by `base` like training configs, with the same cycle check: a chain of
+    10 specs resolves (the old depth limit of 8 refused it), a spec that comes back to itself is
+    one error naming the chain (was 'too deep (a cycle?)')."""
+    first = write_spec(tmp_path, {"net.init_args.depth": [1, 2]}, name="s0")
+    for i in range(1, 10):
+        (tmp_path / f"s{i}.yaml").write_text(f"name: s{i}\nbase: {tmp_path / f's{i - 1}.yaml'}\n")
+    spec = load_spec(tmp_path / "s9.yaml")
+    assert spec.name == "s9" and len(expand(spec)) == 2 and first.exists()
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(f"name: a\nbase: {b}\n")
+    b.write_text(f"name: b\nbase: {a}\n")
+    with pytest.raises(PipelineInputError, match=r"\[base\]: the base chain comes back to this file: .*a.yaml -> .*b.yaml -> .*a.yaml"):
+        load_spec(a)
+
+
 def test_unquoted_slurm_time_is_refused(tmp_path):
     """YAML 1.1 reads `time: 12:00:00` as the sexagesimal number 43200 (30 days as SLURM minutes)."""
     p = write_spec(tmp_path, {"net.init_args.depth": [1]})
