@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from data_tools.config_io import require_count
 from data_tools.datasets import ConcatSimDataset
 from data_tools.errors import PipelineInputError
 from data_tools.paths import default_sim_dir
@@ -65,8 +66,8 @@ class SimDataModule(pl.LightningDataModule):
             raise PipelineInputError(f"val_fraction={val_fraction}", field="data.val_fraction", expected="0 < f <= 1")
         self.datasets = list(datasets)
         self.data_dir = data_dir
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.batch_size = require_count(batch_size, "data.batch_size", name="batch_size")
+        self.num_workers = require_count(num_workers, "data.num_workers", least=0, name="num_workers")
         self.in_ram = in_ram
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.deterministic_order = deterministic_order

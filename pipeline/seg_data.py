@@ -26,6 +26,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from data_tools.config_io import require_count
 from data_tools.errors import PipelineInputError
 from data_tools.seg_preprocess import SIZE, Z_SLICES, ZScore, check_labels, check_mode, labels_from_channels, targets
 
@@ -176,7 +177,8 @@ class SegDataModule(pl.LightningDataModule):
             raise PipelineInputError(f"dims must be 2 or 3, got {dims}", field="data.dims")
         self.data, self.label_mode, self.dims = data, label_mode, dims
         self.size, self.n_slices, self.n4_shrink, self.detector = size, n_slices, n4_shrink, detector
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size = require_count(batch_size, "data.batch_size", name="batch_size")
+        self.num_workers = require_count(num_workers, "data.num_workers", least=0, name="num_workers")
         self.split_seed, self.fractions = split_seed, tuple(fractions)
         if augment:
             # The seed removed its flips/shifts because they did not help (L224).

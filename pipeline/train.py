@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from data_tools.atomic import make_dir
-from data_tools.config_io import require_seed, require_time_string
+from data_tools.config_io import require_count, require_seed, require_time_string
 from data_tools.errors import PipelineInputError
 from data_tools.paths import default_runs_dir
 
@@ -24,7 +24,7 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
                    precision: str | None = None, data_dir: str | None = None, profile: str | None = "auto") -> dict:
     """The fully resolved config a run will use (what `--print_config` shows and config.yaml holds)."""
     cfg = apply_profile(load_experiment(experiment_or_config), profile)
-    cfg = apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides, check="--set")
     for key, val in (("trainer.max_steps", max_steps), ("trainer.max_time", max_time),
                      ("trainer.devices", devices), ("trainer.precision", precision),
                      ("data.init_args.data_dir", data_dir)):
@@ -32,6 +32,9 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
             set_dotted(cfg, key, val)
     cfg.setdefault("seed", 1993)
     require_seed(cfg["seed"])
+    steps = get_dotted(cfg, "trainer.max_steps")
+    if steps is not None and steps != -1:  # -1: Lightning's "no step limit" (max_epochs decides)
+        require_count(steps, "trainer.max_steps", name="max_steps")  # 0 made a 'finished' untrained run
     return cfg
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ from data_tools.paths import CONFIG_DIR
 
 TRAIN_CONFIG_DIR = CONFIG_DIR / "train"
 DEFAULT_MODULE = "pipeline.lit_module.TaskModule"
+#: top-level keys a config may leave out (defaults: seed 1993, no warm start, DEFAULT_MODULE)
+OPTIONAL_TOP_KEYS = ("seed", "init_from", "module")
 # Keys that change how long / where / how fast a run goes, not what it learns: they stay out of the
 # run-name hash, so `--max-steps 20 --resume` after `--max-steps 10` continues the same folder.
 NON_IDENTITY = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.devices",
@@ -115,10 +119,83 @@ def get_dotted(cfg: dict, key: str, default: Any = None) -> Any:
     return node
 
 
-def apply_overrides(cfg: dict, overrides: dict[str, Any] | list[str] | None) -> dict:
+def _implicit_class(cfg: dict, section: str) -> str | None:
+    if section == "task":
+        return str(cfg.get("module") or DEFAULT_MODULE)
+    if section == "trainer":
+        return "pytorch_lightning.Trainer"
+    return None
+
+
+def _signature_params(class_path: str) -> set[str] | None:
+    """Constructor parameters of a ``class_path`` (None when it cannot be imported)."""
+    mod_name, _, attr = class_path.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        return {n for n, p in inspect.signature(target).parameters.items()
+                if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    except (TypeError, ValueError):
+        return None
+
+
+def check_config_key(cfg: dict, key: str, path: Path | None = None, what: str = "config key") -> None:
+    """Raise unless dotted ``key`` names a field of the (jsonargparse-style) config ``cfg``
+    (`pipeline train --set` and sweep ``fixed``/``grid`` keys; ``path``: the file they came from).
+
+    A node with ``class_path`` is transparent: ``model.depth`` and ``model.init_args.depth`` both
+    resolve, and a constructor parameter left at its default in the YAML is accepted too. A new
+    entry of a plain mapping below a section (``task.optimizer.betas``, ``task.scheduler.at``:
+    keyword mappings) is accepted; a new section or constructor argument is not.
+    """
+    node: Any = cfg
+    owner: str | None = None          # class whose constructor the current node's keys feed
+    parts = key.split(".")
+    if key in OPTIONAL_TOP_KEYS:
+        return
+    for i, part in enumerate(parts):
+        if isinstance(node, dict) and part in node:
+            if part != "init_args":
+                owner = None
+            node = node[part]
+            if isinstance(node, dict) and "class_path" in node:
+                owner = str(node["class_path"])
+            continue
+        if isinstance(node, dict) and isinstance(node.get("init_args"), dict) and part in node["init_args"]:
+            node = node["init_args"][part]
+            owner = str(node["class_path"]) if isinstance(node, dict) and "class_path" in node else None
+            continue
+        if (i >= 2 and i == len(parts) - 1 and owner is None and isinstance(node, dict)
+                and "class_path" not in node and "init_args" not in node):
+            return  # a new key of a keyword mapping such as task.optimizer
+        cls = owner
+        if cls is None and i == 1 and isinstance(node, dict):
+            cls = _implicit_class(cfg, parts[0])
+        if cls is not None and i == len(parts) - 1:
+            params = _signature_params(cls)
+            if params is not None and part in params:
+                return
+        where = ".".join(parts[:i]) or "<top level>"
+        choices = sorted(k for k in (node.keys() if isinstance(node, dict) else []) if k != "init_args")
+        if isinstance(node, dict) and isinstance(node.get("init_args"), dict):
+            choices += sorted(node["init_args"])
+        raise PipelineInputError(f"{what} '{key}' is not a field of the config ('{part}' not under {where})",
+                                 path=path, field=key,
+                                 expected=f"one of {choices}" if choices else "an existing config key")
+
+
+def apply_overrides(cfg: dict, overrides: dict[str, Any] | list[str] | None, check: str | None = None) -> dict:
+    """``cfg`` with dotted ``overrides`` set, in order. ``check``: the name of their option (e.g.
+    ``--set``) to refuse a key that is not a field of the config as it stands (a typo would add
+    an unused key and train with the default)."""
     cfg = copy.deepcopy(cfg)
     items = [parse_override(o) for o in overrides] if isinstance(overrides, list) else list((overrides or {}).items())
     for k, v in items:
+        if check:
+            check_config_key(cfg, k, what=f"{check} key")
         set_dotted(cfg, k, v)
     return cfg
 
@@ -188,8 +265,6 @@ def build_data(data_cfg: dict):
 
 def build_module(cfg: dict, net):
     """The LightningModule named by ``module`` (default TaskModule) with ``net`` and ``task`` args."""
-    import importlib
-
     from jsonargparse import ArgumentParser
     path = cfg.get("module") or DEFAULT_MODULE
     mod_name, _, cls_name = path.rpartition(".")

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
-import inspect
 import itertools
 import json
 import re
@@ -142,17 +140,17 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
                                                                          " (no grid keys)"),
             path=path, field="grid", expected="at least one key with at least one value")
     if validate:
-        from pipeline.train_config import apply_overrides
+        from pipeline.train_config import apply_overrides, check_config_key
 
         base = load_base_config(out)
         for key in out.fixed:
-            check_config_key(base, key, path)
+            check_config_key(base, key, path, "sweep key")
         # grid keys are checked against the base with the fixed overrides applied (a spec may swap
         # the whole ``net`` and then sweep its arguments)
         fixed_cfg = apply_overrides(base, out.fixed)
         for key in out.grid:
             if key not in RUNNER_KEYS:
-                check_config_key(fixed_cfg, key, path)
+                check_config_key(fixed_cfg, key, path, "sweep key")
     return out
 
 
@@ -185,68 +183,6 @@ def load_base_config(spec: SweepSpec) -> dict:
 
 # Sections whose fields are constructor arguments of a class not named in the YAML
 # (docs/training.md: ``task`` = the LightningModule's arguments, ``trainer`` = pl.Trainer's).
-def _implicit_class(cfg: dict, section: str) -> str | None:
-    if section == "task":
-        from pipeline.train_config import DEFAULT_MODULE
-
-        return str(cfg.get("module") or DEFAULT_MODULE)
-    if section == "trainer":
-        return "pytorch_lightning.Trainer"
-    return None
-
-
-def _signature_params(class_path: str) -> set[str] | None:
-    """Constructor parameters of a ``class_path`` (None when it cannot be imported)."""
-    mod_name, _, attr = class_path.rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError, ValueError):
-        return None
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    try:
-        return {n for n, p in inspect.signature(target).parameters.items()
-                if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    except (TypeError, ValueError):
-        return None
-
-
-def check_config_key(cfg: dict, key: str, spec_path: Path | None = None) -> None:
-    """Raise unless dotted ``key`` names a field of the (jsonargparse-style) config ``cfg``.
-
-    A node with ``class_path`` is transparent: ``model.depth`` and ``model.init_args.depth`` both
-    resolve, and a constructor parameter left at its default in the YAML is accepted too.
-    """
-    node: Any = cfg
-    owner: str | None = None          # class whose constructor the current node's keys feed
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        if isinstance(node, dict) and part in node:
-            if part != "init_args":
-                owner = None
-            node = node[part]
-            if isinstance(node, dict) and "class_path" in node:
-                owner = str(node["class_path"])
-            continue
-        if isinstance(node, dict) and isinstance(node.get("init_args"), dict) and part in node["init_args"]:
-            node = node["init_args"][part]
-            owner = str(node["class_path"]) if isinstance(node, dict) and "class_path" in node else None
-            continue
-        cls = owner
-        if cls is None and i == 1 and isinstance(node, dict):
-            cls = _implicit_class(cfg, parts[0])
-        if cls is not None and i == len(parts) - 1:
-            params = _signature_params(cls)
-            if params is not None and part in params:
-                return
-        where = ".".join(parts[:i]) or "<top level>"
-        choices = sorted(k for k in (node.keys() if isinstance(node, dict) else []) if k != "init_args")
-        if isinstance(node, dict) and isinstance(node.get("init_args"), dict):
-            choices += sorted(node["init_args"])
-        raise PipelineInputError(f"sweep key '{key}' is not a field of the base config ('{part}' not under {where})",
-                                 path=spec_path, field=key,
-                                 expected=f"one of {choices}" if choices else "an existing config key")
-
-
 def _fmt(v: Any) -> str:
     if isinstance(v, bool):
         return "T" if v else "F"

@@ -141,7 +141,7 @@ def test_bad_input_one_line_exit_2(sim_dir, tmp_path, capsys):
     assert "coil_pois.h5" in err and "dataset has 16 channels, model expects 1" in err
     err = _one_line_error(capsys, ["train", "dncnn_l2", "--set", "net.init_args.bogus=3", "--profile", "full",
                                    "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path)])
-    assert "[net]" in err and "bogus" in err
+    assert "[net.init_args.bogus]: --set key" in err and "'width'" in err  # the constructor's fields
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -163,8 +163,11 @@ def test_bad_experiment_file_one_line_exit_2(tmp_path, capsys, text, needle):
 @pytest.mark.parametrize("sets,needle", [
     (["trainer.max_steps"], "[--set]: override 'trainer.max_steps' has no '='"),
     (["module=nope.Nothing"], "[module]: cannot import 'nope.Nothing'"),
-    (["task.bogus=1"], "[task]"),
-    (["data.init_args.bogus=1"], "[data]"),
+    (["task.bogus=1"], "[task.bogus]: --set key 'task.bogus' is not a field of the config"),
+    (["data.init_args.bogus=1"], "[data.init_args.bogus]: --set key"),
+    (["optimizer.init_args.lr=-1"], "[optimizer.init_args.lr]: --set key"),  # was added unused: trained at lr 1e-3
+    (["trainer.max_steps=0"], "[trainer.max_steps]: max_steps = 0"),  # was a 'finished' untrained run
+    (["data.init_args.batch_size=0"], "[data.batch_size]: batch_size = 0"),  # was a torch ValueError
 ])
 def test_bad_override_one_line_exit_2(sim_dir, tmp_path, capsys, sets, needle):
     err = _one_line_error(capsys, ["train", "dncnn_l2", "--profile", "full", "--data-dir", str(sim_dir),
@@ -175,7 +178,7 @@ def test_bad_override_one_line_exit_2(sim_dir, tmp_path, capsys, sets, needle):
 
 
 @pytest.mark.parametrize("sets,needle", [
-    (["trainer.bogus=1"], "[trainer]: TypeError: Trainer.__init__() got an unexpected keyword argument 'bogus'"),
+    (["trainer.bogus=1"], "[trainer.bogus]: --set key 'trainer.bogus' is not a field of the config"),
     (["trainer.precision=17"], "[trainer]: ValueError: Precision 17 is invalid"),
     (["trainer.max_time=abc"], "[trainer]: MisconfigurationException: `Timer(duration='abc')` is not a valid"),
     (["trainer.max_time=1:00:00:00"], "[trainer.max_time]: time limit 216000 is a number"),   # YAML base 60
@@ -205,3 +208,15 @@ def test_checkpoint_of_another_architecture(sim_dir, tmp_path, capsys):
     assert "architecture differs" in err and str(ckpt) in err
     err = _one_line_error(capsys, base + ["--set", "init_from=no_such_experiment"])
     assert "no finished run of experiment 'no_such_experiment'" in err
+
+
+def test_set_accepts_keyword_entries_constructor_defaults_and_optional_top_keys():
+    """`--set` refuses keys that are no field of the config (above), but accepts a new entry of a
+    keyword mapping (task.optimizer.betas), a constructor argument left at its default
+    (trainer.accumulate_grad_batches) and the optional top-level keys (seed)."""
+    from pipeline.train import resolve_config
+
+    cfg = resolve_config("dncnn_l2", ["task.optimizer.betas=[0.8, 0.9]", "trainer.accumulate_grad_batches=2",
+                                      "seed=7"], profile="full")
+    assert cfg["task"]["optimizer"]["betas"] == [0.8, 0.9] and cfg["seed"] == 7
+    assert cfg["trainer"]["accumulate_grad_batches"] == 2
