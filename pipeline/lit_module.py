@@ -54,6 +54,42 @@ def lr_lambda(scheduler: dict, total_steps: int) -> Callable[[int], float]:
                              expected="constant, step_drop, cosine or keras_decay")
 
 
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def make_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
+    """The optimiser ``cfg`` names (``name``: adam | adamw; the other keys are its keyword
+    arguments) over ``params``; an unknown name, keyword or value is one error naming ``task.optimizer``."""
+    from data_tools.errors import PipelineInputError
+
+    cfg = dict(cfg)
+    name = str(cfg.pop("name", "adam")).lower()
+    if name not in OPTIMIZERS:
+        raise PipelineInputError(f"unknown optimizer '{name}'", field="task.optimizer.name", expected="adam or adamw")
+    cls = OPTIMIZERS[name]
+    try:
+        if "betas" in cfg:
+            cfg["betas"] = tuple(cfg["betas"])
+        return cls(params, **cfg)
+    except (TypeError, ValueError) as exc:
+        raise PipelineInputError(f"{cls.__name__}: {exc}", field="task.optimizer",
+                                 expected=f"valid keyword arguments of torch.optim.{cls.__name__}") from None
+
+
+def check_scheduler(scheduler: dict) -> None:
+    """Build ``scheduler``'s multiplier once (an unknown name or a non-numeric value is one error
+    naming ``task.scheduler``), so a bad section fails before a run folder exists."""
+    from data_tools.errors import PipelineInputError
+
+    try:
+        lr_lambda(scheduler, 100)(0)
+    except PipelineInputError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise PipelineInputError(f"{exc.__class__.__name__}: {exc}", field="task.scheduler",
+                                 expected="numbers for at, at_fraction, factor, t_max, eta_min_factor, decay") from None
+
+
 class TaskModule(pl.LightningModule):
     """Train ``net`` with ``loss``; validate with ``metrics``; Adam + gradient-norm clipping.
 
@@ -75,6 +111,8 @@ class TaskModule(pl.LightningModule):
         self.metrics = dict(metrics or {})
         self.optimizer_cfg = {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, **(optimizer or {})}
         self.scheduler_cfg = {"name": "constant", **(scheduler or {})}
+        make_optimizer(self.optimizer_cfg, [nn.Parameter(torch.zeros(1))])  # bad settings fail here, not in fit
+        check_scheduler(self.scheduler_cfg)
         self.grad_clip = grad_clip
         self.input_key, self.target_key = input_key, target_key
         self.figure_fn = figure_fn
@@ -133,15 +171,7 @@ class TaskModule(pl.LightningModule):
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
 
     def configure_optimizers(self):
-        cfg = dict(self.optimizer_cfg)
-        name = cfg.pop("name", "adam").lower()
-        classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-        if name not in classes:
-            from data_tools.errors import PipelineInputError
-            raise PipelineInputError(f"unknown optimizer '{name}'", field="task.optimizer.name", expected="adam or adamw")
-        if "betas" in cfg:
-            cfg["betas"] = tuple(cfg["betas"])
-        opt = classes[name](self.net.parameters(), **cfg)
+        opt = make_optimizer(self.optimizer_cfg, self.net.parameters())
         total = float(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1.0
         total = int(total) if math.isfinite(total) else 1  # max_time-only runs: cosine needs t_max
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.scheduler_cfg, max(1, total)))

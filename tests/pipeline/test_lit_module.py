@@ -139,11 +139,18 @@ def test_scheduler_steps_the_learning_rate(tmp_path):
     assert module.optimizers().param_groups[0]["lr"] == pytest.approx(1e-3)
 
 
-def test_loss_by_name_and_unknown_optimizer(tmp_path):
-    module = TaskModule(tiny_net(), "l1", optimizer={"name": "sgd"})
+def test_loss_by_name_and_bad_optimisation_settings_fail_at_construction():
+    """An unknown optimiser, keyword or value and a bad scheduler fail when the module is built
+    (before a run folder exists), not as a torch traceback inside fit."""
+    module = TaskModule(tiny_net(), "l1", optimizer={"name": "adamw", "betas": [0.8, 0.9]})
     assert module.loss(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)) == pytest.approx(1.0)
-    with pytest.raises(PipelineInputError, match="unknown optimizer"):
-        _trainer(tmp_path, 1).fit(module, DataLoader(OneBatch(), batch_size=4))
+    for kwargs, needle in (({"optimizer": {"name": "sgd"}}, r"^\[task.optimizer.name\]: unknown optimizer 'sgd'"),
+                           ({"optimizer": {"lrr": 0.1}}, r"\[task.optimizer\]: Adam: .*'lrr'"),
+                           ({"optimizer": {"lr": -1}}, r"\[task.optimizer\]: Adam: Invalid learning rate: -1"),
+                           ({"scheduler": {"name": "nope"}}, r"^\[task.scheduler.name\]: unknown scheduler 'nope' \(expected constant"),
+                           ({"scheduler": {"name": "step_drop", "factor": "a tenth"}}, r"\[task.scheduler\]: ValueError")):
+        with pytest.raises(PipelineInputError, match=needle):
+            TaskModule(tiny_net(), "l1", **kwargs)
 
 
 def test_training_step_has_no_host_sync():
