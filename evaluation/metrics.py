@@ -107,6 +107,14 @@ def nmse(pred: Any, target: Any, reduction: str = "none") -> torch.Tensor:
     return _reduce(num / den, reduction)
 
 
+def check_data_range(data_range: Any) -> float | str:
+    """``data_range`` if it is a positive number or ``"max"``, else one error naming it."""
+    if data_range == "max" or (isinstance(data_range, (int, float)) and not isinstance(data_range, bool)
+                               and data_range > 0):
+        return data_range
+    raise PipelineInputError(f"data_range {data_range!r}", field="data_range", expected="a positive number or 'max'")
+
+
 def psnr(pred: Any, target: Any, data_range: float | str = 1.0, reduction: str = "none") -> torch.Tensor:
     """Peak signal-to-noise ratio per image in dB: ``10 log10(data_range^2 / mse)``.
 
@@ -115,12 +123,10 @@ def psnr(pred: Any, target: Any, data_range: float | str = 1.0, reduction: str =
     """
     p, t = check_pair(pred, target)
     err = _per_image((p - t) ** 2)
-    if data_range == "max":
+    if check_data_range(data_range) == "max":
         peak = t.reshape(t.shape[0], -1).to(torch.float64).amax(dim=1)
-    elif isinstance(data_range, (int, float)) and data_range > 0:
-        peak = torch.full_like(err, float(data_range))
     else:
-        raise PipelineInputError(f"data_range {data_range!r}", field="data_range", expected="a positive number or 'max'")
+        peak = torch.full_like(err, float(data_range))
     return _reduce(10.0 * torch.log10(peak ** 2 / err), reduction)
 
 

@@ -37,6 +37,7 @@ def find_datasets(data_dir: Path, names: Optional[list[str]] = None) -> list[Pat
         except OSError:
             continue
     if names:
+        names = list(dict.fromkeys(names))  # a name given twice is evaluated (and reported) once
         missing = [n for n in names if n not in found]
         if missing:
             raise PipelineInputError(f"dataset(s) {', '.join(missing)} not found", path=data_dir, field="datasets",
@@ -107,7 +108,9 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
     """
     from data_tools.atomic import check_writable
     from data_tools.paths import default_runs_dir, default_sim_dir
+    from evaluation.metrics import check_data_range
 
+    check_data_range(data_range)  # before any model is loaded or image read
     runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
     if task == "segmentation":
         if run is None:

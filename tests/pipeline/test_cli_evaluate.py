@@ -93,6 +93,13 @@ def test_evaluate_one_run_default_out(setup, tmp_path, monkeypatch):
     doc = json.loads((out / "metrics.json").read_text())
     assert list(doc["datasets"]) == ["pois"] and doc["ssim_variant"] == "fastmri"
     assert list(doc["models"]) == ["exp/identity"]
+    # a dataset named twice is evaluated once (it was evaluated and reported twice)
+    assert cli.main(["evaluate", "--run", str(ident), "--data-dir", str(data), "--datasets", "pois", "rad_41", "pois",
+                     "--no-progress", "--no-figures", "--out", str(tmp_path / "twice")]) == 0
+    doc = json.loads((tmp_path / "twice" / "metrics.json").read_text())
+    assert list(doc["datasets"]) == ["pois", "rad_41"]
+    assert sum(1 for _ in open(tmp_path / "twice" / "per_image.csv")) == 1 + doc["datasets"]["pois"]["count"] * 2 + \
+        doc["datasets"]["rad_41"]["count"] * 2  # header + (benchmark + model) rows per image
 
 
 def test_bad_inputs_exit_2(setup, tmp_path, capsys):
@@ -117,6 +124,7 @@ def test_bad_inputs_exit_2(setup, tmp_path, capsys):
         (["--runs-dir", str(tmp_path / "no_runs")], "[runs_dir]: no finished run (with a checkpoint)"),
         (["--task", "segmentation"], "[run]: segmentation evaluation needs one run"),
         (["--runs-dir", str(runs), "--split", "tset"], "[split]: unknown split 'tset'"),
+        (["--runs-dir", str(runs), "--data_range", "0"], "[data_range]: data_range 0.0"),  # was after the bar started
     ]
     for args, msg in more:
         rc = cli.main(["evaluate", "--data-dir", str(data), "--out", str(tmp_path / "o"), "--no-progress", *args])
