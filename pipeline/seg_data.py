@@ -172,9 +172,20 @@ class SegDataModule(pl.LightningDataModule):
                  data_dir: Optional[str] = None):
         super().__init__()
         data = data if data is not None else data_dir  # `pipeline train --data_dir` sets data_dir
+        # checked here, when `pipeline train` builds the module, so bad settings leave no run folder
         check_mode(label_mode)
         if dims not in (2, 3):
             raise PipelineInputError(f"dims must be 2 or 3, got {dims}", field="data.dims")
+        if data is not None and not Path(data).is_dir():
+            raise PipelineInputError("folder not found", path=data, field="data",
+                                     expected="a folder of subject .h5 files, or images/ + labels/")
+        for name, value in (("size", size), ("n_slices", n_slices)):
+            require_count(value, f"data.{name}", name=name)
+        if n4_shrink is not None:
+            require_count(n4_shrink, "data.n4_shrink", name="n4_shrink")
+        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+            raise PipelineInputError(f"fractions {list(fractions)}", field="data.fractions",
+                                     expected="three non-negative train/val/test fractions summing to 1")
         self.data, self.label_mode, self.dims = data, label_mode, dims
         self.size, self.n_slices, self.n4_shrink, self.detector = size, n_slices, n4_shrink, detector
         self.batch_size = require_count(batch_size, "data.batch_size", name="batch_size")

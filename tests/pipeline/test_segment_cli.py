@@ -251,3 +251,19 @@ def test_image_names_without_a_source_prefix_form_one_stratum(tmp_path):
     split = split_subjects([v.name for v in vols], [v.source for v in vols])
     assert [len(split[k]) for k in ("train", "val", "test")] == [4, 1, 1]
     assert sorted(sum(split.values(), [])) == [f"900{i}" for i in range(6)]
+
+
+@pytest.mark.parametrize("sets,needle", [
+    (["data.init_args.size=0"], "[data.size]: size = 0"),
+    (["data.init_args.n4_shrink=0"], "[data.n4_shrink]: n4_shrink = 0"),
+    (["data.init_args.fractions=[0.5, 0.5, 0.5]"], "[data.fractions]"),
+    (["data.init_args.data=/nonexistent/knees"], "[data]: folder not found"),
+])
+def test_bad_segmentation_data_settings_leave_no_run_folder(tmp_path, capsys, sets, needle):
+    """Were errors (or tracebacks) during preprocessing inside fit, after the run folder had
+    been written (config.yaml, provenance.json)."""
+    assert cli.main(["train", "seg_unet2d", "--runs-dir", str(tmp_path / "runs"), "--max-steps", "2",
+                     "--set", *sets]) == 2
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error")]
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "runs").exists()
