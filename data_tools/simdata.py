@@ -51,12 +51,24 @@ def slice_id(subject: str, axis: int, index: int) -> str:
     return f"{subject}/{AXES[axis]}{index}"
 
 
+def simulate_hint(path: str | Path) -> str:
+    """The `pipeline simulate` command that writes the dataset ``path`` (``<out>/<name>.h5``):
+    its preset when configs/simulate/<name>.yaml exists, else the generic form with ``--name``."""
+    from .paths import CONFIG_DIR, default_sim_dir
+
+    path = Path(path)
+    name = path.name[:-3] if path.name.endswith(".h5") else path.name
+    out = "" if path.parent.resolve() == default_sim_dir().resolve() else f" --out {path.parent}"
+    if (CONFIG_DIR / "simulate" / f"{name}.yaml").is_file():
+        return f"`pipeline simulate --preset {name}{out}`"
+    return f"`pipeline simulate --pattern radial|poisson ... --name {name}{out}`"
+
+
 def open_sim(path: str | Path) -> h5py.File:
     """Open a simulated dataset read-only, validating its layout; raises PipelineInputError."""
     path = Path(path)
     if not path.exists():
-        raise PipelineInputError("dataset file not found", path=path,
-                                 hint="create it with `pipeline simulate --pattern radial --spokes 41` (or a preset)")
+        raise PipelineInputError("dataset file not found", path=path, hint=f"create it with {simulate_hint(path)}")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:

@@ -253,3 +253,16 @@ def test_cartesian_patterns(subjects, tmp_path, pattern, name):
         off = int(np.flatnonzero(cols)[0])
         assert off < 4 and cols[off::4].all()
     assert np.mean(np.abs(x - y)) > 1e-3
+
+
+def test_missing_dataset_hint_names_the_command_that_writes_it(tmp_path, monkeypatch):
+    """The hint was always the rad_41 command, whatever dataset was missing."""
+    from data_tools.simdata import open_sim
+
+    monkeypatch.setenv("KNEE_PIPELINE_DATA", str(tmp_path / "sim"))
+    for path, hint in ((tmp_path / "sim" / "pois.h5", "`pipeline simulate --preset pois`"),
+                       (tmp_path / "elsewhere" / "rad_15.h5", f"`pipeline simulate --preset rad_15 --out {tmp_path / 'elsewhere'}`"),
+                       (tmp_path / "sim" / "rad_99.h5", "`pipeline simulate --pattern radial|poisson ... --name rad_99`")):
+        with pytest.raises(PipelineInputError, match="dataset file not found") as exc:
+            open_sim(path)
+        assert str(exc.value).endswith(f"create it with {hint}")
