@@ -119,6 +119,8 @@ def get_dotted(cfg: dict, key: str, default: Any = None) -> Any:
     return node
 
 
+# Sections whose fields are constructor arguments of a class not named in the YAML
+# (docs/training.md: ``task`` = the LightningModule's arguments, ``trainer`` = pl.Trainer's).
 def _implicit_class(cfg: dict, section: str) -> str | None:
     if section == "task":
         return str(cfg.get("module") or DEFAULT_MODULE)

@@ -181,8 +181,6 @@ def load_base_config(spec: SweepSpec) -> dict:
     return cfg
 
 
-# Sections whose fields are constructor arguments of a class not named in the YAML
-# (docs/training.md: ``task`` = the LightningModule's arguments, ``trainer`` = pl.Trainer's).
 def _fmt(v: Any) -> str:
     if isinstance(v, bool):
         return "T" if v else "F"
