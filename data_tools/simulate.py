@@ -213,7 +213,7 @@ def simulate(pattern: str | None = None, *, data: str | Path | None = None, out:
             under = None
             if masker is not None:
                 if cfg.mask_per_subject and si > 0:
-                    res = masker(k.shape[2:], seed=cfg.mask_seed + (si if cfg.mask_per_subject else 0))
+                    res = masker(k.shape[2:], seed=cfg.mask_seed + si)
                     masks.append(res.mask)
                     accel.append(res.acceleration)
                 under = ifft3c(k * masks[-1][None, None]).astype(np.complex64)
