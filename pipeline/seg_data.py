@@ -88,7 +88,7 @@ def _load_pairs(root: Path) -> list[Volume]:
             raise PipelineInputError(f"two images of subject '{name}': {seen[name].name} and {img_path.name}",
                                      path=root / "images", expected="one image file per subject name")
         seen[name] = img_path
-    for img_path in files:
+    for name, img_path in seen.items():
         lab_path = root / "labels" / img_path.name
         if not lab_path.exists():
             raise PipelineInputError("no label file for image", path=lab_path, expected=f"labels/{img_path.name}")
@@ -100,7 +100,6 @@ def _load_pairs(root: Path) -> list[Volume]:
                                      expected=f"shape {img.shape}, spacing {img.spacing}, origin {img.origin}")
         labels = labels_from_channels(lab.array) if lab.n_components == 3 else np.asarray(lab.array)
         check_labels(labels, str(lab_path))
-        name = image_stem(img_path)
         # the source (split stratum) is the name's prefix before '_'; names without one share one
         # stratum (each was its own, so every subject landed in train and val/test stayed empty)
         source = name.split("_")[0] if "_" in name else root.name
