@@ -25,6 +25,10 @@ def _resolve_loss(loss: nn.Module | str) -> nn.Module:
     return loss
 
 
+#: the keys a ``task.scheduler`` mapping may hold (see :func:`lr_lambda`)
+SCHEDULER_KEYS = ("name", "at", "at_fraction", "factor", "t_max", "eta_min_factor", "decay")
+
+
 def lr_lambda(scheduler: dict, total_steps: int) -> Callable[[int], float]:
     """Multiplier of the base learning rate at optimiser step ``t`` (stepped every batch).
 

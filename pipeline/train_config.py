@@ -144,20 +144,44 @@ def _signature_params(class_path: str) -> set[str] | None:
         return None
 
 
+#: plain mappings of keyword arguments inside ``task`` (not constructor sections): their keys
+#: are checked against what consumes them (the optimiser class, lr_lambda); metrics are free names
+KEYWORD_MAPPINGS = ("task.optimizer", "task.scheduler", "task.metrics")
+
+
+def _mapping_keys(cfg: dict, mapping: str) -> set[str] | None:
+    """The keys ``mapping`` (one of KEYWORD_MAPPINGS) accepts in ``cfg``; None: any name."""
+    from pipeline.lit_module import OPTIMIZERS, SCHEDULER_KEYS
+
+    if mapping == "task.optimizer":
+        cls = OPTIMIZERS.get(str(get_dotted(cfg, "task.optimizer.name", "adam")).lower())
+        return {"name"} | ({n for n in inspect.signature(cls).parameters if n != "params"} if cls else set())
+    if mapping == "task.scheduler":
+        return set(SCHEDULER_KEYS)
+    return None
+
+
 def check_config_key(cfg: dict, key: str, path: Path | None = None, what: str = "config key") -> None:
     """Raise unless dotted ``key`` names a field of the (jsonargparse-style) config ``cfg``
     (`pipeline train --set` and sweep ``fixed``/``grid`` keys; ``path``: the file they came from).
 
     A node with ``class_path`` is transparent: ``model.depth`` and ``model.init_args.depth`` both
     resolve, and a constructor parameter left at its default in the YAML is accepted too. A new
-    entry of a plain mapping below a section (``task.optimizer.betas``, ``task.scheduler.at``:
-    keyword mappings) is accepted; a new section or constructor argument is not.
+    entry of a keyword mapping (:data:`KEYWORD_MAPPINGS`: ``task.optimizer.betas``,
+    ``task.scheduler.at``) is accepted when its consumer takes it; a new section is not.
     """
     node: Any = cfg
     owner: str | None = None          # class whose constructor the current node's keys feed
     parts = key.split(".")
     if key in OPTIONAL_TOP_KEYS:
         return
+    mapping, _, last = key.rpartition(".")
+    if mapping in KEYWORD_MAPPINGS:  # present in the YAML or not (the module's default is then used)
+        allowed = _mapping_keys(cfg, mapping)
+        if allowed is None or last in allowed:
+            return
+        raise PipelineInputError(f"{what} '{key}' is not a keyword of {mapping}", path=path, field=key,
+                                 expected=f"one of {sorted(allowed)}")
     for i, part in enumerate(parts):
         if isinstance(node, dict) and part in node:
             if part != "init_args":
@@ -170,9 +194,6 @@ def check_config_key(cfg: dict, key: str, path: Path | None = None, what: str = 
             node = node["init_args"][part]
             owner = str(node["class_path"]) if isinstance(node, dict) and "class_path" in node else None
             continue
-        if (i >= 2 and i == len(parts) - 1 and owner is None and isinstance(node, dict)
-                and "class_path" not in node and "init_args" not in node):
-            return  # a new key of a keyword mapping such as task.optimizer
         cls = owner
         if cls is None and i == 1 and isinstance(node, dict):
             cls = _implicit_class(cfg, parts[0])

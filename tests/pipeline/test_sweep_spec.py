@@ -79,6 +79,10 @@ def test_constructor_default_keys_are_accepted(tmp_path):
     p = write_spec(tmp_path, {"trainer.not_a_trainer_arg": [1]})
     with pytest.raises(PipelineInputError, match="not_a_trainer_arg"):
         load_spec(p)
+    # keyword mappings: what the optimiser / scheduler takes is accepted, a typo is not
+    assert load_spec(write_spec(tmp_path, {"task.optimizer.betas": [[0.8, 0.9]], "task.scheduler.at": [5]})).n_rows == 1
+    with pytest.raises(PipelineInputError, match=r"'task.optimizer.lrr' is not a keyword of task.optimizer"):
+        load_spec(write_spec(tmp_path, {"task.optimizer.lrr": [0.1]}))
 
 
 def test_empty_product_is_rejected(tmp_path):

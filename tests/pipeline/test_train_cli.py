@@ -166,6 +166,8 @@ def test_bad_experiment_file_one_line_exit_2(tmp_path, capsys, text, needle):
     (["task.bogus=1"], "[task.bogus]: --set key 'task.bogus' is not a field of the config"),
     (["data.init_args.bogus=1"], "[data.init_args.bogus]: --set key"),
     (["optimizer.init_args.lr=-1"], "[optimizer.init_args.lr]: --set key"),  # was added unused: trained at lr 1e-3
+    (["task.optimizer.lrr=0.1"], "[task.optimizer.lrr]: --set key 'task.optimizer.lrr' is not a keyword of task.optimizer"),
+    (["task.scheduler.atfraction=0.3"], "is not a keyword of task.scheduler (expected one of ['at', 'at_fraction'"),
     (["trainer.max_steps=0"], "[trainer.max_steps]: max_steps = 0"),  # was a 'finished' untrained run
     (["data.init_args.batch_size=0"], "[data.batch_size]: batch_size = 0"),  # was a torch ValueError
 ])
