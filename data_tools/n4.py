@@ -200,12 +200,12 @@ def bias_path(out: str | Path, bias_out: str | Path | None = None) -> Path:
     """Where the bias field goes: ``bias_out``, else ``OUT_bias.<ext>`` next to ``out``."""
     if bias_out is not None:
         return Path(bias_out)
-    from .formats.images import image_stem, is_image_file
+    from .formats.images import image_suffix
 
     out = Path(out)
     name = out.name
     # not an image name (the n4 command refuses it): every suffix
-    n = len(name) - len(image_stem(out)) if is_image_file(out) else len("".join(out.suffixes))
+    n = len(image_suffix(out) or "".join(out.suffixes))
     if n == 0:
         return out.with_name(f"{name}_bias.nii.gz")
     return out.with_name(f"{name[:-n]}_bias{name[-n:]}")

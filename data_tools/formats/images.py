@@ -30,6 +30,7 @@ from ..errors import PipelineInputError
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".mhd", ".mha", ".nrrd", ".nhdr")
 EXPECTED = "a NIfTI (.nii, .nii.gz), MetaImage (.mhd, .mha) or NRRD (.nrrd, .nhdr) image"
+_SUFFIXES_LONGEST_FIRST = sorted(NIFTI_SUFFIXES + ITK_SUFFIXES, key=len, reverse=True)
 
 
 @dataclasses.dataclass
@@ -88,30 +89,33 @@ def _flip(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def image_suffix(path: str | Path) -> str | None:
+    """The image suffix ``path``'s name ends in, as spelled there (matched case-insensitively,
+    the longest first: ``.nii.gz`` over ``.nii``), or None for any other file (a MetaImage's data
+    file ``.raw``/``.zraw`` included)."""
+    name = Path(path).name
+    low = name.lower()
+    return next((name[len(name) - len(s):] for s in _SUFFIXES_LONGEST_FIRST if low.endswith(s)), None)
+
+
 def image_format(path: str | Path, field: str | None = None) -> str:
     """``nifti`` or ``itk`` by the file name; another name is a PipelineInputError naming ``path``
     (and ``field``, the option it came from)."""
-    name = Path(path).name.lower()
-    if name.endswith(NIFTI_SUFFIXES):
-        return "nifti"
-    if name.endswith(ITK_SUFFIXES):
-        return "itk"
-    raise PipelineInputError("unknown image file extension", path=path, field=field, expected=EXPECTED)
+    sfx = image_suffix(path)
+    if sfx is None:
+        raise PipelineInputError("unknown image file extension", path=path, field=field, expected=EXPECTED)
+    return "nifti" if sfx.lower() in NIFTI_SUFFIXES else "itk"
 
 
 def is_image_file(path: str | Path) -> bool:
-    """Whether ``path``'s name ends in an image suffix this module reads (case-insensitive); a
-    MetaImage's data file (``.raw``, ``.zraw``) or any other file is not one."""
-    return Path(path).name.lower().endswith(NIFTI_SUFFIXES + ITK_SUFFIXES)
+    """Whether ``path``'s name ends in an image suffix this module reads (see :func:`image_suffix`)."""
+    return image_suffix(path) is not None
 
 
 def image_stem(path: str | Path) -> str:
     """The file name without its image suffix: ``knee.v2.nii.gz`` → ``knee.v2``, ``a.mhd`` → ``a``."""
-    name = Path(path).name
-    for sfx in sorted(NIFTI_SUFFIXES + ITK_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(sfx):
-            return name[:-len(sfx)]
-    return Path(path).stem
+    name, sfx = Path(path).name, image_suffix(path)
+    return name[:-len(sfx)] if sfx else Path(path).stem
 
 
 def read_image(path: str | Path) -> Image:
