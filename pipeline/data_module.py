@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from data_tools.config_io import require_count
 from data_tools.datasets import ConcatSimDataset
@@ -15,27 +14,10 @@ from data_tools.errors import PipelineInputError
 from data_tools.paths import default_sim_dir
 from data_tools.simdata import open_sim
 
+from .loader import EpochSeededSampler, train_loader
+from .train_config import DEFAULT_SEED
 
-class EpochSeededSampler(Sampler[int]):
-    """Random order that is a pure function of (seed, epoch), so a resumed run sees the same batches.
-
-    ``fixed=True`` reuses the epoch-0 permutation every epoch: the DnCNN grid's "order of the data
-    samples was randomly chosen" once instead of random batch sampling [L1915].
-    Lightning calls :meth:`set_epoch` at the start of every epoch.
-    """
-
-    def __init__(self, n: int, seed: int, fixed: bool = False):
-        self.n, self.seed, self.fixed, self.epoch = n, seed, fixed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed + (0 if self.fixed else self.epoch))
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
+__all__ = ["EpochSeededSampler", "SimDataModule", "resolve_dataset"]
 
 
 def resolve_dataset(name: str, data_dir: str | Path | None) -> Path:
@@ -52,12 +34,14 @@ class SimDataModule(pl.LightningDataModule):
     for the V2 joint set [L1618]) or paths. Training draws from the concatenated ``train`` splits,
     validation from the ``val`` splits (``val_fraction`` < 1 keeps an evenly spaced subset, so the
     validation panel and metrics stay fixed between epochs). ``pin_memory=None`` pins when CUDA is
-    available. Batches are dicts of (B, C, H, W) tensors.
+    available. Batches are dicts of (B, C, H, W) tensors. The training order is a permutation per
+    (``seed``, epoch), resumable mid-epoch (:mod:`pipeline.loader`); ``seed=None`` takes the run's
+    seed (``pipeline train``), else 1993.
     """
 
     def __init__(self, datasets: list[str], data_dir: str | None = None, batch_size: int = 8,
                  num_workers: int = 0, in_ram: bool = False, pin_memory: bool | None = None,
-                 deterministic_order: bool = False, seed: int = 1993, val_fraction: float = 1.0,
+                 deterministic_order: bool = False, seed: int | None = None, val_fraction: float = 1.0,
                  drop_last: bool = False):
         super().__init__()
         if not datasets:
@@ -100,17 +84,13 @@ class SimDataModule(pl.LightningDataModule):
                 val = torch.utils.data.Subset(val, keep.tolist())
             self.val_set = val
 
-    def _loader(self, ds, sampler=None) -> DataLoader:
-        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, shuffle=False,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0,
-                          drop_last=self.drop_last and sampler is not None)
-
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
-        return self._loader(self.train_set, EpochSeededSampler(len(self.train_set), self.seed,
-                                                               fixed=self.deterministic_order))
+        return train_loader(self.train_set, DEFAULT_SEED if self.seed is None else self.seed, self.batch_size,
+                            fixed=self.deterministic_order, num_workers=self.num_workers,
+                            pin_memory=self.pin_memory, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None
-        return self._loader(self.val_set)
+        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)

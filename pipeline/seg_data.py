@@ -30,6 +30,9 @@ from data_tools.config_io import require_count
 from data_tools.errors import PipelineInputError
 from data_tools.seg_preprocess import SIZE, Z_SLICES, ZScore, check_labels, check_mode, labels_from_channels, targets
 
+from .loader import train_loader
+from .train_config import DEFAULT_SEED
+
 log = logging.getLogger(__name__)
 
 
@@ -162,13 +165,15 @@ class SegDataModule(pl.LightningDataModule):
         batch_size: slices (2-D) or volumes (3-D) per batch (the seed gives none).
         split_seed / fractions: subject-level split (74/13/13 %).
         data_dir: alias of ``data`` (what `pipeline train --data_dir` sets).
+        seed: training order, a permutation per (seed, epoch), resumable mid-epoch
+            (:mod:`pipeline.loader`); None takes the run's seed (``pipeline train``), else 1993.
     """
 
     def __init__(self, data: Optional[str] = None, label_mode: str = "bone", dims: int = 2, size: int = SIZE,
                  n_slices: int = Z_SLICES, n4_shrink: Optional[int] = 4, detector: str = "joint",
                  batch_size: int = 8, num_workers: int = 0, split_seed: int = 0,
                  fractions: tuple[float, float, float] = (0.74, 0.13, 0.13), augment: bool = False,
-                 data_dir: Optional[str] = None):
+                 data_dir: Optional[str] = None, seed: Optional[int] = None):
         super().__init__()
         data = data if data is not None else data_dir  # `pipeline train --data_dir` sets data_dir
         # checked here, when `pipeline train` builds the module, so bad settings leave no run folder
@@ -189,7 +194,7 @@ class SegDataModule(pl.LightningDataModule):
         self.size, self.n_slices, self.n4_shrink, self.detector = size, n_slices, n4_shrink, detector
         self.batch_size = require_count(batch_size, "data.batch_size", name="batch_size")
         self.num_workers = require_count(num_workers, "data.num_workers", least=0, name="num_workers")
-        self.split_seed, self.fractions = split_seed, tuple(fractions)
+        self.split_seed, self.fractions, self.seed = split_seed, tuple(fractions), seed
         if augment:
             # The seed removed its flips/shifts because they did not help (L224).
             raise PipelineInputError("augmentation is not implemented (the seed's final model used none, L224)",
@@ -241,18 +246,22 @@ class SegDataModule(pl.LightningDataModule):
             raise PipelineInputError(f"the network expects {expected} input channels", field="net.in_channels",
                                      expected="1 (a magnitude image)")
 
-    def _loader(self, part: str, shuffle: bool) -> DataLoader:
+    def _set(self, part: str) -> _SegDataset:
         ds = self._sets[part]
         if len(ds) == 0:
             raise PipelineInputError(f"the {part} split is empty", field="data", hint="add subjects")
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+        return ds
+
+    def _loader(self, part: str) -> DataLoader:
+        return DataLoader(self._set(part), batch_size=self.batch_size, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
+        return train_loader(self._set("train"), DEFAULT_SEED if self.seed is None else self.seed, self.batch_size,
+                            num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+        return self._loader("test")

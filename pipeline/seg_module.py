@@ -19,13 +19,14 @@ MONITOR = "val/dice"
 
 
 def seg_callbacks(dirpath: Path | None, patience: int, monitor: str = MONITOR) -> list:
-    """ModelCheckpoint (``best.ckpt`` + ``last.ckpt``, max ``monitor``) and EarlyStopping(patience)."""
+    """ModelCheckpoint (``best.ckpt``, max ``monitor``; ``last.ckpt`` is the trainer's LastCheckpoint)
+    and EarlyStopping(patience)."""
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     cbs: list = [EarlyStopping(monitor=monitor, mode="max", patience=patience, check_finite=True)]
     if dirpath is not None:
         cbs.append(ModelCheckpoint(dirpath=dirpath, filename="best", monitor=monitor, mode="max", save_top_k=1,
-                                   save_last=True, enable_version_counter=False, auto_insert_metric_name=False))
+                                   enable_version_counter=False, auto_insert_metric_name=False))
     return cbs
 
 

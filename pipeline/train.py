@@ -13,8 +13,8 @@ from data_tools.errors import PipelineInputError
 from data_tools.paths import default_runs_dir
 
 from . import runs
-from .train_config import (apply_overrides, apply_profile, build_data, build_module, build_net, get_dotted,
-                           load_experiment, net_in_channels, set_dotted)
+from .train_config import (DEFAULT_SEED, apply_overrides, apply_profile, build_data, build_module, build_net,
+                           get_dotted, load_experiment, net_in_channels, set_dotted)
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
                      ("data.init_args.data_dir", data_dir)):
         if val is not None:
             set_dotted(cfg, key, val)
-    cfg.setdefault("seed", 1993)
+    cfg.setdefault("seed", DEFAULT_SEED)
     require_seed(cfg["seed"])
     steps = get_dotted(cfg, "trainer.max_steps")
     if steps is not None and steps != -1:  # -1: Lightning's "no step limit" (max_epochs decides)
@@ -79,7 +79,7 @@ def _build_trainer(cfg: dict, run_dir: Path):
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import TensorBoardLogger
 
-    from .train_io import AppendingCSVLogger, AtomicCheckpointIO
+    from .train_io import AppendingCSVLogger, AtomicCheckpointIO, LastCheckpoint
 
     kw = dict(cfg.get("trainer") or {})
     kw.pop("gradient_clip_val", None)  # clipping lives in TaskModule.configure_gradient_clipping
@@ -94,12 +94,13 @@ def _build_trainer(cfg: dict, run_dir: Path):
         # requeues; the requeued job resolves the same run folder and resumes from it.
         plugins.append(SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1))
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
-                           save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
+                           save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False)
     loggers = [AppendingCSVLogger(save_dir=run_dir, name="", version=""),
                TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)]
     require_time_string(kw.get("max_time"), "trainer.max_time", "01:00:00:00")
     try:
-        return pl.Trainer(default_root_dir=run_dir, callbacks=[ckpt, LearningRateMonitor("step")], logger=loggers,
+        last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt")
+        return pl.Trainer(default_root_dir=run_dir, callbacks=[ckpt, last, LearningRateMonitor("step")], logger=loggers,
                           plugins=plugins, **kw)
     except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, MisconfigurationException, ...
         msg = " ".join(str(exc).split())[:400]
@@ -134,7 +135,7 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
 
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     net = build_net(cfg["net"])
-    dm = build_data(cfg["data"])
+    dm = build_data(cfg["data"], seed=int(cfg["seed"]))
     expected = net_in_channels(net)
     if expected is not None and hasattr(dm, "check_channels"):
         dm.check_channels(expected)

@@ -25,6 +25,8 @@ from data_tools.paths import CONFIG_DIR
 
 TRAIN_CONFIG_DIR = CONFIG_DIR / "train"
 DEFAULT_MODULE = "pipeline.lit_module.TaskModule"
+#: a run's seed where the config gives none (the original code's np.random.seed(1993), §5.2)
+DEFAULT_SEED = 1993
 #: top-level keys a config may leave out (defaults: seed 1993, no warm start, DEFAULT_MODULE)
 OPTIONAL_TOP_KEYS = ("seed", "init_from", "module")
 # Keys that change how long / where / how fast a run goes, not what it learns: they stay out of the
@@ -276,14 +278,19 @@ def build_net(net_cfg: dict):
         raise _bad("net", exc) from None
 
 
-def build_data(data_cfg: dict):
+def build_data(data_cfg: dict, seed: int | None = None):
+    """The LightningDataModule of ``data_cfg``; one whose ``seed`` is None gets the run's ``seed``
+    (its training order then follows the run's seed, like the weights' initialisation)."""
     p = _parser()
     try:
-        return p.instantiate(p.parse_object({"data": copy.deepcopy(data_cfg)})).data
+        dm = p.instantiate(p.parse_object({"data": copy.deepcopy(data_cfg)})).data
     except PipelineInputError:
         raise
     except Exception as exc:
         raise _bad("data", exc) from None
+    if seed is not None and getattr(dm, "seed", 0) is None:
+        dm.seed = seed
+    return dm
 
 
 def build_module(cfg: dict, net):

@@ -1,10 +1,11 @@
-"""Lightning I/O plugins of the run folder: resumable CSV log and atomic checkpoints."""
+"""Lightning I/O of the run folder: resumable CSV log, atomic checkpoints, and ``last.ckpt``."""
 from __future__ import annotations
 
 import csv
 import os
 
 import torch
+from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
@@ -39,3 +40,43 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
+
+
+
+
+class LastCheckpoint(Checkpoint):
+    """Writes ``path`` (``last.ckpt``) at the end of every training epoch, after every validation
+    inside an epoch (``val_check_interval``), and after the training step that ends the run
+    (``max_steps`` reached, or ``trainer.should_stop`` set by ``max_time`` or early stopping).
+
+    ModelCheckpoint's ``save_last`` misses the last case: a run stopped between two validations
+    resumed from the earlier one and trained those steps again, and its save at the end of fit
+    records the interrupted epoch as finished. Saved inside the step, the checkpoint lets a resume
+    continue in the middle of the epoch (with the loader position of :mod:`pipeline.loader`).
+    A Checkpoint subclass, so Lightning runs it after its Timer, which sets ``should_stop``.
+    """
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    @staticmethod
+    def _epoch_finished(trainer) -> bool:
+        return trainer.fit_loop.epoch_loop.batch_progress.current.ready >= trainer.num_training_batches
+
+    def _save(self, trainer) -> None:
+        from pytorch_lightning.trainer.states import TrainerFn
+
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.should_stop or (trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps):
+            self._save(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not self._epoch_finished(trainer):  # the epoch's last validation: saved at its end below
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._epoch_finished(trainer):  # not when max_steps / max_time cut the epoch short
+            self._save(trainer)

@@ -10,7 +10,7 @@ from data_tools.simdata import split_indices
 from pipeline import cli, runs
 from pipeline import train as train_mod
 from pipeline.train import resolve_config, train_experiment
-from pipeline.train_config import available_experiments
+from pipeline.train_config import available_experiments, build_data
 
 TINY = "net={class_path: torch.nn.Conv2d, init_args: {in_channels: 1, out_channels: 1, kernel_size: 3, padding: 1}}"
 
@@ -42,6 +42,28 @@ def test_two_epochs_equal_one_plus_resume(sim_dir, tmp_path):
     assert {"0", "1"} <= epochs
 
 
+def test_resume_inside_an_epoch_equals_one_run(sim_dir, tmp_path):
+    # 4 steps per epoch: stop after step 3 and resume to 7, as `--resume --max-steps` or a SLURM requeue does
+    o = tiny_overrides(sim_dir, **{"task.scheduler": {"name": "step_drop", "at": 5, "factor": 0.1},
+                                   "trainer.max_epochs": -1})
+    full = train_experiment("dncnn_l2", o, max_steps=7, runs_dir=tmp_path / "a", profile="full")
+    first = train_experiment("dncnn_l2", o, max_steps=3, runs_dir=tmp_path / "b", profile="full")
+    resumed = train_experiment("dncnn_l2", o, max_steps=7, runs_dir=tmp_path / "b", profile="full", resume=True)
+    assert resumed == first
+    a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)
+    assert a["global_step"] == b["global_step"] == 7
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=1e-6)
+
+
+def test_data_order_follows_the_run_seed(sim_dir):
+    cfg = resolve_config("dncnn_l2", tiny_overrides(sim_dir), profile="full")
+    assert build_data(cfg["data"], seed=7).seed == 7  # the config sets no data seed: the run's
+    cfg["data"]["init_args"]["seed"] = 3
+    assert build_data(cfg["data"], seed=7).seed == 3  # an explicit one wins
+
+
 def test_v2_warm_starts_from_v1_and_trains_on_joint_set(sim_dir, tmp_path, monkeypatch):
     o = tiny_overrides(sim_dir, **{"trainer.max_epochs": 1})
     v1 = train_experiment("dncnn_l2", o, runs_dir=tmp_path, profile="full")
@@ -52,8 +74,8 @@ def test_v2_warm_starts_from_v1_and_trains_on_joint_set(sim_dir, tmp_path, monke
         seen["start"] = {k: v.clone() for k, v in net.state_dict().items()}
         return real_module(cfg, net)
 
-    def spy_data(cfg):
-        seen["dm"] = real_data(cfg)
+    def spy_data(cfg, seed=None):
+        seen["dm"] = real_data(cfg, seed)
         return seen["dm"]
 
     monkeypatch.setattr(train_mod, "build_module", spy_module)
