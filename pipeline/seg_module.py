@@ -26,7 +26,8 @@ def seg_callbacks(dirpath: Path | None, patience: int, monitor: str = MONITOR) -
     cbs: list = [EarlyStopping(monitor=monitor, mode="max", patience=patience, check_finite=True)]
     if dirpath is not None:
         cbs.append(ModelCheckpoint(dirpath=dirpath, filename="best", monitor=monitor, mode="max", save_top_k=1,
-                                   enable_version_counter=False, auto_insert_metric_name=False))
+                                   save_on_train_epoch_end=False, enable_version_counter=False,
+                                   auto_insert_metric_name=False))
     return cbs
 
 

@@ -93,8 +93,11 @@ def _build_trainer(cfg: dict, run_dir: Path):
         # SIGUSR1 before the time limit: Lightning saves an hpc checkpoint in default_root_dir and
         # requeues; the requeued job resolves the same run folder and resumes from it.
         plugins.append(SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1))
+    # best.ckpt is chosen after validations only (not at the end of an epoch cut short by max_steps,
+    # where val/loss does not exist yet and Lightning warned about it)
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
-                           save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False)
+                           save_top_k=1, save_on_train_epoch_end=False, enable_version_counter=False,
+                           auto_insert_metric_name=False)
     loggers = [AppendingCSVLogger(save_dir=run_dir, name="", version=""),
                TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)]
     require_time_string(kw.get("max_time"), "trainer.max_time", "01:00:00:00")
