@@ -21,7 +21,8 @@ def test_unet2d_other_depths_match_reference_table():
 
 def test_unet2d_forward_shape_and_range():
     net = SegUNet2d(width=8).eval()
-    y = net(torch.randn(2, 1, 32, 48))
+    with torch.no_grad():
+        y = net(torch.randn(2, 1, 32, 48))
     assert y.shape == (2, 1, 32, 48)
     assert float(y.min()) >= 0 and float(y.max()) <= 1
 
