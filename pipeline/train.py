@@ -18,6 +18,25 @@ from .train_config import (DEFAULT_SEED, apply_overrides, apply_profile, build_d
 
 log = logging.getLogger(__name__)
 
+#: the fits running in this process, as (trainer, last.ckpt path): see save_running_checkpoint
+_ACTIVE: list = []
+
+
+def save_running_checkpoint() -> Path | None:
+    """Save ``last.ckpt`` of the fit running in this process now (None if there is none).
+
+    For a scheduler's pre-emption or time-out signal that Lightning does not handle itself
+    (submitit's ``USR2``: :class:`pipeline.sweep.slurm.SubmititRow`), like Lightning's own SIGUSR1
+    handler does for its ``hpc_ckpt``: the requeued job resumes at this step, inside the epoch,
+    instead of redoing the work since the last saved checkpoint.
+    """
+    if not _ACTIVE:
+        return None
+    trainer, last = _ACTIVE[-1]
+    trainer.save_checkpoint(last)
+    log.info("saved %s at step %d", last, trainer.global_step)
+    return last
+
 
 def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | list[str] | None = None,
                    max_steps: int | None = None, max_time: str | None = None, devices: Any = None,
@@ -158,7 +177,11 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     ckpt_path = str(last) if (last.exists() and (resume or requeued)) else None
     if requeued and list(run_dir.glob("hpc_ckpt_*.ckpt")):
         ckpt_path = None  # Lightning restores its newer SIGUSR1 checkpoint itself
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    _ACTIVE.append((trainer, last))
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    finally:
+        _ACTIVE.remove((trainer, last))
     if trainer.interrupted:
         return run_dir
     if not (run_dir / "checkpoints" / "best.ckpt").exists():
@@ -173,4 +196,4 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     return run_dir
 
 
-__all__ = ["train_experiment", "resolve_config", "get_dotted"]
+__all__ = ["train_experiment", "resolve_config", "get_dotted", "save_running_checkpoint"]

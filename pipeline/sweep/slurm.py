@@ -185,8 +185,9 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
 
 class SubmititRow:
     """One plan row as a submitit job. ``checkpoint`` makes it requeue-able: submitit calls it on
-    the time-out/pre-emption signal and resubmits the same row, which then finds itself ``running``
-    with a checkpoint and warm-starts (runner.run_row)."""
+    the time-out/pre-emption signal, in the job's process; it saves the running fit's ``last.ckpt``
+    at the current step and resubmits the same row, which then finds itself ``running`` with that
+    checkpoint and resumes there (runner.run_row)."""
 
     def __call__(self, spec_arg: str, index: int, out: str | None) -> dict[str, Any]:
         from .runner import run_row
@@ -196,5 +197,9 @@ class SubmititRow:
 
     def checkpoint(self, spec_arg: str, index: int, out: str | None) -> Any:
         import submitit
+
+        from pipeline.train import save_running_checkpoint
+
+        save_running_checkpoint()
 
         return submitit.helpers.DelayedSubmission(self, spec_arg, index, out)

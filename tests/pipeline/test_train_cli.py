@@ -57,6 +57,45 @@ def test_resume_inside_an_epoch_equals_one_run(sim_dir, tmp_path):
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=1e-6)
 
 
+def test_scheduler_signal_checkpoint_resumes_at_that_step(sim_dir, tmp_path, monkeypatch):
+    """submitit calls SubmititRow.checkpoint on its time-out signal, in the job's process: it saves
+    the running fit's last.ckpt at the current step, so the requeued row loses no steps."""
+    import pytorch_lightning as pl
+
+    from pipeline.sweep.slurm import SubmititRow
+
+    class Preempted(Exception):
+        pass
+
+    class SignalAtStep3(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 3:
+                SubmititRow().checkpoint("smoke_grid", 0, None)
+                raise Preempted  # the job ends here
+
+    o = tiny_overrides(sim_dir, **{"trainer.max_epochs": -1})
+    full = train_experiment("dncnn_l2", o, max_steps=7, runs_dir=tmp_path / "a", profile="full")
+    real_build = train_mod._build_trainer
+
+    def build(cfg, run_dir):
+        trainer = real_build(cfg, run_dir)
+        trainer.callbacks.append(SignalAtStep3())
+        return trainer
+
+    monkeypatch.setattr(train_mod, "_build_trainer", build)
+    with pytest.raises(Preempted):
+        train_experiment("dncnn_l2", o, max_steps=7, runs_dir=tmp_path / "b", profile="full")
+    monkeypatch.undo()
+    assert train_mod.save_running_checkpoint() is None  # nothing runs any more
+    (cut,) = (tmp_path / "b" / "dncnn_l2").iterdir()
+    assert torch.load(cut / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3
+    resumed = train_experiment("dncnn_l2", o, max_steps=7, runs_dir=tmp_path / "b", profile="full", resume=True)
+    a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
 def test_data_order_follows_the_run_seed(sim_dir):
     cfg = resolve_config("dncnn_l2", tiny_overrides(sim_dir), profile="full")
     assert build_data(cfg["data"], seed=7).seed == 7  # the config sets no data seed: the run's
