@@ -42,8 +42,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
-
-
 class LastCheckpoint(Checkpoint):
     """Writes ``path`` (``last.ckpt``) at the end of every training epoch, after every validation
     inside an epoch (``val_check_interval``), and after the training step that ends the run
