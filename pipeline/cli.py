@@ -120,6 +120,11 @@ def run(argv: list[str] | None = None) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # torch deprecated LeafSpec, which pytorch_lightning's _pytree helper still checks on every
+    # training step: two lines per run that no user can act on
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     try:
         run(argv)
     except PipelineInputError as exc:

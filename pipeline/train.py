@@ -33,7 +33,7 @@ def save_running_checkpoint() -> Path | None:
     if not _ACTIVE:
         return None
     trainer, last = _ACTIVE[-1]
-    trainer.save_checkpoint(last)
+    trainer.save_checkpoint(last, weights_only=False)
     log.info("saved %s at step %d", last, trainer.global_step)
     return last
 
@@ -187,7 +187,7 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     if not (run_dir / "checkpoints" / "best.ckpt").exists():
         # Stopped before any validation (e.g. a few steps): validate once so best.ckpt exists.
         trainer.validate(module, datamodule=dm, verbose=False)
-        trainer.save_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+        trainer.save_checkpoint(run_dir / "checkpoints" / "best.ckpt", weights_only=False)
     from .train_figures import loss_curves
     loss_curves(run_dir / "metrics.csv", run_dir / "figures" / "loss_curves.png")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
