@@ -6,6 +6,7 @@ through ``net`` and ``loss(pred, batch[target_key])`` is minimised.
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -29,7 +30,11 @@ def _resolve_loss(loss: nn.Module | str) -> nn.Module:
 SCHEDULER_KEYS = ("name", "at", "at_fraction", "factor", "t_max", "eta_min_factor", "decay")
 
 
-def lr_lambda(scheduler: dict, total_steps: int) -> Callable[[int], float]:
+def _fixed(value):
+    return lambda: value
+
+
+def lr_lambda(scheduler: dict, total_steps: int | Callable[[], int]) -> Callable[[int], float]:
     """Multiplier of the base learning rate at optimiser step ``t`` (stepped every batch).
 
     ``constant``; ``step_drop`` (at step ``at``, or ``at_fraction`` of the run, default 0.5; ``factor`` 0.1): the chapter's "reduced to about a
@@ -37,19 +42,27 @@ def lr_lambda(scheduler: dict, total_steps: int) -> Callable[[int], float]:
     changed constant rates by hand between scripts, §5.2); ``cosine`` (to ``eta_min_factor`` over
     ``t_max`` steps, default the whole run); ``keras_decay``: lr / (1 + decay·t), the TF/Keras
     ``decay`` argument.
+
+    ``total_steps``: the run's optimiser steps, or a function giving them, called once at the first
+    step after 0 that needs them: Lightning's ``estimated_stepping_batches`` loads the training
+    data, which in ``configure_optimizers`` happens before a resumed run's checkpoint (and the
+    loader's position in it) is restored. The settings are read here, so a bad one fails at once.
     """
     name = scheduler.get("name", "constant")
+    total = functools.cache(total_steps) if callable(total_steps) else _fixed(total_steps)
     if name == "constant":
         return lambda t: 1.0
     if name == "step_drop":
         at = scheduler.get("at")
-        at = int(at) if at is not None else max(1, int(total_steps * float(scheduler.get("at_fraction", 0.5))))
+        frac = float(scheduler.get("at_fraction", 0.5))
         factor = float(scheduler.get("factor", 0.1))
-        return lambda t: 1.0 if t < at else factor
+        drop = _fixed(int(at)) if at is not None else functools.cache(lambda: max(1, int(total() * frac)))
+        return lambda t: 1.0 if t == 0 or t < drop() else factor
     if name == "cosine":
-        t_max = max(1, int(scheduler.get("t_max") or total_steps))
+        t_max_cfg = scheduler.get("t_max")
+        t_max = _fixed(max(1, int(t_max_cfg))) if t_max_cfg else functools.cache(lambda: max(1, int(total())))
         floor = float(scheduler.get("eta_min_factor", 0.0))
-        return lambda t: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, t_max) / t_max))
+        return lambda t: 1.0 if t == 0 else floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, t_max()) / t_max()))
     if name == "keras_decay":
         decay = float(scheduler.get("decay", 1e-4))
         return lambda t: 1.0 / (1.0 + decay * t)
@@ -176,7 +189,11 @@ class TaskModule(pl.LightningModule):
 
     def configure_optimizers(self):
         opt = make_optimizer(self.optimizer_cfg, self.net.parameters())
-        total = float(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1.0
-        total = int(total) if math.isfinite(total) else 1  # max_time-only runs: cosine needs t_max
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.scheduler_cfg, max(1, total)))
+        trainer = self._trainer
+
+        def total_steps() -> int:  # asked at the first step after 0, when the data are set up (lr_lambda)
+            total = float(trainer.estimated_stepping_batches) if trainer is not None else 1.0
+            return max(1, int(total)) if math.isfinite(total) else 1  # max_time-only runs: cosine needs t_max
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.scheduler_cfg, total_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

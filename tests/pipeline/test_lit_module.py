@@ -132,6 +132,17 @@ def test_schedules():
         lr_lambda({"name": "nope"}, 5)
 
 
+@pytest.mark.parametrize("cfg", [{"name": "step_drop"}, {"name": "cosine"}])
+def test_schedule_asks_for_the_run_length_once_and_not_at_step_0(cfg):
+    asked = []
+    f = lr_lambda(cfg, lambda: asked.append(1) or 100)  # what configure_optimizers passes
+    assert f(0) == 1.0 and asked == []  # LambdaLR's first call, before a checkpoint is restored
+    assert f(50) == pytest.approx(0.1 if cfg["name"] == "step_drop" else 0.5) and f(99) < 1.0
+    assert asked == [1]
+    with pytest.raises(ValueError):  # a bad setting still fails at once
+        lr_lambda({**cfg, "at" if cfg["name"] == "step_drop" else "t_max": "x"}, lambda: 100)
+
+
 def test_scheduler_steps_the_learning_rate(tmp_path):
     module = TaskModule(tiny_net(), L2Loss(), optimizer={"lr": 1e-2},
                         scheduler={"name": "step_drop", "at": 2, "factor": 0.1})
