@@ -15,7 +15,6 @@ from data_tools.paths import default_sim_dir
 from data_tools.simdata import open_sim
 
 from .loader import EpochSeededSampler, train_loader
-from .train_config import DEFAULT_SEED
 
 __all__ = ["EpochSeededSampler", "SimDataModule", "resolve_dataset"]
 
@@ -86,7 +85,7 @@ class SimDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
-        return train_loader(self.train_set, DEFAULT_SEED if self.seed is None else self.seed, self.batch_size,
+        return train_loader(self.train_set, self.seed, self.batch_size,
                             fixed=self.deterministic_order, num_workers=self.num_workers,
                             pin_memory=self.pin_memory, drop_last=self.drop_last)
 

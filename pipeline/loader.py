@@ -18,6 +18,8 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .train_config import DEFAULT_SEED
+
 log = logging.getLogger(__name__)
 
 
@@ -107,9 +109,11 @@ class ResumableLoader(DataLoader):
         self.position = (epoch, done)
 
 
-def train_loader(dataset: Dataset, seed: int, batch_size: int, *, fixed: bool = False, num_workers: int = 0,
+def train_loader(dataset: Dataset, seed: int | None, batch_size: int, *, fixed: bool = False, num_workers: int = 0,
                  pin_memory: bool = False, drop_last: bool = False) -> ResumableLoader:
-    """The training loader every data module uses: seeded per-epoch order, resumable mid-epoch."""
+    """The training loader every data module uses: seeded per-epoch order, resumable mid-epoch
+    (``seed`` None: the default run seed, 1993)."""
+    seed = DEFAULT_SEED if seed is None else seed
     return ResumableLoader(dataset, sampler=EpochSeededSampler(len(dataset), seed, fixed=fixed), batch_size=batch_size,
                            num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
                            drop_last=drop_last)

@@ -31,7 +31,6 @@ from data_tools.errors import PipelineInputError
 from data_tools.seg_preprocess import SIZE, Z_SLICES, ZScore, check_labels, check_mode, labels_from_channels, targets
 
 from .loader import train_loader
-from .train_config import DEFAULT_SEED
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +256,7 @@ class SegDataModule(pl.LightningDataModule):
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return train_loader(self._set("train"), DEFAULT_SEED if self.seed is None else self.seed, self.batch_size,
+        return train_loader(self._set("train"), self.seed, self.batch_size,
                             num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
