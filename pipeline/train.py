@@ -18,7 +18,7 @@ from .train_config import (DEFAULT_SEED, apply_overrides, apply_profile, build_d
 
 log = logging.getLogger(__name__)
 
-#: the fits running in this process, as (trainer, last.ckpt path): see save_running_checkpoint
+#: the trainers fitting in this process: see save_running_checkpoint
 _ACTIVE: list = []
 
 
@@ -30,12 +30,16 @@ def save_running_checkpoint() -> Path | None:
     handler does for its ``hpc_ckpt``: the requeued job resumes at this step, inside the epoch,
     instead of redoing the work since the last saved checkpoint.
     """
+    from .train_io import LastCheckpoint
+
     if not _ACTIVE:
         return None
-    trainer, last = _ACTIVE[-1]
-    trainer.save_checkpoint(last, weights_only=False)
-    log.info("saved %s at step %d", last, trainer.global_step)
-    return last
+    trainer = _ACTIVE[-1]
+    last = next(cb for cb in trainer.callbacks if isinstance(cb, LastCheckpoint))
+    if not last.save(trainer):
+        return None
+    log.info("saved %s at step %d", last.path, trainer.global_step)
+    return Path(last.path)
 
 
 def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | list[str] | None = None,
@@ -177,11 +181,11 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     ckpt_path = str(last) if (last.exists() and (resume or requeued)) else None
     if requeued and list(run_dir.glob("hpc_ckpt_*.ckpt")):
         ckpt_path = None  # Lightning restores its newer SIGUSR1 checkpoint itself
-    _ACTIVE.append((trainer, last))
+    _ACTIVE.append(trainer)
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     finally:
-        _ACTIVE.remove((trainer, last))
+        _ACTIVE.remove(trainer)
     if trainer.interrupted:
         return run_dir
     if not (run_dir / "checkpoints" / "best.ckpt").exists():

@@ -61,20 +61,23 @@ class LastCheckpoint(Checkpoint):
     def _epoch_finished(trainer) -> bool:
         return trainer.fit_loop.epoch_loop.batch_progress.current.ready >= trainer.num_training_batches
 
-    def _save(self, trainer) -> None:
+    def save(self, trainer) -> bool:
+        """Write ``path`` now if ``trainer`` is fitting (not sanity checking); True if written."""
         from pytorch_lightning.trainer.states import TrainerFn
 
         if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run:
             trainer.save_checkpoint(self.path, weights_only=False)
+            return True
+        return False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.should_stop or (trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps):
-            self._save(trainer)
+            self.save(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not self._epoch_finished(trainer):  # the epoch's last validation: saved at its end below
-            self._save(trainer)
+            self.save(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self._epoch_finished(trainer):  # not when max_steps / max_time cut the epoch short
-            self._save(trainer)
+            self.save(trainer)
