@@ -2,8 +2,10 @@
 any step, also with worker processes (Lightning's resumable-loader interface)."""
 from __future__ import annotations
 
+import json
 import logging
 import warnings
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
@@ -84,7 +86,7 @@ def test_state_round_trip_and_epoch_end():
     it = iter(loader)
     first = [next(it) for _ in range(2)]
     state = loader.state_dict()
-    assert state == {"epoch": 0, "batches": 2, "samples": 20, "batch_size": 4}
+    assert state == {"epoch": 0, "batches": 2, "samples": 20, "batch_size": 4, "replicas": 1}
     rest = list(it)
     other = train_loader(_Indices(), seed=3, batch_size=4)
     other.load_state_dict(state)
@@ -115,3 +117,94 @@ def test_fixed_order_and_plain_sampler():
     assert plain.state_dict() == {}
     plain.load_state_dict({"epoch": 1, "batches": 1, "samples": 8, "batch_size": 4})  # ignored
     assert len(list(plain)) == 2
+
+
+def test_ranks_share_each_epoch_like_a_distributed_sampler():
+    n, ranks = 10, 3
+    for epoch in (0, 1):
+        order = EpochSeededSampler(n, seed=5).permutation(epoch)
+        shards = []
+        for r in range(ranks):
+            s = EpochSeededSampler(n, seed=5, num_replicas=ranks, rank=r)
+            s.set_epoch(epoch)
+            shards.append(list(s))
+            assert len(s) == 4
+        padded = order + order[:2]  # padded with its head to 12 = 4 per rank, as DistributedSampler does
+        assert shards == [padded[r::ranks] for r in range(ranks)]
+        assert sorted(set(sum(shards, []))) == list(range(n))
+    # one rank (no process group here): the permutation itself; a tiny set still fills every rank
+    assert list(EpochSeededSampler(10, seed=5)) == EpochSeededSampler(10, seed=5).permutation(0)
+    assert [list(EpochSeededSampler(1, 0, num_replicas=2, rank=r)) for r in (0, 1)] == [[0], [0]]
+    assert isinstance(EpochSeededSampler(4, 0), torch.utils.data.DistributedSampler)  # Lightning keeps it
+    with pytest.raises(ValueError, match="rank 2 of num_replicas 2"):
+        EpochSeededSampler(4, 0, num_replicas=2, rank=2)
+
+
+def test_a_rank_resumes_inside_its_shard_and_refuses_another_rank_count(caplog):
+    def loader(ranks=2, rank=1):
+        return ResumableLoader(_Indices(), sampler=EpochSeededSampler(20, 3, num_replicas=ranks, rank=rank),
+                               batch_size=4)
+
+    first = loader()
+    it = iter(first)
+    next(it)
+    state = first.state_dict()
+    assert state == {"epoch": 0, "batches": 1, "samples": 20, "batch_size": 4, "replicas": 2}
+    again = loader()
+    again.load_state_dict(state)
+    assert [b.tolist() for b in again] == [b.tolist() for b in it]  # the rank's remaining 2 batches
+    other = loader(ranks=4)
+    with caplog.at_level(logging.WARNING, logger="pipeline.loader"):
+        other.load_state_dict(state)
+    assert "'replicas': 2" in caplog.text
+    assert sum((b.flatten().int().tolist() for b in other), []) == other.seeded.shard(0)
+    # checkpoints written before the rank count was stored resume on one rank
+    one = train_loader(_Indices(), seed=3, batch_size=4)
+    one.load_state_dict({"epoch": 0, "batches": 4, "samples": 20, "batch_size": 4})
+    assert len(list(one)) == 1
+
+
+class _RankRecorder(_Recorder):
+    def __init__(self, out: str):
+        super().__init__()
+        self.out = out
+
+    def on_train_end(self):
+        Path(self.out, f"rank{self.global_rank}.json").write_text(json.dumps(self.seen))
+
+
+class _DdpData(pl.LightningDataModule):
+    def __init__(self, fixed: bool):
+        super().__init__()
+        self.fixed = fixed
+
+    def train_dataloader(self):
+        return train_loader(_Indices(16), seed=7, batch_size=2, fixed=self.fixed)
+
+
+def _fit_ddp(out: Path, max_steps: int, fixed: bool = False, ckpt_path=None) -> list[dict[int, list[int]]]:
+    out.mkdir(parents=True, exist_ok=True)
+    every_step = ModelCheckpoint(dirpath=out, every_n_train_steps=1, save_top_k=-1, filename="{step}")
+    trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[every_step])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(_RankRecorder(str(out)), datamodule=_DdpData(fixed), ckpt_path=ckpt_path)
+    return [{int(k): v for k, v in json.loads((out / f"rank{r}.json").read_text()).items()} for r in (0, 1)]
+
+
+@pytest.mark.slow
+def test_ddp_ranks_follow_the_seeded_order_and_resume_inside_an_epoch(tmp_path):
+    """Two CPU processes (gloo): each rank sees its shard of the seeded permutation, ``fixed`` keeps
+    epoch 0's order, and a run resumed at step 5 (inside epoch 1: 4 batches per rank and epoch) sees
+    the batches of the uninterrupted run. Lightning's own wrapper reshuffled (seed 0, not the run's),
+    ignored ``fixed`` and restarted the epoch on resume."""
+    full = _fit_ddp(tmp_path / "full", max_steps=12)
+    for fixed in (False, True):
+        runs = full if not fixed else _fit_ddp(tmp_path / "fixed", max_steps=8, fixed=True)
+        for rank, seen in enumerate(runs):
+            sampler = EpochSeededSampler(16, 7, fixed=fixed, num_replicas=2, rank=rank)
+            for epoch in range(2):
+                assert sum((seen[s] for s in range(4 * epoch, 4 * epoch + 4)), []) == sampler.shard(epoch)
+    resumed = _fit_ddp(tmp_path / "again", max_steps=12, ckpt_path=tmp_path / "full" / "step=5.ckpt")
+    assert resumed == [{s: b for s, b in seen.items() if s >= 5} for seen in full]
