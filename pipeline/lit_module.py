@@ -159,7 +159,8 @@ class TaskModule(pl.LightningModule):
         x, y = batch[self.input_key], batch[self.target_key]
         loss = self._loss(self(x), y)
         # A tensor, not .item(): no host-device sync here (Lightning reduces it lazily).
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0],
+                 sync_dist=True)  # DDP: the epoch value is every rank's mean (a no-op on one device)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -68,10 +68,13 @@ class SegTaskModule(TaskModule):
 
     def on_validation_epoch_end(self) -> None:
         if self._counts is not None:
-            tp, fp, fn = self._counts
+            counts = self._counts
+            if self.trainer.world_size > 1:  # DDP: pool the ranks' counts (not the mean of per-rank Dice)
+                counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+            tp, fp, fn = counts
             den = 2 * tp + fp + fn
             dice = torch.where(den > 0, 2 * tp / den.clamp_min(1), torch.ones_like(den))
-            self.log(MONITOR, dice.mean(), prog_bar=True, sync_dist=True)
+            self.log(MONITOR, dice.mean(), prog_bar=True)
         super().on_validation_epoch_end()
 
     def on_fit_end(self) -> None:

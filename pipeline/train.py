@@ -192,6 +192,8 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
         # Stopped before any validation (e.g. a few steps): validate once so best.ckpt exists.
         trainer.validate(module, datamodule=dm, verbose=False)
         trainer.save_checkpoint(run_dir / "checkpoints" / "best.ckpt", weights_only=False)
+    if not trainer.is_global_zero:
+        return run_dir  # DDP (`strategy=ddp`): every rank runs this function; rank 0 writes the results
     from .train_figures import loss_curves
     loss_curves(run_dir / "metrics.csv", run_dir / "figures" / "loss_curves.png")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}

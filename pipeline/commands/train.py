@@ -44,7 +44,9 @@ def train(ns) -> Any:
         return None
     run_dir = train_experiment(ns.experiment, list(ns.set), resume=ns.resume, runs_dir=ns.runs_dir,
                                argv=["pipeline", *sys.argv[1:]], **kw)
-    print(run_dir)
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+    if rank_zero_only.rank == 0:  # DDP's other ranks run this command too
+        print(run_dir)
     return run_dir
 
 

@@ -1,0 +1,118 @@
+"""Two CPU processes (DDP over gloo, ``ddp_spawn``): metrics are those of the whole validation set,
+not of rank 0 or the mean over ranks. The loader's DDP order is in test_loader.py."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pipeline.seg_module import MONITOR, SegTaskModule
+
+
+class _Masks(Dataset):
+    """Rank 0 (samples 0, 2) predicts its full masks; rank 1 (samples 1, 3) misses one pixel each."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> dict:
+        y = torch.ones(1, 8, 8) if i % 2 == 0 else torch.zeros(1, 8, 8).index_put_((torch.tensor([0]),) * 3,
+                                                                                    torch.tensor(1.0))
+        x = y if i % 2 == 0 else torch.zeros(1, 8, 8)
+        return {"input": x, "target": y}
+
+
+class _Data(pl.LightningDataModule):
+    def val_dataloader(self):
+        return DataLoader(_Masks(), batch_size=1)
+
+
+def _identity() -> torch.nn.Module:
+    net = torch.nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        net.bias.zero_()
+    return net
+
+
+@pytest.mark.slow
+def test_ddp_validation_dice_pools_the_ranks():
+    # pooled: tp 128, fn 2 -> 256 / 258; the mean of the ranks' Dice (1 and 0) would be 0.5
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = trainer.validate(SegTaskModule(_identity(), loss="dice"), datamodule=_Data(), verbose=False)
+    assert out[0][MONITOR] == pytest.approx(256 / 258, abs=1e-6)
+    one = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, enable_checkpointing=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert one.validate(SegTaskModule(_identity(), loss="dice"), datamodule=_Data(),
+                            verbose=False)[0][MONITOR] == pytest.approx(256 / 258, abs=1e-6)
+
+
+class _Targets(Dataset):
+    """Zero inputs, targets equal to the rank reading them (0 or 1)."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input": torch.zeros(1, 4, 4), "target": torch.full((1, 4, 4), float(torch.distributed.get_rank()))}
+
+
+class _TrainData(pl.LightningDataModule):
+    def train_dataloader(self):
+        return DataLoader(_Targets(), batch_size=1)
+
+
+@pytest.mark.slow
+def test_ddp_epoch_training_loss_is_the_mean_over_ranks():
+    from pipeline.lit_module import TaskModule
+
+    module = TaskModule(_identity(), loss="l2", optimizer={"lr": 0.0})
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=1, logger=False,
+                         use_distributed_sampler=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, datamodule=_TrainData())
+    assert float(trainer.callback_metrics["train/loss_epoch"]) == pytest.approx(0.5)  # rank 0 alone: 0
+
+
+@pytest.mark.slow
+def test_cli_ddp_run_on_two_processes(sim_dir, tmp_path):
+    """The ``ddp.sbatch`` route on CPU: Lightning re-runs the command once per extra rank; rank 0
+    alone prints the run folder and writes its results, and the run resumes like a one-device run."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipeline import runs
+
+    exe = Path(sys.executable).with_name("pipeline")
+    args = [str(exe), "train", "dncnn_l2", "--profile", "full", "--data-dir", str(sim_dir), "--runs-dir",
+            str(tmp_path), "--devices", "2", "--set", "trainer.accelerator=cpu", "trainer.strategy=ddp",
+            "trainer.enable_progress_bar=false", "data.init_args.num_workers=0", "data.init_args.batch_size=4",
+            "trainer.max_epochs=-1",
+            "net={class_path: torch.nn.Conv2d, init_args: {in_channels: 1, out_channels: 1, kernel_size: 3, "
+            "padding: 1}}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    first = subprocess.run([*args, "--max-steps", "3"], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run_dir = runs.find_runs(tmp_path)[0]
+    assert first.stdout.splitlines().count(str(run_dir)) == 1  # printed once, not once per rank
+    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == 3
+    again = subprocess.run([*args, "--max-steps", "5", "--resume"], capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 5
+    # 15 training slices, 4 per batch and rank: 2 batches per epoch; step 5 is epoch 2's first batch
+    state = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
+    assert state == {"epoch": 2, "batches": 1, "samples": 15, "batch_size": 4, "replicas": 2}
