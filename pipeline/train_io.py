@@ -43,15 +43,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastCheckpoint(Checkpoint):
-    """Writes ``path`` (``last.ckpt``) at the end of every training epoch, after every validation
-    inside an epoch (``val_check_interval``), and after the training step that ends the run
-    (``max_steps`` reached, or ``trainer.should_stop`` set by ``max_time`` or early stopping).
+    """Writes ``path`` (``last.ckpt``) after the last training step of every epoch, after every
+    validation (inside an epoch with ``val_check_interval``, and the one at an epoch's end, which
+    overwrites the former), and after the training step that ends the run (``max_steps`` reached,
+    or ``trainer.should_stop`` set by ``max_time`` or early stopping).
 
     ModelCheckpoint's ``save_last`` misses the last case: a run stopped between two validations
     resumed from the earlier one and trained those steps again, and its save at the end of fit
     records the interrupted epoch as finished. Saved inside the step, the checkpoint lets a resume
     continue in the middle of the epoch (with the loader position of :mod:`pipeline.loader`).
-    A Checkpoint subclass, so Lightning runs it after its Timer, which sets ``should_stop``.
+    Nothing is saved in ``on_train_epoch_end``: Lightning restores a checkpoint written there
+    (with ``max_steps`` set) by replaying the epoch's end, which counts the epoch twice, so the
+    resumed run skipped the next epoch's order and every later resume was off by one (Lightning
+    issue #19617). A kill during an epoch's closing validation resumes after it, without it. An
+    epoch without a closing validation (``check_val_every_n_epoch`` > 1, no validation data) ends
+    with the checkpoint of its last step: one resume from it is exact, but Lightning's counters then
+    lag, and a later resume at an epoch end of the resumed run is not (every shipped config
+    validates each epoch, which stays exact however often it resumes).
+    A Checkpoint subclass, so Lightning runs it after its Timer, which sets ``should_stop``, and
+    after EarlyStopping.
     """
 
     def __init__(self, path) -> None:
@@ -71,13 +81,9 @@ class LastCheckpoint(Checkpoint):
         return False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.should_stop or (trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps):
+        if (trainer.should_stop or self._epoch_finished(trainer)
+                or (trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps)):
             self.save(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if not self._epoch_finished(trainer):  # the epoch's last validation: saved at its end below
-            self.save(trainer)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if self._epoch_finished(trainer):  # not when max_steps / max_time cut the epoch short
-            self.save(trainer)
+        self.save(trainer)

@@ -42,19 +42,28 @@ def test_two_epochs_equal_one_plus_resume(sim_dir, tmp_path):
     assert {"0", "1"} <= epochs
 
 
-def test_resume_inside_an_epoch_equals_one_run(sim_dir, tmp_path):
-    # 4 steps per epoch: stop after step 3 and resume to 7, as `--resume --max-steps` or a SLURM requeue does
+@pytest.mark.parametrize("stops", [(3,), (4,), (4, 8), (6, 8)])
+def test_resume_inside_an_epoch_equals_one_run(sim_dir, tmp_path, stops):
+    # 4 steps per epoch: stop after step 3 (inside epoch 0) or 4 (its end), resume to the next stop
+    # and finally to 10, as `--resume --max-steps` or a SLURM requeue does. Lightning restored a
+    # checkpoint saved in on_train_epoch_end by counting the epoch twice (issue #19617): the resumed
+    # run skipped an epoch's order, and its later epoch ends resumed wrong again.
     o = tiny_overrides(sim_dir, **{"task.scheduler": {"name": "step_drop", "at": 5, "factor": 0.1},
                                    "trainer.max_epochs": -1})
-    full = train_experiment("dncnn_l2", o, max_steps=7, runs_dir=tmp_path / "a", profile="full")
-    first = train_experiment("dncnn_l2", o, max_steps=3, runs_dir=tmp_path / "b", profile="full")
-    resumed = train_experiment("dncnn_l2", o, max_steps=7, runs_dir=tmp_path / "b", profile="full", resume=True)
-    assert resumed == first
+    full = train_experiment("dncnn_l2", o, max_steps=10, runs_dir=tmp_path / "a", profile="full")
+    first = train_experiment("dncnn_l2", o, max_steps=stops[0], runs_dir=tmp_path / "b", profile="full")
+    for stop in (*stops[1:], 10):
+        resumed = train_experiment("dncnn_l2", o, max_steps=stop, runs_dir=tmp_path / "b", profile="full",
+                                   resume=True)
+        assert resumed == first
     a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=False)
     b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)
-    assert a["global_step"] == b["global_step"] == 7
+    assert a["global_step"] == b["global_step"] == 10
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=1e-6)
+    # Lightning's own epoch counters and the loader position end where the uninterrupted run's do
+    assert b["loops"]["fit_loop"]["epoch_progress"] == a["loops"]["fit_loop"]["epoch_progress"]
+    assert b["loops"]["fit_loop"]["state_dict"] == a["loops"]["fit_loop"]["state_dict"]
 
 
 def test_scheduler_signal_checkpoint_resumes_at_that_step(sim_dir, tmp_path, monkeypatch):
