@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +184,10 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
         ckpt_path = None  # Lightning restores its newer SIGUSR1 checkpoint itself
     _ACTIVE.append(trainer)
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+        with warnings.catch_warnings():
+            # a resumed run's checkpoints folder is meant to hold its checkpoints
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     finally:
         _ACTIVE.remove(trainer)
     if trainer.interrupted:

@@ -22,7 +22,7 @@ def _final_train_loss(run_dir) -> float:
     return float(rows[-1]["train/loss_epoch"])
 
 
-def test_two_epochs_equal_one_plus_resume(sim_dir, tmp_path):
+def test_two_epochs_equal_one_plus_resume(sim_dir, tmp_path, recwarn):
     # an absolute drop step (at_fraction would move with the run length), crossed after the resume
     o = tiny_overrides(sim_dir, **{"task.scheduler": {"name": "step_drop", "at": 5, "factor": 0.1}})
     full = train_experiment("dncnn_l2", {**o, "trainer.max_epochs": 2}, runs_dir=tmp_path / "a", profile="full")
@@ -31,6 +31,7 @@ def test_two_epochs_equal_one_plus_resume(sim_dir, tmp_path):
     resumed = train_experiment("dncnn_l2", {**o, "trainer.max_epochs": 2}, runs_dir=tmp_path / "b", profile="full",
                                resume=True)
     assert resumed == first  # the run name ignores the length of the run
+    assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]  # expected on a resume
     a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=False)
     b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)
     assert a["global_step"] == b["global_step"] == 8
