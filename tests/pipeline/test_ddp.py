@@ -1,14 +1,22 @@
-"""Two CPU processes (DDP over gloo, ``ddp_spawn``): metrics are those of the whole validation set,
-not of rank 0 or the mean over ranks. The loader's DDP order is in test_loader.py."""
+"""DDP on two CPU processes (gloo): metrics are those of the whole data, not of rank 0 or the mean
+over ranks (``ddp_spawn``), and the ``ddp`` route of `pipeline train` (one command per rank) writes
+one finished run that resumes inside an epoch. The loader's DDP order is in test_loader.py."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from pipeline import runs
+from pipeline.lit_module import TaskModule
 from pipeline.seg_module import MONITOR, SegTaskModule
 
 
@@ -72,8 +80,6 @@ class _TrainData(pl.LightningDataModule):
 
 @pytest.mark.slow
 def test_ddp_epoch_training_loss_is_the_mean_over_ranks():
-    from pipeline.lit_module import TaskModule
-
     module = TaskModule(_identity(), loss="l2", optimizer={"lr": 0.0})
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=1, logger=False,
                          use_distributed_sampler=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
@@ -87,14 +93,6 @@ def test_ddp_epoch_training_loss_is_the_mean_over_ranks():
 def test_cli_ddp_run_on_two_processes(sim_dir, tmp_path):
     """The ``ddp.sbatch`` route on CPU: Lightning re-runs the command once per extra rank; rank 0
     alone prints the run folder and writes its results, and the run resumes like a one-device run."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from pipeline import runs
-
     exe = Path(sys.executable).with_name("pipeline")
     args = [str(exe), "train", "dncnn_l2", "--profile", "full", "--data-dir", str(sim_dir), "--runs-dir",
             str(tmp_path), "--devices", "2", "--set", "trainer.accelerator=cpu", "trainer.strategy=ddp",
