@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from .distributed import destroy_process_group_at_exit
+
 # Metric callables take (pred, target) and return a tensor (per-sample or scalar); its mean is logged.
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -138,6 +140,10 @@ class TaskModule(pl.LightningModule):
         self._panel: tuple[dict, torch.Tensor] | None = None
         self.save_hyperparameters({"optimizer": self.optimizer_cfg, "scheduler": self.scheduler_cfg,
                                    "grad_clip": grad_clip, "input_key": input_key, "target_key": target_key})
+
+    def setup(self, stage: str) -> None:
+        # Each DDP rank: destroy a gloo group at exit (Lightning does so for NCCL only).
+        destroy_process_group_at_exit()
 
     def configure_model(self) -> None:
         if self.channels_last:

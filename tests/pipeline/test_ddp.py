@@ -63,6 +63,25 @@ def test_ddp_validation_dice_pools_the_ranks():
                             verbose=False)[0][MONITOR] == pytest.approx(256 / 258, abs=1e-6)
 
 
+_EXIT_PROBE = """
+import atexit, sys, torch, torch.distributed as dist
+from pipeline.lit_module import TaskModule
+dist.init_process_group("gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1)
+dist.all_reduce(torch.ones(3))
+atexit.register(lambda: print("group alive at exit:", dist.is_initialized()))  # runs after handlers made later
+TaskModule(torch.nn.Conv2d(1, 1, 1)).setup("fit")
+"""
+
+
+def test_rank_destroys_its_gloo_group_at_exit(tmp_path):
+    """Lightning destroys only NCCL groups at exit; a gloo group left to interpreter finalization
+    made ``ddp_spawn`` ranks abort (SIGABRT) after finishing: 4 of 52 two-rank runs here, 0 of 76 with the handler."""
+    done = subprocess.run([sys.executable, "-c", _EXIT_PROBE, str(tmp_path / "store")], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "group alive at exit: False" in done.stdout
+
+
 class _Targets(Dataset):
     """Zero inputs, targets equal to the rank reading them (0 or 1)."""
 

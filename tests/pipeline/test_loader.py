@@ -13,6 +13,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import Dataset
 
+from pipeline.distributed import destroy_process_group_at_exit
 from pipeline.loader import EpochSeededSampler, ResumableLoader, train_loader
 
 
@@ -168,6 +169,9 @@ class _RankRecorder(_Recorder):
     def __init__(self, out: str):
         super().__init__()
         self.out = out
+
+    def setup(self, stage):
+        destroy_process_group_at_exit()  # as TaskModule does: a gloo group left to finalization can abort the rank
 
     def on_train_end(self):
         Path(self.out, f"rank{self.global_rank}.json").write_text(json.dumps(self.seen))
