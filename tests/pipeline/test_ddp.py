@@ -47,7 +47,7 @@ def _identity() -> torch.nn.Module:
 
 
 @pytest.mark.slow
-def test_ddp_validation_dice_pools_the_ranks():
+def test_ddp_validation_dice_pools_the_ranks(capfd):
     # pooled: tp 128, fn 2 -> 256 / 258; the mean of the ranks' Dice (1 and 0) would be 0.5
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False, enable_progress_bar=False,
                          enable_model_summary=False, enable_checkpointing=False)
@@ -55,6 +55,7 @@ def test_ddp_validation_dice_pools_the_ranks():
         warnings.simplefilter("ignore")
         out = trainer.validate(SegTaskModule(_identity(), loss="dice"), datamodule=_Data(), verbose=False)
     assert out[0][MONITOR] == pytest.approx(256 / 258, abs=1e-6)
+    assert "self.log('val/dice', ..., sync_dist=True)" not in capfd.readouterr().err  # the ranks' warnings
     one = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                      enable_model_summary=False, enable_checkpointing=False)
     with warnings.catch_warnings():
