@@ -74,9 +74,9 @@ class SegTaskModule(TaskModule):
             tp, fp, fn = counts
             den = 2 * tp + fp + fn
             dice = torch.where(den > 0, 2 * tp / den.clamp_min(1), torch.ones_like(den))
-            # Every rank holds the pooled value; sync_dist (their mean: the same value) keeps Lightning
-            # from advising it with a warning on each DDP run.
-            self.log(MONITOR, dice.mean(), prog_bar=True, sync_dist=self.trainer.world_size > 1)
+            # Every rank holds the pooled value; sync_dist (their mean: the same value; a no-op on one
+            # device) keeps Lightning from advising it with a warning on each DDP run.
+            self.log(MONITOR, dice.mean(), prog_bar=True, sync_dist=True)
         super().on_validation_epoch_end()
 
     def on_fit_end(self) -> None:
