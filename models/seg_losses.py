@@ -1,7 +1,13 @@
 """Segmentation losses of seed 001 and its Keras-style learning-rate decay.
 
-All losses take probabilities ``pred`` (after the sigmoid) and a binary ``target`` of the same
-shape (B, C, *spatial), float in [0, 1].
+All losses take the network's **logits** ``pred`` (the segmentation nets of
+:mod:`models.seg_unet` return logits) and a binary ``target`` of the same shape (B, C, *spatial),
+float in [0, 1]; :func:`soft_fbeta` takes probabilities. The F-scores use ``sigmoid(pred)``; the
+cross entropy is computed from the logits (``binary_cross_entropy_with_logits``), exact at any
+saturation. The seed's Keras computed it on probabilities clipped to [1e-7, 1 - 1e-7] (same values
+inside that range), where the clip also zeroes the gradient: a network whose logits had drifted
+below -16 on every pixel got no gradient from either term and stayed empty (measured on the demo
+phantom: logits down to -750 after one diverging step, validation Dice 0 for the remaining 30 epochs).
 
 * :class:`SoftFBetaLoss`: ``1 - F_beta`` with soft counts TP = Σp·g, FP = Σp·(1-g),
   FN = Σ(1-p)·g (seed eq. 6-7, L325-329), computed **per sample and channel** and then averaged,
@@ -37,7 +43,7 @@ def soft_fbeta(pred: torch.Tensor, target: torch.Tensor, beta: float = 1.0, smoo
 
 
 class SoftFBetaLoss(nn.Module):
-    """``1 - mean(soft F_beta)`` over samples and channels (per-sample, not per-batch, L244).
+    """``1 - mean(soft F_beta(sigmoid(pred)))`` over samples and channels (per-sample, not per-batch, L244).
 
     ``smooth``: added to numerator and denominator (1.0, as in the Keras ``dice_coef`` idiom of
     the time; the seed gives no value).
@@ -54,7 +60,7 @@ class SoftFBetaLoss(nn.Module):
         self.batch = batch
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return 1.0 - soft_fbeta(pred, target, self.beta, self.smooth, self.batch).mean()
+        return 1.0 - soft_fbeta(torch.sigmoid(pred), target, self.beta, self.smooth, self.batch).mean()
 
 
 class SoftDiceLoss(SoftFBetaLoss):
@@ -65,22 +71,21 @@ class SoftDiceLoss(SoftFBetaLoss):
 
 
 class BCELoss(nn.Module):
-    """Binary cross entropy on probabilities, clamped away from 0 and 1 like Keras (eps 1e-7)."""
+    """Binary cross entropy of ``sigmoid(pred)`` from the logits ``pred``, averaged over all elements.
 
-    def __init__(self, eps: float = 1e-7):
-        super().__init__()
-        self.eps = eps
+    Its gradient with respect to a logit is ``(sigmoid(pred) - target) / numel`` at any saturation.
+    """
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        p = pred.clamp(self.eps, 1 - self.eps)
-        return nn.functional.binary_cross_entropy(p, target.to(p.dtype))
+        return nn.functional.binary_cross_entropy_with_logits(pred, target.to(pred.dtype))
 
 
 class DiceBCELoss(nn.Module):
     """Soft Dice (F1) loss plus ``bce_weight`` x binary cross entropy on one head (nnU-Net's
     Dice + CE default). The BCE term keeps a gradient where the Dice term has none: with many
     empty slices a Dice-only network can saturate its sigmoid at 0 everywhere and stay there
-    (measured on the demo phantom, docs/segmentation.md; the seed's L244 describes the same trap).
+    (measured on the demo phantom, docs/segmentation.md; the seed's L244 describes the same trap);
+    computed from the logits, it pulls such a network back however far it saturated.
     """
 
     def __init__(self, smooth: float = 1.0, batch: bool = True, bce_weight: float = 1.0):
@@ -94,7 +99,7 @@ class DiceBCELoss(nn.Module):
 
 
 class DualHeadLoss(nn.Module):
-    """F1 loss on channels ``[:C]`` plus BCE on channels ``[C:]`` of a dual-head output (B, 2C, ...).
+    """F1 loss on channels ``[:C]`` plus BCE on channels ``[C:]`` of a dual-head output (B, 2C, ...) of logits.
 
     ``target`` has C channels; both heads learn the same target (seed L339).
     """

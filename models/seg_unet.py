@@ -4,14 +4,19 @@ Topology (reference 001 §3, reconstructed from the author's ``pietz/unet-keras`
 each level has two 3x3 'same' convolutions with ELU; 2x2 max-pool; the bottleneck block has one
 Dropout(0.5) between its two convolutions (seed L298-300); the decoder does nearest upsampling x2,
 a 2x2 'same' convolution with ELU, concatenation with the skip, then two 3x3 convolutions; the
-head is a 1x1 convolution with sigmoid. No batch norm. Constant width (seed L292-294).
+head is a 1x1 convolution whose sigmoid (the seed's output activation) is applied by the losses
+and at inference, not in the network. No batch norm. Constant width (seed L292-294).
 Width 32 / depth 4 has 210,945 parameters, width 48 has 473,857 (1 in, 1 out).
 
-Shapes: 2-D input (B, C_in, H, W) -> (B, C_out, H, W) probabilities in [0, 1];
+Output: **logits** (MONAI's and nnU-Net's convention); ``torch.sigmoid`` gives the probabilities.
+The losses of :mod:`models.seg_losses` take the logits, so their cross entropy keeps a gradient
+where the sigmoid saturates (a network that drifted to logits of -400 on every pixel recovers; with
+probabilities clamped like Keras it had none and stayed empty).
+Shapes: 2-D input (B, C_in, H, W) -> (B, C_out, H, W) logits;
 3-D input (B, C_in, Z, H, W) -> (B, C_out, Z, H, W); the 3-D variant never pools along z
 (seed L232), so Z can be any size, H and W must be divisible by 2**depth.
 
-With ``dual_head=True`` the network has two 1x1 sigmoid heads on the same trunk (seed L339: one
+With ``dual_head=True`` the network has two 1x1 heads on the same trunk (seed L339: one
 trained with the F1 loss, one with cross entropy) and returns (B, 2*C_out, ...): channels
 ``[:C_out]`` are the F1 head (used for prediction), ``[C_out:]`` the BCE head.
 """
@@ -72,7 +77,7 @@ class SegUNet(nn.Module):
         depth: number of pooling levels (4).
         dropout: dropout rate in the bottleneck block only (0.5, L300).
         dims: 2 or 3.
-        dual_head: add a second sigmoid head for the dual F1 + BCE loss (L339).
+        dual_head: add a second head for the dual F1 + BCE loss (L339).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 32, depth: int = 4,
@@ -95,9 +100,9 @@ class SegUNet(nn.Module):
             raise ValueError(f"expected a {self.dims + 2}-D tensor (B, C, {'Z, ' if self.dims == 3 else ''}H, W), "
                              f"got shape {tuple(x.shape)}")
         f = self.body(x)
-        out = torch.sigmoid(self.head(f))
+        out = self.head(f)
         if self.head_bce is not None:
-            out = torch.cat([out, torch.sigmoid(self.head_bce(f))], dim=1)
+            out = torch.cat([out, self.head_bce(f)], dim=1)
         return out
 
 
@@ -118,10 +123,10 @@ class SegUNet3d(SegUNet):
 
 
 class MonaiSeg(nn.Module):
-    """MONAI ``UNet`` or ``BasicUNet`` with a sigmoid, for comparison with the seed's U-Net.
+    """MONAI ``UNet`` or ``BasicUNet``, for comparison with the seed's U-Net.
 
     ``arch``: ``"unet"`` (monai.networks.nets.UNet, channels/strides as given) or ``"basicunet"``.
-    Output: probabilities (B, out_channels, ...), like :class:`SegUNet`.
+    Output: logits (B, out_channels, ...), like :class:`SegUNet`.
     """
 
     def __init__(self, arch: str = "basicunet", in_channels: int = 1, out_channels: int = 1, dims: int = 2,
@@ -144,4 +149,4 @@ class MonaiSeg(nn.Module):
             raise ValueError(f"arch must be 'unet' or 'basicunet', got {arch!r}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(x))
+        return self.net(x)

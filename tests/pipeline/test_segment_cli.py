@@ -71,6 +71,48 @@ def test_segment_writes_labels_with_input_geometry(seg_run, coronal_nifti, capsy
     assert set(np.unique(pred.array)) <= {0, 1}
 
 
+def _constant_logit(value: float) -> torch.nn.Module:
+    """A "network" whose logit is ``value`` at every pixel (1x1 conv: weight 0, bias ``value``)."""
+    net = torch.nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.fill_(value)
+    net.out_channels = 1
+    return net.eval()
+
+
+def test_inference_turns_logits_into_probabilities(seg_run, coronal_nifti):
+    # The nets return logits; predict_volume (segment, evaluate) applies the sigmoid: logit 2 ->
+    # 0.881 inside the crop window, 0 outside (probabilities_to_input pastes into zeros).
+    from data_tools.formats.images import read_image
+    from pipeline.seg_infer import load_seg_run, predict_volume
+
+    _, prep, _ = load_seg_run(seg_run)
+    img = read_image(coronal_nifti[0])
+    prob = predict_volume(_constant_logit(2.0), prep, img.array, img.spacing, use_cache=False)
+    inside = prob[prob > 0]
+    assert inside.size > 0 and np.allclose(inside, 1 / (1 + np.exp(-2.0)), atol=1e-6)
+
+
+@pytest.mark.parametrize("logit,dice", [(0.2, 1.0), (-0.2, 0.0)])
+def test_validation_dice_thresholds_the_probability(logit, dice):
+    # threshold 0.5 is a probability: logit 0.2 (p 0.55) predicts bone everywhere, -0.2 (p 0.45) none
+    import warnings
+
+    import pytorch_lightning as pl
+
+    from pipeline.seg_module import MONITOR, SegTaskModule
+
+    data = torch.utils.data.DataLoader([{"input": torch.zeros(1, 8, 8), "target": torch.ones(1, 8, 8)}] * 2,
+                                       batch_size=2)
+    tr = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                    enable_model_summary=False, enable_checkpointing=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = tr.validate(SegTaskModule(_constant_logit(logit), loss="dice"), data, verbose=False)
+    assert out[0][MONITOR] == pytest.approx(dice, abs=1e-6)
+
+
 def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path, capsys):
     from data_tools.formats.images import Image, write_image
 
