@@ -39,6 +39,14 @@ class _Data(pl.LightningDataModule):
 
 
 def _identity() -> torch.nn.Module:
+    net = torch.nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        net.bias.zero_()
+    return net
+
+
+def _mask_logits() -> torch.nn.Module:
     """Logits +10 where the input is 1, -10 where it is 0 (the segmentation nets return logits)."""
     net = torch.nn.Conv2d(1, 1, 1)
     with torch.no_grad():
@@ -54,14 +62,14 @@ def test_ddp_validation_dice_pools_the_ranks(capfd):
                          enable_model_summary=False, enable_checkpointing=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = trainer.validate(SegTaskModule(_identity(), loss="dice"), datamodule=_Data(), verbose=False)
+        out = trainer.validate(SegTaskModule(_mask_logits(), loss="dice"), datamodule=_Data(), verbose=False)
     assert out[0][MONITOR] == pytest.approx(256 / 258, abs=1e-6)
     assert "self.log('val/dice', ..., sync_dist=True)" not in capfd.readouterr().err  # the ranks' warnings
     one = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                      enable_model_summary=False, enable_checkpointing=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert one.validate(SegTaskModule(_identity(), loss="dice"), datamodule=_Data(),
+        assert one.validate(SegTaskModule(_mask_logits(), loss="dice"), datamodule=_Data(),
                             verbose=False)[0][MONITOR] == pytest.approx(256 / 258, abs=1e-6)
 
 
