@@ -169,7 +169,8 @@ class TaskModule(pl.LightningModule):
                  sync_dist=True)  # DDP: the epoch value is every rank's mean (a no-op on one device)
         return loss
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """Logs ``val/loss`` and the metrics; returns the prediction (subclasses reuse it)."""
         x, y = batch[self.input_key], batch[self.target_key]
         pred = self(x)
         n = x.shape[0]
@@ -180,6 +181,7 @@ class TaskModule(pl.LightningModule):
         if batch_idx == 0 and self.figure_fn is not None and not self.trainer.sanity_checking:
             self._panel = ({k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in batch.items()},
                            pred.detach().float().cpu())
+        return pred
 
     def on_validation_epoch_end(self) -> None:
         if self._panel is None or self.figure_fn is None or not self.trainer.is_global_zero:

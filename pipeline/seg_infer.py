@@ -51,11 +51,11 @@ def predict_volume(net: torch.nn.Module, prep: dict[str, Any], image: np.ndarray
     x = torch.from_numpy(ZScore(**prep["zscore"])(img))
     c = int(getattr(net, "out_channels", 1))
     if dims == 2:
-        # the nets return logits (models.seg_unet)
-        outs = [torch.sigmoid(net(x[i:i + batch, None].to(dev))[:, :c].float()).cpu() for i in range(0, x.shape[0], batch)]
-        prob = torch.cat(outs).permute(1, 0, 2, 3).numpy()  # (C, Z, S, S)
+        outs = [net(x[i:i + batch, None].to(dev))[:, :c].cpu() for i in range(0, x.shape[0], batch)]
+        logits = torch.cat(outs).permute(1, 0, 2, 3)  # (C, Z, S, S)
     else:
-        prob = torch.sigmoid(net(x[None, None].to(dev))[0, :c].float()).cpu().numpy()
+        logits = net(x[None, None].to(dev))[0, :c].cpu()
+    prob = torch.sigmoid(logits.float()).numpy()  # the nets return logits (models.seg_unet)
     return probabilities_to_input(prob, geo, all_slices=dims == 2)
 
 

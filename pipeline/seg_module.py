@@ -58,11 +58,11 @@ class SegTaskModule(TaskModule):
         self._counts = None
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        super().validation_step(batch, batch_idx)
+        logits = super().validation_step(batch, batch_idx)  # one forward pass for val/loss and the Dice
         with torch.no_grad():
             y = batch[self.target_key].float()
             # the nets return logits (models.seg_unet); the threshold is a probability
-            p = (torch.sigmoid(self(batch[self.input_key])[:, : y.shape[1]].float()) >= self.threshold).float()
+            p = (torch.sigmoid(logits[:, : y.shape[1]].float()) >= self.threshold).float()
             dims = [0] + list(range(2, y.ndim))
             c = torch.stack([(p * y).sum(dims), (p * (1 - y)).sum(dims), ((1 - p) * y).sum(dims)])  # (3, C)
             self._counts = c if self._counts is None else self._counts + c
