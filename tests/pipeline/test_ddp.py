@@ -19,6 +19,8 @@ from pipeline import runs
 from pipeline.lit_module import TaskModule
 from pipeline.seg_module import MONITOR, SegTaskModule
 
+from net_helpers import pointwise
+
 
 class _Masks(Dataset):
     """Rank 0 (samples 0, 2) predicts its full masks; rank 1 (samples 1, 3) misses one pixel each."""
@@ -38,38 +40,22 @@ class _Data(pl.LightningDataModule):
         return DataLoader(_Masks(), batch_size=1)
 
 
-def _identity() -> torch.nn.Module:
-    net = torch.nn.Conv2d(1, 1, 1)
-    with torch.no_grad():
-        net.weight.fill_(1.0)
-        net.bias.zero_()
-    return net
-
-
-def _mask_logits() -> torch.nn.Module:
-    """Logits +10 where the input is 1, -10 where it is 0 (the segmentation nets return logits)."""
-    net = torch.nn.Conv2d(1, 1, 1)
-    with torch.no_grad():
-        net.weight.fill_(20.0)
-        net.bias.fill_(-10.0)
-    return net
-
-
 @pytest.mark.slow
 def test_ddp_validation_dice_pools_the_ranks(capfd):
-    # pooled: tp 128, fn 2 -> 256 / 258; the mean of the ranks' Dice (1 and 0) would be 0.5
+    # pooled: tp 128, fn 2 -> 256 / 258; the mean of the ranks' Dice (1 and 0) would be 0.5.
+    # pointwise(20, -10): logits +10 where the input is 1, -10 where it is 0 (the nets return logits)
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False, enable_progress_bar=False,
                          enable_model_summary=False, enable_checkpointing=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = trainer.validate(SegTaskModule(_mask_logits(), loss="dice"), datamodule=_Data(), verbose=False)
+        out = trainer.validate(SegTaskModule(pointwise(20.0, -10.0), loss="dice"), datamodule=_Data(), verbose=False)
     assert out[0][MONITOR] == pytest.approx(256 / 258, abs=1e-6)
     assert "self.log('val/dice', ..., sync_dist=True)" not in capfd.readouterr().err  # the ranks' warnings
     one = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                      enable_model_summary=False, enable_checkpointing=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert one.validate(SegTaskModule(_mask_logits(), loss="dice"), datamodule=_Data(),
+        assert one.validate(SegTaskModule(pointwise(20.0, -10.0), loss="dice"), datamodule=_Data(),
                             verbose=False)[0][MONITOR] == pytest.approx(256 / 258, abs=1e-6)
 
 
@@ -109,7 +95,7 @@ class _TrainData(pl.LightningDataModule):
 
 @pytest.mark.slow
 def test_ddp_epoch_training_loss_is_the_mean_over_ranks():
-    module = TaskModule(_identity(), loss="l2", optimizer={"lr": 0.0})
+    module = TaskModule(pointwise(1.0, 0.0), loss="l2", optimizer={"lr": 0.0})
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=1, logger=False,
                          use_distributed_sampler=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
     with warnings.catch_warnings():

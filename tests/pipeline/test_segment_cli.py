@@ -7,6 +7,8 @@ import torch
 
 from pipeline import cli
 
+from net_helpers import pointwise  # a constant logit: pointwise(0.0, value)
+
 FAST = ["net.init_args.width=4", "net.init_args.depth=2", "data.init_args.size=32", "data.init_args.n4_shrink=null",
         "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1"]
 
@@ -71,16 +73,6 @@ def test_segment_writes_labels_with_input_geometry(seg_run, coronal_nifti, capsy
     assert set(np.unique(pred.array)) <= {0, 1}
 
 
-def _constant_logit(value: float) -> torch.nn.Module:
-    """A "network" whose logit is ``value`` at every pixel (1x1 conv: weight 0, bias ``value``)."""
-    net = torch.nn.Conv2d(1, 1, 1)
-    with torch.no_grad():
-        net.weight.zero_()
-        net.bias.fill_(value)
-    net.out_channels = 1
-    return net.eval()
-
-
 def test_inference_turns_logits_into_probabilities(seg_run, coronal_nifti):
     # The nets return logits; predict_volume (segment, evaluate) applies the sigmoid: logit 2 ->
     # 0.881 inside the crop window, 0 outside (probabilities_to_input pastes into zeros).
@@ -89,7 +81,7 @@ def test_inference_turns_logits_into_probabilities(seg_run, coronal_nifti):
 
     _, prep, _ = load_seg_run(seg_run)
     img = read_image(coronal_nifti[0])
-    prob = predict_volume(_constant_logit(2.0), prep, img.array, img.spacing, use_cache=False)
+    prob = predict_volume(pointwise(0.0, 2.0).eval(), prep, img.array, img.spacing, use_cache=False)
     inside = prob[prob > 0]
     assert inside.size > 0 and np.allclose(inside, 1 / (1 + np.exp(-2.0)), atol=1e-6)
 
@@ -109,7 +101,7 @@ def test_validation_dice_thresholds_the_probability(logit, dice):
                     enable_model_summary=False, enable_checkpointing=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = tr.validate(SegTaskModule(_constant_logit(logit), loss="dice"), data, verbose=False)
+        out = tr.validate(SegTaskModule(pointwise(0.0, logit), loss="dice"), data, verbose=False)
     assert out[0][MONITOR] == pytest.approx(dice, abs=1e-6)
 
 
