@@ -165,8 +165,12 @@ class TaskModule(pl.LightningModule):
         x, y = batch[self.input_key], batch[self.target_key]
         loss = self._loss(self(x), y)
         # A tensor, not .item(): no host-device sync here (Lightning reduces it lazily).
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0],
-                 sync_dist=True)  # DDP: the epoch value is every rank's mean (a no-op on one device)
+        # Two entries, so DDP all-reduces once per epoch, not on every step: the step value is this
+        # rank's batch loss (rank 0's is what the bar and the CSV show), the epoch value every rank's
+        # mean (sync_dist is a no-op on one device).
+        n = x.shape[0]
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

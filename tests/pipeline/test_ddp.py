@@ -102,6 +102,8 @@ def test_ddp_epoch_training_loss_is_the_mean_over_ranks():
         warnings.simplefilter("ignore")
         trainer.fit(module, datamodule=_TrainData())
     assert float(trainer.callback_metrics["train/loss_epoch"]) == pytest.approx(0.5)  # rank 0 alone: 0
+    # The step value is not all-reduced on every step: rank 0 shows its own batch loss.
+    assert float(trainer.callback_metrics["train/loss_step"]) == pytest.approx(0.0)
 
 
 @pytest.mark.slow
