@@ -83,6 +83,12 @@ class SimDataModule(pl.LightningDataModule):
                 val = torch.utils.data.Subset(val, keep.tolist())
             self.val_set = val
 
+    def example_batch(self) -> dict:
+        """Set up (what fit does first) and return the first validation sample as a batch of one:
+        a missing file or an empty train/val split fails here, before a run folder exists."""
+        self.setup("fit")
+        return torch.utils.data.default_collate([self.val_set[0]])
+
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
         return train_loader(self.train_set, self.seed, self.batch_size,

@@ -109,6 +109,26 @@ def check_scheduler(scheduler: dict) -> None:
                                  expected="numbers for at, at_fraction, factor, t_max, eta_min_factor, decay") from None
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
+
+
+def meta_forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` on the meta device: the output's shape and dtype, no arithmetic, no copy of the
+    weights (parameters and buffers are swapped for meta tensors of their shape); ``net`` runs in
+    eval mode (batch statistics of a one-sample batch are not what is checked) and is left as it was."""
+    from torch.func import functional_call
+
+    state = {k: torch.empty_like(v, device="meta") for k, v in (*net.named_parameters(), *net.named_buffers())}
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            return functional_call(net, state, (x.to("meta"),), strict=False)
+    finally:
+        net.train(was_training)
+
+
 class TaskModule(pl.LightningModule):
     """Train ``net`` with ``loss``; validate with ``metrics``; Adam + gradient-norm clipping.
 
@@ -140,6 +160,36 @@ class TaskModule(pl.LightningModule):
         self._panel: tuple[dict, torch.Tensor] | None = None
         self.save_hyperparameters({"optimizer": self.optimizer_cfg, "scheduler": self.scheduler_cfg,
                                    "grad_clip": grad_clip, "input_key": input_key, "target_key": target_key})
+
+    def check_batch(self, batch: dict) -> None:
+        """One validation step's shapes, checked before any compute or run folder: the network on
+        the meta device (shapes only, no arithmetic, no weights copied) on ``batch[input_key]``,
+        then the loss and every metric on zeros of the prediction's shape against
+        ``batch[target_key]``. A sample shape the network, loss or a metric refuses (an image too
+        small for the SSIM window or the U-Net's pools, a target with other channels) is one
+        :class:`~data_tools.errors.PipelineInputError` here instead of a traceback inside fit."""
+        from data_tools.errors import PipelineInputError
+
+        x, y = batch[self.input_key], batch[self.target_key]
+        shapes = f"input {tuple(x.shape[1:])}, target {tuple(y.shape[1:])}"
+        hint = ("use larger images (`pipeline simulate --crop`, a segmenter's data.size) or a network, loss "
+                "and metrics for this shape")
+        try:
+            pred = meta_forward(self.net, x)
+        except NotImplementedError:
+            return  # an operation without a meta kernel: the first step checks the shapes
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # PipelineInputError is a ValueError
+            raise PipelineInputError(f"the network refuses a sample ({shapes}): {_first_line(exc)}", field="net",
+                                     hint=hint) from None
+        p, t = torch.zeros(pred.shape, dtype=torch.float32), y.float()
+        for name, fn in (("loss", self._loss), *((f"metrics.{k}", f) for k, f in self.metrics.items())):
+            try:
+                with torch.no_grad():
+                    fn(p, t)
+            except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+                raise PipelineInputError(f"the {name.replace('metrics.', 'metric ')} refuses the network's output "
+                                         f"{tuple(pred.shape[1:])} against the target {tuple(y.shape[1:])}: "
+                                         f"{_first_line(exc)}", field=f"task.{name}", hint=hint) from None
 
     def setup(self, stage: str) -> None:
         # Each DDP rank: destroy a gloo group at exit (Lightning does so for NCCL only).

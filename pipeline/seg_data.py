@@ -245,6 +245,13 @@ class SegDataModule(pl.LightningDataModule):
             raise PipelineInputError(f"the network expects {expected} input channels", field="net.in_channels",
                                      expected="1 (a magnitude image)")
 
+    def example_batch(self) -> dict[str, Any]:
+        """Set up (what fit does first: load, preprocess, z-score) and return the first validation
+        sample as a batch of one: an empty train/val split fails here, before a run folder exists."""
+        self.setup("fit")
+        self._set("train")
+        return torch.utils.data.default_collate([self._set("val")[0]])
+
     def _set(self, part: str) -> _SegDataset:
         ds = self._sets[part]
         if len(ds) == 0:

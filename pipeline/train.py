@@ -173,6 +173,8 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
         cfg["init_checkpoint"] = str(ckpt)
         log.info("warm start from %s", ckpt)
     module = build_module(cfg, net)
+    if hasattr(dm, "example_batch") and hasattr(module, "check_batch"):
+        module.check_batch(dm.example_batch())  # data and shape errors before the run folder exists
 
     trainer = _build_trainer(cfg, run_dir)  # before the folder exists: a bad trainer section leaves nothing
     make_dir(run_dir)

@@ -177,3 +177,24 @@ def test_panel_rows_prefer_distinct_slices():
     target = torch.stack([a, a, a, a, b, b, b, b])  # two slices x four interleaves
     assert panel_rows(target, 4) == [0, 4, 1, 2]
     assert panel_rows(target[:3], 4) == [0, 1, 2]
+
+
+def test_meta_forward_gives_shapes_and_leaves_the_network_as_it_was():
+    from pipeline.lit_module import meta_forward
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3))
+    before = [t.clone() for t in (*net.parameters(), *net.buffers())]
+    out = meta_forward(net, torch.zeros(1, 2, 10, 12))
+    assert out.device.type == "meta" and tuple(out.shape) == (1, 3, 8, 10)
+    assert net.training and all(t.device.type == "cpu" for t in (*net.parameters(), *net.buffers()))
+    assert all(torch.equal(a, b) for a, b in zip(before, (*net.parameters(), *net.buffers())))
+
+
+def test_check_batch_names_the_part_that_refuses_the_shapes():
+    batch = {"input": torch.zeros(1, 1, 16, 16), "target": torch.zeros(1, 2, 16, 16)}
+    with pytest.raises(PipelineInputError, match=r"\[task.loss\]: the loss refuses the network's output \(1, 16, 16\) "
+                                                 r"against the target \(2, 16, 16\)"):
+        TaskModule(torch.nn.Conv2d(1, 1, 3, padding=1), loss="l2").check_batch(batch)
+    with pytest.raises(PipelineInputError, match=r"\[net\]: the network refuses a sample \(input \(1, 16, 16\)"):
+        TaskModule(torch.nn.Conv2d(3, 1, 3, padding=1), loss="l2").check_batch(batch)
+    TaskModule(torch.nn.Conv2d(1, 2, 3, padding=1), loss="l2").check_batch(batch)  # matching shapes pass

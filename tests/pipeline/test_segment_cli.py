@@ -301,3 +301,15 @@ def test_bad_segmentation_data_settings_leave_no_run_folder(tmp_path, capsys, se
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error")]
     assert len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "runs").exists()
+
+
+def test_empty_validation_split_leaves_no_run_folder(tmp_path, capsys, tiny_phantom_dir):
+    """One subject: all in train. The empty val split was found inside fit, after the run folder existed."""
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "knee_000.h5").symlink_to(tiny_phantom_dir / "knee_000.h5")
+    assert cli.main(["train", "seg_unet2d", "--runs-dir", str(tmp_path / "runs"), "--max-steps", "2", "--set",
+                     f"data.init_args.data={one}", "data.init_args.size=32", "data.init_args.n4_shrink=null"]) == 2
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error")]
+    assert len(err) == 1 and "[data]: the val split is empty" in err[0], err
+    assert not (tmp_path / "runs").exists()

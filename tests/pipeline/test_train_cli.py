@@ -218,6 +218,26 @@ def test_bad_input_one_line_exit_2(sim_dir, tmp_path, capsys):
     assert "[net.init_args.bogus]: --set key" in err and "'width'" in err  # the constructor's fields
 
 
+@pytest.mark.parametrize("size,n,sets,needle", [
+    # 8x8 images: the validation SSIM (11x11 window) refused them inside fit, after the run folder
+    (8, 24, [TINY], "[task.metrics.ssim]: the metric ssim refuses the network's output (1, 8, 8)"),
+    # 14x14 does not divide by the demo U-Net's two pools
+    (14, 24, ["trainer.max_steps=2"], "[net]: the network refuses a sample (input (1, 14, 14)"),
+    # three samples, all in train: no validation split
+    (16, 3, [TINY], "rad_41.h5 [split]: no samples in split 'val'"),
+])
+def test_data_the_task_refuses_one_line_and_no_run_folder(tmp_path, capsys, size, n, sets, needle):
+    from conftest import write_sim
+
+    write_sim(tmp_path / "rad_41.h5", n=n, size=size)
+    runs_dir = tmp_path / "runs"
+    exp = "dncnn_l2" if TINY in sets else "unet_l2"
+    err = _one_line_error(capsys, ["train", exp, "--profile", "full" if TINY in sets else "demo",
+                                   "--data-dir", str(tmp_path), "--runs-dir", str(runs_dir), "--set", *sets])
+    assert needle in err
+    assert not runs_dir.exists()
+
+
 @pytest.mark.parametrize("text,needle", [
     (None, "config file not found"),
     ("net: [unclosed\n", "invalid YAML (ParserError at line 2, column 1)"),
