@@ -247,9 +247,9 @@ class SegDataModule(pl.LightningDataModule):
 
     def example_batch(self) -> dict[str, Any]:
         """Set up (what fit does first: load, preprocess, z-score) and return the first validation
-        sample as a batch of one: an empty train/val split fails here, before a run folder exists."""
+        sample as a batch of one: an empty val split fails here, before a run folder exists (an empty
+        train split already fails in :func:`split_subjects`)."""
         self.setup("fit")
-        self._set("train")
         return torch.utils.data.default_collate([self._set("val")[0]])
 
     def _set(self, part: str) -> _SegDataset:
