@@ -101,12 +101,13 @@ class DiceBCELoss(nn.Module):
 class DualHeadLoss(nn.Module):
     """F1 loss on channels ``[:C]`` plus BCE on channels ``[C:]`` of a dual-head output (B, 2C, ...) of logits.
 
-    ``target`` has C channels; both heads learn the same target (seed L339).
+    ``target`` has C channels; both heads learn the same target (seed L339). ``batch``: pool the
+    F1 head's counts over the batch (:class:`SoftFBetaLoss`; off as in the seed, on in the CPU demo).
     """
 
-    def __init__(self, smooth: float = 1.0):
+    def __init__(self, smooth: float = 1.0, batch: bool = False):
         super().__init__()
-        self.f1 = SoftDiceLoss(smooth)
+        self.f1 = SoftDiceLoss(smooth, batch)
         self.bce = BCELoss()
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

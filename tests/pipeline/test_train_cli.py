@@ -175,6 +175,25 @@ def test_experiment_configs_build(name):
     assert build_data(cfg["data"]).batch_size == (4 if name == "coil_unet_l1" else 8)
 
 
+@pytest.mark.parametrize("profile", ["demo", "full"])
+@pytest.mark.parametrize("name", available_experiments())
+def test_every_experiment_agrees_on_its_data_shapes(name, profile):
+    """Network, loss and metrics of every shipped config accept a sample of the shape its data
+    gives (seg_dual_head's demo profile once inherited a one-head loss: a failure inside fit)."""
+    from data_tools.seg_preprocess import LABEL_MODES
+    from pipeline.train_config import build_module, build_net
+
+    cfg = resolve_config(name, profile=profile)
+    d = build_data(cfg["data"])  # its settings with the class defaults filled in; reads no data
+    if hasattr(d, "label_mode"):  # segmentation: 1 input channel, one target channel per label group
+        spatial = (d.size,) * 2 if d.dims == 2 else (d.n_slices, d.size, d.size)
+        x, y = torch.zeros(1, 1, *spatial), torch.zeros(1, len(LABEL_MODES[d.label_mode]), *spatial)
+    else:  # simulated pairs at the full 256x256 crop; coil sets have 16 channels in and out
+        c = 16 if any(s.startswith("coil") for s in d.datasets) else 1
+        x = y = torch.zeros(1, c, 256, 256)
+    build_module(cfg, build_net(cfg["net"])).check_batch({"input": x, "target": y})
+
+
 def test_cli_as_typed_demo_run(sim_dir, tmp_path, capsys):
     rc = cli.main(["train", "unet_l2", "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path), "--profile", "demo",
                    "--max-steps", "3", "--set", "trainer.enable_progress_bar=false", "trainer.deterministic=true"])
