@@ -20,10 +20,13 @@ MONITOR = "val/dice"
 
 def seg_callbacks(dirpath: Path | None, patience: int, monitor: str = MONITOR) -> list:
     """ModelCheckpoint (``best.ckpt``, max ``monitor``; ``last.ckpt`` is the trainer's LastCheckpoint)
-    and EarlyStopping(patience)."""
+    and EarlyStopping(patience), which checks after each validation: Lightning's default check at an
+    epoch's end raised "val/dice not available" when a run ended inside its first epoch
+    (``--max-steps`` below an epoch), before any validation."""
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
-    cbs: list = [EarlyStopping(monitor=monitor, mode="max", patience=patience, check_finite=True)]
+    cbs: list = [EarlyStopping(monitor=monitor, mode="max", patience=patience, check_finite=True,
+                               check_on_train_epoch_end=False)]
     if dirpath is not None:
         cbs.append(ModelCheckpoint(dirpath=dirpath, filename="best", monitor=monitor, mode="max", save_top_k=1,
                                    save_on_train_epoch_end=False, enable_version_counter=False,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import cli
+from pipeline import cli, runs
 
 from net_helpers import pointwise  # a constant logit: pointwise(0.0, value)
 
@@ -313,3 +313,15 @@ def test_empty_validation_split_leaves_no_run_folder(tmp_path, capsys, tiny_phan
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error")]
     assert len(err) == 1 and "[data]: the val split is empty" in err[0], err
     assert not (tmp_path / "runs").exists()
+
+
+def test_run_shorter_than_an_epoch_finishes(tiny_phantom_dir, tmp_path):
+    """--max-steps below one epoch: EarlyStopping's check at the epoch's end found no val/dice (no
+    validation had run) and raised inside fit; the run now ends validated, with best.ckpt."""
+    from pipeline.train import train_experiment
+
+    run = train_experiment("seg_unet2d", overrides=FAST + [f"data.init_args.data={tiny_phantom_dir}",
+                                                           "trainer.max_epochs=5"],
+                           max_steps=1, runs_dir=tmp_path, profile=None)
+    assert runs.is_done(run) and (run / "checkpoints" / "best.ckpt").exists()
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 1
