@@ -198,3 +198,16 @@ def test_check_batch_names_the_part_that_refuses_the_shapes():
     with pytest.raises(PipelineInputError, match=r"\[net\]: the network refuses a sample \(input \(1, 16, 16\)"):
         TaskModule(torch.nn.Conv2d(3, 1, 3, padding=1), loss="l2").check_batch(batch)
     TaskModule(torch.nn.Conv2d(1, 2, 3, padding=1), loss="l2").check_batch(batch)  # matching shapes pass
+
+
+def test_check_batch_steps_aside_for_an_operation_without_a_meta_kernel(caplog):
+    class NoMeta(nn.Conv2d):
+        def forward(self, x):
+            if x.device.type == "meta":
+                raise NotImplementedError("no meta kernel for 'custom::op'")
+            return super().forward(x)
+
+    batch = {"input": torch.zeros(1, 1, 8, 8), "target": torch.zeros(1, 1, 8, 8)}
+    with caplog.at_level("INFO", logger="pipeline.lit_module"):
+        TaskModule(NoMeta(1, 1, 3, padding=1), loss="l2").check_batch(batch)  # not refused
+    assert "shape check before training skipped: no meta kernel for 'custom::op'" in caplog.text
