@@ -11,6 +11,30 @@ import yaml
 from data_tools.errors import PipelineInputError
 
 
+def read_text_file(path: str | Path, expected: str = "a text file", hint: str | None = None) -> str:
+    """The UTF-8 text of ``path``; a missing or unreadable file, or one that is not text (an image
+    or archive passed where a YAML/JSON file belongs), is one PipelineInputError naming it."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineInputError(f"not a text file (byte {exc.object[exc.start]:#04x} at offset {exc.start} is not UTF-8)",
+                                 path=path, expected=expected, hint=hint) from None
+    except OSError as exc:
+        raise PipelineInputError(f"cannot read the file ({exc.strerror or exc.__class__.__name__})", path=path) from None
+
+
+def read_json_file(path: str | Path, expected: str = "a JSON file", hint: str | None = None) -> Any:
+    """The JSON document at ``path``; unreadable, non-text or invalid JSON is one PipelineInputError."""
+    import json
+
+    try:
+        return json.loads(read_text_file(path, expected, hint))
+    except json.JSONDecodeError as exc:
+        raise PipelineInputError(f"invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", path=path,
+                                 expected=expected, hint=hint) from None
+
+
 def read_yaml_mapping(path: str | Path, expected: str = "a mapping of keys to values") -> dict[str, Any]:
     """The YAML file at ``path`` as a dict (an empty file is ``{}``).
 
@@ -19,9 +43,7 @@ def read_yaml_mapping(path: str | Path, expected: str = "a mapping of keys to va
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise PipelineInputError(f"cannot read the file ({exc.strerror or exc.__class__.__name__})", path=path) from None
+        raw = yaml.safe_load(read_text_file(path, expected))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

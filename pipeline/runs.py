@@ -14,6 +14,7 @@ warm start), not its length or hardware, so the same config always maps to the s
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ from typing import Any
 import yaml
 
 from data_tools.atomic import write_text_atomic
+from data_tools.config_io import read_yaml_mapping
 from data_tools.errors import PipelineInputError
 from data_tools.paths import REPO_ROOT, default_runs_dir
 
@@ -47,6 +49,30 @@ def resolve_run_dir(cfg: dict, runs_dir: str | Path | None = None) -> Path:
     return root / require_file_name(cfg.get("experiment", "custom"), "experiment") / run_name(cfg)
 
 
+def not_denoising(cfg: dict) -> str | None:
+    """Why a run is not an image-to-image model of the simulated datasets, or None when it is.
+
+    A run counts as one when its data module is a :class:`~pipeline.data_module.SimDataModule`
+    (input/target pairs from ``pipeline simulate``) or its config names no data module (a run
+    folder written by hand around a network). A segmenter (``SegDataModule``) or any other task's
+    run returns the reason: its predictions are not images to compare with the targets.
+    """
+    data = cfg.get("data")
+    path = data.get("class_path") if isinstance(data, dict) else None
+    if not path:
+        return None
+    mod_name, _, attr = str(path).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError, ValueError):
+        return f"its data module '{path}' cannot be imported"
+    from .data_module import SimDataModule
+
+    if isinstance(cls, type) and issubclass(cls, SimDataModule):
+        return None
+    return f"trained on '{path}', not on simulated input/target pairs"
+
+
 def write_config(run_dir: Path, cfg: dict) -> Path:
     return write_text_atomic(Path(run_dir) / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
@@ -55,7 +81,7 @@ def read_config(run_dir: str | Path) -> dict:
     p = Path(run_dir) / "config.yaml"
     if not p.exists():
         raise PipelineInputError("not a run folder (no config.yaml)", path=run_dir)
-    return yaml.safe_load(p.read_text())
+    return read_yaml_mapping(p, expected="the resolved config written by `pipeline train`")
 
 
 def _git() -> dict[str, Any]:

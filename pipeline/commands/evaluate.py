@@ -122,20 +122,35 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         return evaluate_segmentation_run(Path(run), seg_out, which=checkpoint, split=split, device=device,
                                          batch_size=batch_size)
 
+    from pipeline.runs import find_runs, load_model, not_denoising, read_config
+
     if run is not None:
         run_dirs = [Path(run)]
         _check_run(run_dirs[0], checkpoint)
+        reason = not_denoising(read_config(run_dirs[0]))
+        if reason is not None:
+            raise PipelineInputError(f"not a denoising run: {reason}", path=run_dirs[0], field="task",
+                                     expected="--task segmentation for a segmentation run")
         default_name = f"eval__{run_dirs[0].parent.name}__{run_dirs[0].name}__{split}__{ssim}"
     else:
         if not runs_root.is_dir():
             raise PipelineInputError("runs folder not found", path=runs_root, field="runs_dir",
                                      hint="train first (`pipeline train`) or pass --run / --runs_dir")
-        from pipeline.runs import find_runs
-
         run_dirs = [Path(p) for p in find_runs(runs_root)]
         if not run_dirs:
             raise PipelineInputError("no finished run (with a checkpoint)", path=runs_root, field="runs_dir",
                                      hint="train first (`pipeline train`)")
+        other = {rd: not_denoising(read_config(rd)) for rd in run_dirs}
+        for rd, reason in other.items():
+            if reason is not None:
+                print(f"note: {run_name(rd)} left out: {reason} (for a segmentation run: "
+                      f"pipeline evaluate --task segmentation --run {rd})")
+        run_dirs = [rd for rd in run_dirs if other[rd] is None]
+        if not run_dirs:
+            raise PipelineInputError("no finished denoising run (every run here was trained on other data)",
+                                     path=runs_root, field="runs_dir",
+                                     hint="train one (`pipeline train unet_l2`) or evaluate a segmentation run "
+                                          "with --task segmentation --run DIR")
         default_name = f"eval__all__{split}__{ssim}"
     files = find_datasets(Path(data_dir) if data_dir else default_sim_dir(), datasets)
     if not datasets:
@@ -147,7 +162,6 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
 
     from evaluation.benchmark import evaluate_dataset
     from evaluation.report import print_table, write_report
-    from pipeline.runs import load_model
 
     models: dict[str, torch.nn.Module] = {}
     for rd in run_dirs:

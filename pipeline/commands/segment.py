@@ -6,7 +6,7 @@ shrink, the z-score of its training volumes, stored in the checkpoint), predicts
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from . import Command
 
@@ -19,7 +19,7 @@ def build_parser():
     p.add_argument("image", type=str, help="input image (.nii, .nii.gz, .mhd, .mha), slices along the third axis")
     p.add_argument("--model", type=str, required=True, help="run folder of a segmentation training run")
     p.add_argument("--out", type=str, required=True, help="label map to write (.nii.gz or .mhd)")
-    p.add_argument("--checkpoint", type=str, default="best", help="best or last")
+    p.add_argument("--checkpoint", type=Literal["best", "last"], default="best", help="which checkpoint of the run")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold")
     return p
 

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from data_tools.atomic import atomic_path, make_dir, write_text_atomic
-from data_tools.errors import PipelineInputError, require
+from data_tools.config_io import read_json_file
+from data_tools.errors import require
 from data_tools.paths import default_runs_dir
 
 from .spec import Row, SweepSpec
@@ -65,10 +66,11 @@ def read_result(root: Path, index: int) -> dict[str, Any] | None:
     p = result_path(root, index)
     if not p.exists():
         return None
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise PipelineInputError(f"corrupt result file ({exc.msg})", path=p, hint="delete it to re-run the row")
+    record = read_json_file(p, expected="a row result written by `pipeline sweep --run`",
+                            hint="delete it to re-run the row")
+    require(isinstance(record, dict), f"the file holds a {type(record).__name__}", path=p,
+            expected="a row result mapping (status, metrics)", hint="delete it to re-run the row")
+    return record
 
 
 def write_result(root: Path, index: int, record: dict[str, Any]) -> Path:
@@ -125,7 +127,10 @@ def check_sweep_dir(spec: SweepSpec, root: Path) -> None:
     """Refuse a folder planned from a different version of the spec (row indices would shift)."""
     meta = root / "sweep.json"
     if meta.exists():
-        old = json.loads(meta.read_text())
+        redo = "delete the folder's plan (sweep.json, plan.csv) to plan it again"
+        old = read_json_file(meta, expected="the sweep metadata written by `pipeline sweep --plan`", hint=redo)
+        require(isinstance(old, dict), f"the file holds a {type(old).__name__}", path=meta,
+                expected="a mapping with the spec's digest", hint=redo)
         require(old.get("digest") == spec.digest(),
                 f"this folder was planned from a different version of sweep '{old.get('name')}'",
                 path=root, field="digest", expected=old.get("digest"),

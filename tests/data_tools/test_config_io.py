@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from data_tools import sim_config
-from data_tools.config_io import read_yaml_mapping, require_count, require_file_name
+from data_tools.config_io import read_json_file, read_yaml_mapping, require_count, require_file_name
 from data_tools.errors import PipelineInputError
 
 
@@ -33,6 +33,29 @@ def test_bad_files_name_the_file(tmp_path, text, needle):
 def test_missing_file(tmp_path):
     with pytest.raises(PipelineInputError, match=r"missing\.yaml: cannot read the file \(No such file"):
         read_yaml_mapping(tmp_path / "missing.yaml")
+
+
+def test_binary_file_is_named_not_a_decode_traceback(tmp_path):
+    """A gzip (a .nii.gz passed where a YAML or JSON file belongs) raised UnicodeDecodeError."""
+    p = tmp_path / "img.nii.gz"
+    p.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    for read in (read_yaml_mapping, read_json_file):
+        with pytest.raises(PipelineInputError) as exc:
+            read(p, expected="a thing")
+        assert str(exc.value) == f"{p}: not a text file (byte 0x8b at offset 1 is not UTF-8) (expected a thing)"
+
+
+def test_json_file(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_text('{"digest": "ab", "n": [1, 2]}')
+    assert read_json_file(p) == {"digest": "ab", "n": [1, 2]}
+    p.write_text('{"digest": "ab",\n')
+    with pytest.raises(PipelineInputError) as exc:
+        read_json_file(p, expected="a result", hint="delete it")
+    assert str(exc.value).startswith(f"{p}: invalid JSON (Expecting property name enclosed in double quotes at line 2")
+    assert str(exc.value).endswith("(expected a result); delete it")
+    with pytest.raises(PipelineInputError, match=r"nope\.json: cannot read the file \(No such file"):
+        read_json_file(tmp_path / "nope.json")
 
 
 def test_simulate_preset_that_is_not_a_mapping(tmp_path, monkeypatch):

@@ -36,10 +36,11 @@ def _sim(path: Path, channels: int = 1, size: int = 24, seed: int = 0) -> Path:
     return path
 
 
-def _run(root: Path, name: str, net: dict, state: dict | None, done: bool = True) -> Path:
+def _run(root: Path, name: str, net: dict, state: dict | None, done: bool = True, data: str | None = None) -> Path:
     d = root / "exp" / name
     (d / "checkpoints").mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump({"experiment": "exp", "net": net}))
+    cfg = {"experiment": "exp", "net": net, **({"data": {"class_path": data}} if data else {})}
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     if state is not None:
         torch.save({"state_dict": {f"net.{k}": v for k, v in state.items()}}, d / "checkpoints" / "best.ckpt")
     if done:
@@ -207,3 +208,41 @@ def test_found_dataset_without_test_split_is_left_out(setup, tmp_path, capsys):
     assert list(json.loads((out / "metrics.json").read_text())["datasets"]) == ["rad_41", "coil_pois"]
     rc = cli.main(["evaluate", "--run", str(ident), "--data-dir", str(data), "--datasets", "pois", "--no-progress"])
     assert rc == 2 and "split 'test' is empty" in capsys.readouterr().err
+
+
+def test_segmentation_runs_are_not_evaluated_as_denoisers(setup, tmp_path, capsys):
+    """A segmenter maps an image to a probability map of the same shape: the denoising evaluation
+    would run and report it as a FAILED denoiser (M-MAE ~46 on the demo data). It is left out of
+    'every run' with a note, refused as --run, and a runs folder of segmenters only is an error."""
+    data, runs, _ = setup
+    ident = {"class_path": "torch.nn.Identity"}
+    seg = _run(runs, "seg", ident, {}, data="pipeline.seg_data.SegDataModule")
+    _run(runs, "sim", ident, {}, data="pipeline.data_module.SimDataModule")
+    out = tmp_path / "all"
+    rc = cli.main(["evaluate", "--data-dir", str(data), "--runs-dir", str(runs), "--out", str(out), "--no-progress",
+                   "--no-figures", "--datasets", "pois"])
+    assert rc == 0
+    assert "exp/seg left out: trained on 'pipeline.seg_data.SegDataModule'" in capsys.readouterr().out
+    models = json.loads((out / "metrics.json").read_text())["datasets"]["pois"]["models"]
+    assert sorted(models) == ["exp/conv", "exp/identity", "exp/sim"]
+    rc = cli.main(["evaluate", "--run", str(seg), "--data-dir", str(data), "--out", str(tmp_path / "o"),
+                   "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "[task]: not a denoising run" in err[0] and "--task segmentation" in err[0]
+    only_seg = tmp_path / "seg_runs"
+    _run(only_seg, "seg", ident, {}, data="pipeline.seg_data.SegDataModule")
+    rc = cli.main(["evaluate", "--data-dir", str(data), "--runs-dir", str(only_seg), "--out", str(tmp_path / "o"),
+                   "--no-progress"])
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error")]
+    assert rc == 2 and len(err) == 1 and "no finished denoising run" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_damaged_run_config_is_named(setup, tmp_path, capsys):
+    data, runs, ident = setup
+    (ident / "config.yaml").write_text("net: [1,\n")
+    for args in (["--run", str(ident)], ["--runs-dir", str(runs)]):
+        rc = cli.main(["evaluate", *args, "--data-dir", str(data), "--out", str(tmp_path / "o"), "--no-progress"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and f"{ident / 'config.yaml'}: invalid YAML" in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -129,6 +129,14 @@ def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[out]: unknown image file extension" in err[0] and ".nrrd" in err[0]
     assert not (tmp_path / "p.txt").exists()
+    # a checkpoint name other than best/last: refused by the parser, not reported as a run that
+    # "has not validated yet"
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["segment", str(img), "--model", str(seg_run), "--out", str(tmp_path / "p.nii.gz"),
+                  "--checkpoint", "bset"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "'best', 'last'" in err and "not validated" not in err and not (tmp_path / "p.nii.gz").exists()
 
 
 def test_image_label_pairs_bad_geometry_and_values(coronal_nifti, tmp_path):

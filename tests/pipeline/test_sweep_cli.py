@@ -29,6 +29,15 @@ def test_cli_actions_bad_input_exit_2_one_line(smoke_env, capsys, args, needle):
     assert not (out / "results").exists()          # nothing ran
 
 
+def test_cli_spec_that_is_not_yaml_exit_2_one_line(tmp_path, capsys):
+    spec = tmp_path / "img.nii.gz"
+    spec.write_bytes(b"\x1f\x8b\x08\x00")
+    assert cli.main(["sweep", str(spec), "--plan", "--out", str(tmp_path / "sw")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "img.nii.gz: not a text file" in err[0], err
+    assert not (tmp_path / "sw").exists()
+
+
 def test_cli_status_run_index_then_status(smoke_env, capsys):
     out = smoke_env / "sweep"
     assert cli.main(["sweep", "smoke_grid", "--status", "--out", str(out)]) == 0

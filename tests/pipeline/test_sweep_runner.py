@@ -115,6 +115,27 @@ def test_changed_spec_is_refused_for_an_old_folder(tmp_path):
         run_row(s2, 0, out, train_fn=FakeTrain(), eval_fn=fake_eval)
 
 
+def test_damaged_sweep_files_are_named(tmp_path):
+    """sweep.json or a row result that is not JSON (hand-edited, a disk filled mid-copy) is one
+    error naming the file and what to delete, not a JSONDecodeError traceback."""
+    out = tmp_path / "sw"
+    spec = load_spec(write_spec(tmp_path, {"net.init_args.depth": [1, 2]}))
+    run_row(spec, 0, out, train_fn=FakeTrain(), eval_fn=fake_eval)
+    result = next((out / "results").glob("*.json"))
+    result.write_text('{"status": "do')
+    with pytest.raises(PipelineInputError, match=r"invalid JSON .*; delete it to re-run the row"):
+        run_row(spec, 0, out, train_fn=FakeTrain(), eval_fn=fake_eval)
+    result.write_text("[]")
+    with pytest.raises(PipelineInputError, match=r"holds a list .*; delete it to re-run the row"):
+        run_row(spec, 0, out, train_fn=FakeTrain(), eval_fn=fake_eval)
+    (out / "sweep.json").write_bytes(b"\x00\xff")
+    with pytest.raises(PipelineInputError, match=r"sweep\.json: not a text file .*delete the folder's plan"):
+        run_row(spec, 1, out, train_fn=FakeTrain(), eval_fn=fake_eval)
+    (out / "sweep.json").write_text("[1, 2]")
+    with pytest.raises(PipelineInputError, match=r"sweep\.json: the file holds a list"):
+        run_row(spec, 1, out, train_fn=FakeTrain(), eval_fn=fake_eval)
+
+
 def _task(args):
     spec_path, index, out = args
     run_row(load_spec(spec_path), index, out, train_fn=FakeTrain(), eval_fn=fake_eval)
