@@ -6,7 +6,7 @@ module top light (no torch/lightning): `pipeline --help` imports every module he
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,3 +26,43 @@ class Command:
     help: str
     build_parser: Callable[[], Any] | None = None
     group_help: str | None = None
+
+
+class Items:
+    """``type`` of an option that takes several values (with ``nargs="+"``): each token is one value
+    (``--levels 50 50 30``, as typed at a shell) or a YAML/JSON list (``--levels [50,50,30]``, also
+    the form a ``--config`` file holds); :func:`join_items` flattens the parsed tokens.
+
+    ``item``: int, float or str; a token of another type is refused by argparse as
+    ``invalid <name> value: 'x'`` (exit 2). Booleans are not numbers here.
+    """
+
+    def __init__(self, item: type, name: str):
+        self.item = item
+        self.__name__ = name  # what argparse's "invalid ... value" message names
+
+    def __call__(self, token: Any) -> list:
+        import yaml
+
+        value = token
+        if isinstance(token, str) and (self.item is not str or token.lstrip().startswith("[")):
+            value = yaml.safe_load(token)  # a word stays a word: YAML would read "no" as False
+        items = value if isinstance(value, list) else [value]
+        ok = {int: (int,), float: (int, float), str: (str,)}[self.item]
+        if any(isinstance(v, bool) or not isinstance(v, ok) for v in items):
+            raise ValueError(f"not a {self.__name__}: {token!r}")
+        return [self.item(v) for v in items]
+
+    def __repr__(self) -> str:
+        return f"{self.__name__} values"
+
+
+def join_items(parsed: Optional[list]) -> Optional[list]:
+    """The values of an :class:`Items` option: its per-token lists joined (a default given as a
+    plain list passes unchanged; None stays None)."""
+    if parsed is None:
+        return None
+    out: list = []
+    for v in parsed:
+        out.extend(v if isinstance(v, list) else [v])
+    return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from . import Command
+from . import Command, Items, join_items
 
 GROUP_HELP = "Data: generate the embedded knee phantom, inspect and convert subject files"
 
@@ -84,7 +84,10 @@ def _build_parser():
     p = ArgumentParser(description="Convert ISMRMRD (mridata.org), fastMRI or BART raw data into a subject file")
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("path", type=str, help="input file: ISMRMRD/fastMRI .h5, or a BART base name / .cfl / .hdr")
-    p.add_function_arguments(convert, skip={"path"}, fail_untyped=False)
+    p.add_function_arguments(convert, skip={"path", "voxel_size_mm"}, fail_untyped=False)
+    p.add_argument("--voxel_size_mm", type=Items(float, "mm"), nargs="+", default=None, metavar="MM",
+                   help="overrides the file's voxel size (x, y, z) in mm: three numbers (0.5 0.5 0.6) or one "
+                        "list ([0.5,0.5,0.6]); BART files have none (mridata.org knees: 0.5 0.5 0.6)")
     return p
 
 
@@ -92,6 +95,8 @@ def _run(ns) -> Path:
     d = ns.as_dict() if hasattr(ns, "as_dict") else dict(ns)
     d.pop("config", None)
     d.pop("__path__", None)
+    if d.get("voxel_size_mm") is not None:
+        d["voxel_size_mm"] = join_items(d["voxel_size_mm"])
     return convert(**d)
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from . import Command
+from . import Command, Items, join_items
 
 STEPS = ("phantom", "simulate", "train", "evaluate", "segment")
 DATASETS = ("rad_41", "rad_15", "pois")
@@ -134,7 +134,7 @@ def _print_figures(root: Path, minutes: float) -> None:
 
 
 def _cli(ns) -> dict:
-    return demo(out=ns.out, seg_minutes=ns.seg_minutes, train_steps=ns.train_steps, skip=ns.skip)
+    return demo(out=ns.out, seg_minutes=ns.seg_minutes, train_steps=ns.train_steps, skip=join_items(ns.skip))
 
 
 def _parser():
@@ -144,7 +144,8 @@ def _parser():
     p.add_argument("--out", type=str, default="demo_out", help="output folder (data/, runs/, reports/, figures/)")
     p.add_argument("--seg_minutes", type=float, default=3.0, help="wall-clock minutes of the short segmentation run")
     p.add_argument("--train_steps", type=int, default=300, help="optimiser steps of the denoising run")
-    p.add_argument("--skip", type=Optional[list[str]], default=None, help=f"steps to leave out, of {list(STEPS[1:])}")
+    p.add_argument("--skip", type=Items(str, "step"), nargs="+", default=None, metavar="STEP",
+                   help=f"steps to leave out, of {list(STEPS[1:])} (--skip train segment)")
     return p
 
 

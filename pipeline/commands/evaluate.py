@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional
 
 from data_tools.errors import PipelineInputError
 
-from . import Command
+from . import Command, Items, join_items
 
 #: Datasets shown first, in the chapter's order (reference §6.1); other simulated files follow by name.
 PREFERRED_ORDER = ("rad_41", "rad_15", "pois")
@@ -186,7 +186,7 @@ def _parser():
                        "in reports/<name>/ (see docs/evaluation.md).")
     p.add_argument("--run", type=Optional[str], default=None,
                    help="one run folder runs/<experiment>/<run-name>; default: every finished run under --runs-dir")
-    p.add_argument("--datasets", type=str, nargs="+", default=None,
+    p.add_argument("--datasets", type=Items(str, "dataset name"), nargs="+", default=None, metavar="NAME",
                    help="dataset names (file stems, e.g. rad_41 pois); default: every simulated dataset found")
     p.add_argument("--ssim", type=Literal["gaussian", "fastmri", "pil"], default="gaussian",
                    help="SSIM variant: gaussian (11x11, sigma 1.5), fastmri (7x7, volume max), pil (7x7 uint8 tiles)")
@@ -207,7 +207,7 @@ def _parser():
 
 
 def _cli(ns) -> Any:
-    return evaluate(run=ns.run, datasets=ns.datasets, ssim=ns.ssim, split=ns.split, out=ns.out, data_dir=ns.data_dir,
+    return evaluate(run=ns.run, datasets=join_items(ns.datasets), ssim=ns.ssim, split=ns.split, out=ns.out, data_dir=ns.data_dir,
                     runs_dir=ns.runs_dir, task=ns.task, checkpoint=ns.checkpoint, batch_size=ns.batch_size,
                     device=ns.device, data_range=ns.data_range, progress=not ns.no_progress, figures=not ns.no_figures)
 

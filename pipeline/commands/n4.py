@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Command
+from . import Command, Items, join_items
 
 
 def build_parser():
@@ -20,7 +20,8 @@ def build_parser():
     p.add_argument("out", type=str, help="corrected image (format from the suffix)")
     p.add_argument("--shrink", type=int, default=4, help="fit on an image shrunk by this factor (1 = SimpleITK default)")
     p.add_argument("--mask", type=str, default="auto", help="auto (Otsu foreground), none, or a mask image file")
-    p.add_argument("--levels", type=list[int], default=[50, 50, 50, 50], help="iterations per fitting level")
+    p.add_argument("--levels", type=Items(int, "iteration count"), nargs="+", default=[50, 50, 50, 50],
+                   metavar="N", help="iterations per fitting level (--levels 50 50 30, or [50,50,30])")
     p.add_argument("--bias_out", type=str, default=None, help="where to write the bias field")
     p.add_argument("--no_cache", type=bool, default=False, help="recompute even if a cached result exists")
     return p
@@ -49,7 +50,7 @@ def run_n4(ns: Any) -> dict:
                                      expected=f"shape {img.shape}, spacing {img.spacing}")
         mask = m.array > 0
     res = n4_correct(img.array, img.spacing, mask=mask,
-                     params=N4Params(shrink=ns.shrink, levels=tuple(ns.levels)), use_cache=not ns.no_cache)
+                     params=N4Params(shrink=ns.shrink, levels=tuple(join_items(ns.levels))), use_cache=not ns.no_cache)
     out, bias = save_result(res, ns.out, bias_out, img)
     print(f"N4 {'(cached) ' if res.cached else ''}{res.seconds:.1f} s (shrink {ns.shrink}): {out}, bias field {bias}")
     return {"out": str(out), "bias_field": str(bias), "seconds": res.seconds, "cached": res.cached}

@@ -44,3 +44,39 @@ def test_train_refuses_a_seed_numpy_cannot_take(tmp_path, capsys, seed):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: [seed]: seed ") and "0..4294967295" in err[0]
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("argv, key, expected", [
+    # several values as typed at a shell, one YAML/JSON list, or a mix: the same list
+    (["n4", "a.nii", "b.nii", "--levels", "20", "10"], ("n4", "levels"), [20, 10]),
+    (["n4", "a.nii", "b.nii", "--levels", "[20,10]"], ("n4", "levels"), [20, 10]),
+    (["n4", "a.nii", "b.nii"], ("n4", "levels"), [50, 50, 50, 50]),
+    (["demo", "--skip", "train", "segment"], ("demo", "skip"), ["train", "segment"]),
+    (["demo", "--skip", "[train, segment]"], ("demo", "skip"), ["train", "segment"]),
+    (["demo", "--skip", "no"], ("demo", "skip"), ["no"]),          # a word stays a word (YAML: False)
+    (["demo"], ("demo", "skip"), None),
+    (["evaluate", "--datasets", "rad_41", "pois"], ("evaluate", "datasets"), ["rad_41", "pois"]),
+    (["evaluate", "--datasets", "[rad_41, pois]"], ("evaluate", "datasets"), ["rad_41", "pois"]),
+    (["data", "convert", "k", "--out", "o.h5", "--voxel_size_mm", "0.5", "0.5", "0.6"],
+     ("data", "convert", "voxel_size_mm"), [0.5, 0.5, 0.6]),
+    (["data", "convert", "k", "--out", "o.h5", "--voxel_size_mm", "[0.5, 0.5, 0.6]"],
+     ("data", "convert", "voxel_size_mm"), [0.5, 0.5, 0.6]),
+])
+def test_list_options_take_values_or_a_list(root, argv, key, expected):
+    from pipeline.commands import join_items
+
+    ns = root.parse_args(argv)
+    for k in key:
+        ns = ns[k]
+    assert join_items(ns) == expected
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["n4", "a.nii", "b.nii", "--levels", "20", "1.5"], "invalid iteration count value: '1.5'"),
+    (["n4", "a.nii", "b.nii", "--levels", "true"], "invalid iteration count value: 'true'"),
+    (["data", "convert", "k", "--out", "o.h5", "--voxel_size_mm", "0.5", "x", "1"], "invalid mm value: 'x'"),
+])
+def test_list_options_refuse_other_types(root, argv, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        root.parse_args(argv)
+    assert exc.value.code == 2 and needle in capsys.readouterr().err

@@ -44,6 +44,34 @@ def test_convert_bart_with_voxel_size(tmp_path):
     assert not out.with_suffix(".png").exists()
 
 
+@pytest.mark.parametrize("given,expected", [
+    (["0.4", "0.4", "0.7"], [0.4, 0.4, 0.7]),     # three numbers, as typed at a shell
+    (["[0.4,0.4,0.7]"], [0.4, 0.4, 0.7]),         # one list (the --config / JSON form)
+    (["1", "2", "3"], [1.0, 2.0, 3.0]),
+])
+def test_voxel_size_forms(tmp_path, given, expected):
+    write_cfl(tmp_path / "k", _k((6, 4, 2, 1), seed=3))
+    out = tmp_path / "v.h5"
+    assert cli.main(["data", "convert", str(tmp_path / "k"), "--out", str(out), "--figure", "false",
+                     "--voxel_size_mm", *given]) == 0
+    assert list(read_subject(out).attrs["voxel_size_mm"]) == expected
+
+
+@pytest.mark.parametrize("given,needle", [
+    (["0.5", "0.5"], "[voxel_size_mm]: voxel size [0.5, 0.5] (expected three positive mm values)"),
+    (["0.5", "0.5", "0"], "[voxel_size_mm]: voxel size [0.5, 0.5, 0.0]"),
+    (["0.5", "x", "0.6"], "argument --voxel_size_mm: invalid mm value: 'x'"),
+])
+def test_bad_voxel_size_exit_2_no_file(tmp_path, capsys, given, needle):
+    write_cfl(tmp_path / "k", _k((6, 4, 2, 1), seed=3))
+    out = tmp_path / "v.h5"
+    try:
+        rc = cli.main(["data", "convert", str(tmp_path / "k"), "--out", str(out), "--voxel_size_mm", *given])
+    except SystemExit as exc:   # the parser's own refusal (usage + error)
+        rc = exc.code
+    assert rc == 2 and needle in capsys.readouterr().err and not out.exists()
+
+
 def test_convert_fastmri(tmp_path):
     k = _k((3, 2, 10, 6), seed=2)  # (slice, coil, h, w)
     write_fastmri(tmp_path / "file1.h5", FastMRIVolume(kspace=k, attrs={"max": 1.0}))
