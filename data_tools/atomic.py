@@ -30,18 +30,28 @@ def make_dir(folder: str | Path, target: str | Path | None = None) -> Path:
     return folder
 
 
-def check_writable(folder: str | Path, field: str = "out") -> None:
+def check_writable(folder: str | Path, field: str = "out", shown: str | Path | None = None) -> None:
     """Before long work: refuse an output folder that could not be created or written (its nearest
-    existing ancestor is a file or lacks write permission). Creates nothing."""
+    existing ancestor is a file or lacks write permission). Creates nothing. ``shown``: the path
+    the error names (default the folder; the file when checking a file's folder)."""
+    shown = folder if shown is None else shown
     p = Path(folder).absolute()
     while not p.exists() and p != p.parent:
         p = p.parent
     if not p.is_dir():
-        raise PipelineInputError(f"{p} is a file, not a folder", path=folder, field=field,
+        raise PipelineInputError(f"{p} is a file, not a folder", path=shown, field=field,
                                  expected="a folder path")
     if not os.access(p, os.W_OK | os.X_OK):
-        raise PipelineInputError(f"no permission to write in {p}", path=folder, field=field,
+        raise PipelineInputError(f"no permission to write in {p}", path=shown, field=field,
                                  expected="a writable folder")
+
+
+def check_writable_file(path: str | Path, field: str = "out") -> None:
+    """Before long work: refuse an output file whose folder could not be created or written, or
+    whose name is an existing folder (the rename at the end would fail). Creates nothing."""
+    if Path(path).is_dir():
+        raise PipelineInputError("is a folder", path=path, field=field, expected="a file name")
+    check_writable(Path(path).absolute().parent, field=field, shown=path)
 
 
 @contextlib.contextmanager

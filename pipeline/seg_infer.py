@@ -62,13 +62,14 @@ def predict_volume(net: torch.nn.Module, prep: dict[str, Any], image: np.ndarray
 def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, which: str = "best",
                  threshold: float = 0.5) -> Path:
     """Segment ``image_path`` with the run and write the label map with the input's geometry."""
-    from data_tools.atomic import refuse_overwriting_inputs
+    from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
     from data_tools.formats.images import Image, image_format, read_image, write_image
     from data_tools.seg_preprocess import channels_to_labels
 
     if not 0.0 < threshold < 1.0:
         raise PipelineInputError(f"threshold {threshold}", field="threshold", expected="a probability in (0, 1)")
     image_format(out, "out")  # an --out that is no image name: refused before the inference, not after
+    check_writable_file(out)
     refuse_overwriting_inputs(out, {"input image": image_path})
     img = read_image(image_path)
     if img.n_components != 1:

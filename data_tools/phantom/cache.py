@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..atomic import make_dir
+from ..atomic import check_writable, make_dir
 from ..paths import cache_dir
 from ..subject import write_subject
 from .generate import GENERATOR_VERSION, check_args, generate_subject
@@ -31,6 +31,7 @@ def write_phantom_set(out: str | Path, n_subjects: int, seed: int = 0, preset: s
     from tqdm import tqdm
 
     check_args(seed, side, snr)  # before the progress bar starts
+    check_writable(out)
     out = Path(out)
     paths = []
     for i in tqdm(range(n_subjects), desc=f"phantom ({preset})", unit="subject", disable=not progress):

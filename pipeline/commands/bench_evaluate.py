@@ -22,7 +22,10 @@ def bench_evaluate(out: str = "reports/bench_evaluate.json", n_images: int = 64,
         repeats: timings are the best of this many runs.
         seed: image seed.
     """
+    from data_tools.atomic import check_writable_file
     from evaluation.ssim_bench import run_bench_evaluate
+
+    check_writable_file(out)
 
     doc = run_bench_evaluate(out=out, n_images=n_images, size=size, variants=variants, threads=threads,
                              device=device, repeats=repeats, seed=seed)

@@ -17,6 +17,9 @@ def bench_simulate(out: str = "reports/bench_simulate.json", size: int = 256, ra
     """
     from data_tools.sim_bench import run_bench
 
+    from data_tools.atomic import check_writable_file
+
+    check_writable_file(out)  # before minutes of timing, not at the write
     return run_bench(out, size=size, radial_size=radial_size, slices=slices)
 
 

@@ -44,12 +44,14 @@ def show(file: str, out: str) -> Path:
         file: subject HDF5 file (see data_tools/subject.py).
         out: PNG to write.
     """
+    from data_tools.atomic import check_writable_file
     from data_tools.errors import require
     from data_tools.subject import read_subject
     from data_tools.visualize import plot_subject
 
     require(Path(out).suffix.lower() == ".png", "the figure is a PNG", path=out, field="out",
             expected="a file name ending in .png")
+    check_writable_file(out)
     subject = read_subject(file, load=("rss", "labels", "coil_maps"))
     path = plot_subject(subject, out, title=Path(file).name)
     print(f"wrote {path}")

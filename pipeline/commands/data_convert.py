@@ -27,7 +27,7 @@ def convert(path: str, out: str, format: Literal["auto", "ismrmrd", "bart", "fas
     """
     import numpy as np
 
-    from data_tools.atomic import refuse_overwriting_inputs
+    from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
     from data_tools.coils import rss
     from data_tools.errors import PipelineInputError
     from data_tools.formats.detect import read_any_subject
@@ -39,6 +39,7 @@ def convert(path: str, out: str, format: Literal["auto", "ismrmrd", "bart", "fas
     if out_path.suffix not in (".h5", ".hdf5"):
         raise PipelineInputError("output must be an HDF5 subject file", path=out_path, expected="a name ending in .h5")
     refuse_overwriting_inputs(out_path, {"input raw data file": path})
+    check_writable_file(out_path)  # before the raw data is read, not at the write
     subject = read_any_subject(path, format, voxel_size_mm=tuple(voxel_size_mm) if voxel_size_mm else None,
                                progress=progress)
     if subject.rss is None:

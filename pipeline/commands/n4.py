@@ -28,7 +28,7 @@ def build_parser():
 
 
 def run_n4(ns: Any) -> dict:
-    from data_tools.atomic import refuse_overwriting_inputs
+    from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
     from data_tools.errors import PipelineInputError
     from data_tools.formats.images import image_format, read_image, same_geometry
     from data_tools.n4 import N4Params, bias_path, n4_correct, save_result
@@ -36,6 +36,7 @@ def run_n4(ns: Any) -> dict:
     bias_out = bias_path(ns.out, ns.bias_out)
     for name, field in ((ns.out, "out"), (bias_out, "bias_out")):  # checked before the fit, not after it
         image_format(name, field)
+        check_writable_file(name, field)
     refuse_overwriting_inputs(bias_out, {"input image": ns.input, "corrected image (OUT)": ns.out}, field="bias_out")
     if ns.mask not in ("auto", "none"):
         refuse_overwriting_inputs(ns.out, {"mask image": ns.mask})

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from data_tools.atomic import (atomic_path, check_writable, make_dir, refuse_overwriting_inputs,
-                               write_text_atomic)
+from data_tools.atomic import (atomic_path, check_writable, check_writable_file, make_dir,
+                               refuse_overwriting_inputs, write_text_atomic)
 from data_tools.errors import PipelineInputError
 
 
@@ -73,3 +73,49 @@ def test_cli_outputs_that_would_replace_inputs_exit_2(tmp_path, capsys):
         assert len(err) == 1 and needle in err[0], err
     assert raw.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.nii.gz", "raw.h5"]
+
+
+def test_output_file_checks(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir.png").mkdir()
+    with pytest.raises(PipelineInputError) as exc:
+        check_writable_file(tmp_path / "afile" / "r.json")
+    assert str(exc.value).startswith(f"{tmp_path / 'afile' / 'r.json'} [out]: {tmp_path / 'afile'} is a file")
+    with pytest.raises(PipelineInputError, match=r"adir\.png \[out\]: is a folder \(expected a file name\)"):
+        check_writable_file(tmp_path / "adir.png")
+    check_writable_file(tmp_path / "new" / "r.json")  # creatable: fine, and nothing is created
+    check_writable_file("r.json")                     # a bare name: the working folder
+    assert not (tmp_path / "new").exists()
+
+
+def _refuse_work(*args, **kwargs):
+    raise AssertionError("the work started before the output was checked")
+
+
+@pytest.mark.parametrize("argv, work", [
+    (["bench", "simulate", "--out", "{bad}/b.json"], "data_tools.sim_bench.run_bench"),
+    (["bench", "n4", "--out", "{bad}/b.json"], "evaluation.n4_bench.run_bench_n4"),
+    (["bench", "evaluate", "--out", "{bad}/b.json"], "evaluation.ssim_bench.run_bench_evaluate"),
+    (["n4", "{img}", "{bad}/c.nii.gz"], "data_tools.n4.n4_correct"),
+    (["n4", "{img}", "{tmp}/c.nii.gz", "--bias_out", "{bad}/b.nii.gz"], "data_tools.n4.n4_correct"),
+    (["segment", "{img}", "--model", "{tmp}", "--out", "{bad}/s.nii.gz"], "pipeline.seg_infer.load_seg_run"),
+    (["data", "phantom", "--out", "{bad}", "--preset", "tiny", "--subjects", "1"],
+     "data_tools.phantom.cache.generate_subject"),
+    (["data", "convert", "{img}", "--out", "{bad}/c.h5"], "data_tools.formats.detect.read_any_subject"),
+    (["data", "show", "{img}", "--out", "{bad}/s.png"], "data_tools.subject.read_subject"),
+])
+def test_unwritable_output_is_refused_before_the_work(tmp_path, capsys, monkeypatch, argv, work):
+    """A file where the output's folder should be: exit 2 before the work (the benchmarks ran for
+    one to two minutes, segment ran its inference, phantom generated a subject, then failed)."""
+    from data_tools.formats.images import Image, write_image
+    from pipeline import cli
+
+    bad = tmp_path / "afile"
+    bad.write_text("x")
+    img = write_image(tmp_path / "img.nii.gz", Image(np.ones((8, 8, 2), np.float32)))
+    mod, _, attr = work.rpartition(".")
+    monkeypatch.setattr(__import__(mod, fromlist=[attr]), attr, _refuse_work)
+    argv = [a.format(bad=bad, img=img, tmp=tmp_path) for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{bad} is a file, not a folder" in err[0], err
