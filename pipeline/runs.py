@@ -151,6 +151,19 @@ def read_checkpoint(ckpt_path: str | Path) -> Any:
                                  expected="a Lightning .ckpt or a torch.save'd state dict") from None
 
 
+def check_checkpoint_file(path: str | Path) -> None:
+    """Without loading it: refuse a checkpoint that is not a complete torch archive (torch.save
+    writes a zip whose directory sits at the end, so a truncated copy or a foreign file has none).
+    For a resume, before the run folder is touched; one error instead of an unpickling traceback
+    from inside ``fit``."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise PipelineInputError("not a complete checkpoint (no torch archive: truncated or foreign file)",
+                                 path=path, expected="a checkpoint written by `pipeline train`",
+                                 hint="delete it to start the run over, or put back a copy")
+
+
 def net_state_dict(ckpt_path: str | Path, obj: Any = None) -> dict:
     """The network's weights from a Lightning checkpoint (keys without the ``net.`` prefix) or a
     plain state dict file; ``obj``: the file's content when the caller has read it already."""

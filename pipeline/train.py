@@ -159,6 +159,8 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     if last.exists() and not (resume or requeued):
         raise PipelineInputError("run folder already holds a checkpoint", path=run_dir,
                                  hint="pass --resume to continue it, or change the config")
+    if last.exists():
+        runs.check_checkpoint_file(last)  # before the run folder is touched (done marker, config)
 
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     net = build_net(cfg["net"])

@@ -237,6 +237,21 @@ def test_bad_input_one_line_exit_2(sim_dir, tmp_path, capsys):
     assert "[net.init_args.bogus]: --set key" in err and "'width'" in err  # the constructor's fields
 
 
+def test_resume_from_a_damaged_checkpoint_one_line_folder_untouched(sim_dir, tmp_path, capsys):
+    """A truncated last.ckpt (a copy cut short, a full disk) failed inside fit with an unpickling
+    traceback, after the done marker was removed and the config rewritten."""
+    argv = ["train", "dncnn_l2", "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path), "--set", TINY,
+            "trainer.enable_progress_bar=false"]
+    assert cli.main(argv) == 0
+    run_dir = runs.find_runs(tmp_path)[0]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    err = _one_line_error(capsys, [*argv, "--resume", "--max-steps", "20"])
+    assert f"{last}: not a complete checkpoint" in err and "delete it to start the run over" in err
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before and (run_dir / "done").exists()
+
+
 @pytest.mark.parametrize("size,n,sets,needle", [
     # 8x8 images: the validation SSIM (11x11 window) refused them inside fit, after the run folder
     (8, 24, [TINY], "[task.metrics.ssim]: the metric ssim refuses the network's output (1, 8, 8)"),
