@@ -31,6 +31,14 @@ class PipelineInputError(ValueError):
         self.hint = hint
 
 
+def require_dir(path: str | Path, what: str = "folder", **kwargs) -> None:
+    """Raise :class:`PipelineInputError` unless ``path`` is a folder: "<what> not found", or
+    "a file, not a <what>" when a file sits there (``kwargs``: field, expected, hint)."""
+    if not Path(path).is_dir():
+        message = f"a file, not a {what}" if Path(path).exists() else f"{what} not found"
+        raise PipelineInputError(message, path=path, **kwargs)
+
+
 def require(condition: bool, message: str, **kwargs) -> None:
     """Raise :class:`PipelineInputError` with ``message`` unless ``condition`` holds."""
     if not condition:

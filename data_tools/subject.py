@@ -31,7 +31,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .coils import rss as rss_combine
-from .errors import PipelineInputError
+from .errors import PipelineInputError, require_dir
 from .fft import ifft3c
 
 LABELS: dict[int, str] = {
@@ -181,8 +181,7 @@ def read_subject(path: str | Path, *, load: tuple[str, ...] = ("kspace", "rss", 
 def list_subjects(folder: str | Path) -> list[Path]:
     """Subject files (``*.h5``) in ``folder``, sorted; raises if there are none."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise PipelineInputError("folder not found", path=folder, expected="a folder of subject .h5 files")
+    require_dir(folder, expected="a folder of subject .h5 files")
     files = sorted(p for p in folder.glob("*.h5") if not p.name.startswith("."))
     if not files:
         raise PipelineInputError("no subject files (*.h5) in folder", path=folder,

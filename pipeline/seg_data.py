@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data_tools.config_io import require_count
-from data_tools.errors import PipelineInputError
+from data_tools.errors import PipelineInputError, require_dir
 from data_tools.seg_preprocess import SIZE, Z_SLICES, ZScore, check_labels, check_mode, labels_from_channels, targets
 
 from .loader import train_loader
@@ -179,9 +179,8 @@ class SegDataModule(pl.LightningDataModule):
         check_mode(label_mode)
         if dims not in (2, 3):
             raise PipelineInputError(f"dims must be 2 or 3, got {dims}", field="data.dims")
-        if data is not None and not Path(data).is_dir():
-            raise PipelineInputError("folder not found", path=data, field="data",
-                                     expected="a folder of subject .h5 files, or images/ + labels/")
+        if data is not None:
+            require_dir(data, field="data", expected="a folder of subject .h5 files, or images/ + labels/")
         for name, value in (("size", size), ("n_slices", n_slices)):
             require_count(value, f"data.{name}", name=name)
         if n4_shrink is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from data_tools.errors import PipelineInputError
+from data_tools.errors import PipelineInputError, require_dir
 
 from . import Command, Items, join_items
 
@@ -25,9 +25,7 @@ def find_datasets(data_dir: Path, names: Optional[list[str]] = None) -> list[Pat
     """
     import h5py
 
-    if not data_dir.is_dir():
-        raise PipelineInputError("data folder not found", path=data_dir,
-                                 hint="run `pipeline simulate` first or pass --data_dir")
+    require_dir(data_dir, "data folder", hint="run `pipeline simulate` first or pass --data_dir")
     found = {}
     for p in sorted(data_dir.glob("*.h5")):
         try:
@@ -71,8 +69,7 @@ def run_name(run_dir: Path) -> str:
 
 
 def _check_run(run_dir: Path, which: str) -> None:
-    if not run_dir.is_dir():
-        raise PipelineInputError("run folder not found", path=run_dir, field="run")
+    require_dir(run_dir, "run folder", field="run")
     ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
     if not ckpt.is_file():
         raise PipelineInputError("run has no checkpoint", path=ckpt, field="run",
@@ -133,9 +130,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
                                      expected="--task segmentation for a segmentation run")
         default_name = f"eval__{run_dirs[0].parent.name}__{run_dirs[0].name}__{split}__{ssim}"
     else:
-        if not runs_root.is_dir():
-            raise PipelineInputError("runs folder not found", path=runs_root, field="runs_dir",
-                                     hint="train first (`pipeline train`) or pass --run / --runs_dir")
+        require_dir(runs_root, "runs folder", field="runs_dir",
+                    hint="train first (`pipeline train`) or pass --run / --runs_dir")
         run_dirs = [Path(p) for p in find_runs(runs_root)]
         if not run_dirs:
             raise PipelineInputError("no finished run (with a checkpoint)", path=runs_root, field="runs_dir",

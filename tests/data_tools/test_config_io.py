@@ -101,3 +101,17 @@ def test_require_count():
     for bad in (0, -1, 2.5, True, "4"):
         with pytest.raises(PipelineInputError, match=r"\[--batch\]: batch = .* \(expected an integer >= 1\)"):
             require_count(bad, "--batch", name="batch")
+
+
+def test_require_dir_says_what_is_there(tmp_path):
+    from data_tools.errors import require_dir
+
+    (tmp_path / "f.h5").write_text("x")
+    require_dir(tmp_path)
+    with pytest.raises(PipelineInputError) as exc:
+        require_dir(tmp_path / "nope", "data folder", hint="run it")
+    assert str(exc.value) == f"{tmp_path / 'nope'}: data folder not found; run it"
+    with pytest.raises(PipelineInputError) as exc:
+        require_dir(tmp_path / "f.h5", field="data", expected="a folder of subject .h5 files")
+    assert str(exc.value) == (f"{tmp_path / 'f.h5'} [data]: a file, not a folder "
+                              "(expected a folder of subject .h5 files)")

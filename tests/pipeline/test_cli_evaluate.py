@@ -111,6 +111,8 @@ def test_bad_inputs_exit_2(setup, tmp_path, capsys):
         (["--run", str(tmp_path / "nope")], "run folder not found"),
         (["--runs-dir", str(runs), "--datasets", "rad_15"], "rad_15 not found"),
         (["--runs-dir", str(tmp_path / "empty")], "runs folder not found"),
+        (["--run", str(data / "pois.h5")], "pois.h5 [run]: a file, not a run folder"),
+        (["--runs-dir", str(data / "pois.h5")], "pois.h5 [runs_dir]: a file, not a runs folder"),
     ]
     for args, msg in cases:
         rc = cli.main(["evaluate", "--data-dir", str(data), "--out", str(tmp_path / "o"), "--no-progress", *args])
