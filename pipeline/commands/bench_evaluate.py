@@ -25,8 +25,7 @@ def bench_evaluate(out: str = "reports/bench_evaluate.json", n_images: int = 64,
     from data_tools.atomic import check_writable_file
     from evaluation.ssim_bench import run_bench_evaluate
 
-    check_writable_file(out)
-
+    check_writable_file(out)  # before the timing runs, not at the write
     doc = run_bench_evaluate(out=out, n_images=n_images, size=size, variants=variants, threads=threads,
                              device=device, repeats=repeats, seed=seed)
     print(json.dumps(doc, indent=2))

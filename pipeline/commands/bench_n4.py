@@ -27,7 +27,6 @@ def bench_n4(out: str = "reports/bench_n4.json", shrink: int = 4, preset: str = 
     from evaluation.n4_bench import run_bench_n4
 
     check_writable_file(out)  # before minutes of N4 fits, not at the write
-
     return run_bench_n4(out=out, shrink=shrink, preset=preset, seed=seed, mask=mask, size=size)
 
 

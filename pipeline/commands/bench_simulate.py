@@ -15,9 +15,8 @@ def bench_simulate(out: str = "reports/bench_simulate.json", size: int = 256, ra
         radial_size: radial slice side (256 as the original; smaller for a quick look).
         slices: slices batched in our radial run.
     """
-    from data_tools.sim_bench import run_bench
-
     from data_tools.atomic import check_writable_file
+    from data_tools.sim_bench import run_bench
 
     check_writable_file(out)  # before minutes of timing, not at the write
     return run_bench(out, size=size, radial_size=radial_size, slices=slices)

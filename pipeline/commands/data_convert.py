@@ -96,8 +96,7 @@ def _run(ns) -> Path:
     d = ns.as_dict() if hasattr(ns, "as_dict") else dict(ns)
     d.pop("config", None)
     d.pop("__path__", None)
-    if d.get("voxel_size_mm") is not None:
-        d["voxel_size_mm"] = join_items(d["voxel_size_mm"])
+    d["voxel_size_mm"] = join_items(d.get("voxel_size_mm"))
     return convert(**d)
 
 
