@@ -119,14 +119,13 @@ def _emit(spec: Any, ns: Any) -> list:
     opts = {"max_concurrent": ns.max_concurrent, "time": ns.time, "partition": ns.partition}
     spec_arg = str(spec.path)
     out = str(ns.out) if ns.out else None
-    written = [
-        write_script(array_script(spec_arg, spec.n_rows, f"sweep-{spec.name}", out, spec.slurm, **opts),
-                     root / "slurm" / "array.sbatch"),
-        write_script(train_script(spec.experiment, f"train-{Path(spec.experiment).stem}", (), spec.slurm, **opts),
-                     root / "slurm" / "train.sbatch"),
-        write_script(ddp_script(spec.experiment, f"ddp-{Path(spec.experiment).stem}", ns.devices, ns.nodes, (),
-                                spec.slurm, **opts), root / "slurm" / "ddp.sbatch"),
-    ]
+    scripts = {  # every script built (and its options checked) before any is written
+        "array.sbatch": array_script(spec_arg, spec.n_rows, f"sweep-{spec.name}", out, spec.slurm, **opts),
+        "train.sbatch": train_script(spec.experiment, f"train-{Path(spec.experiment).stem}", (), spec.slurm, **opts),
+        "ddp.sbatch": ddp_script(spec.experiment, f"ddp-{Path(spec.experiment).stem}", ns.devices, ns.nodes, (),
+                                 spec.slurm, **opts),
+    }
+    written = [write_script(text, root / "slurm" / name) for name, text in scripts.items()]
     for w in written:
         print(f"wrote {w}")
     print(f"submit: mkdir -p logs && sbatch {written[0]}")

@@ -107,7 +107,8 @@ def ddp_script(experiment: str, job_name: str, devices: int, nodes: int = 1, tra
                spec_slurm: dict[str, Any] | None = None, **overrides: Any) -> str:
     """sbatch script of a multi-GPU DDP `pipeline train` job: one task per GPU (``--ntasks-per-node``
     = devices), launched by ``srun`` so Lightning's SLURMEnvironment reads rank and world size."""
-    require(devices >= 1 and nodes >= 1, f"devices={devices}, nodes={nodes}", field="devices", expected=">= 1")
+    for name, value in (("devices", devices), ("nodes", nodes)):
+        require(value >= 1, f"--{name} {value}", field=name, expected="an integer >= 1")
     opts = _opts(spec_slurm, overrides)
     extra = [f"#SBATCH --nodes={nodes}", f"#SBATCH --ntasks-per-node={devices}", f"#SBATCH --gres=gpu:{devices}",
              f"#SBATCH --cpus-per-task={int(opts['cpus_per_task'])}", "#SBATCH --output=logs/%x_%j.out"]

@@ -89,6 +89,18 @@ def test_emit_slurm_bad_time_exit_2_nothing_written(tmp_path, capsys):
     assert not (out / "slurm").exists()
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["--nodes", "0"], "[nodes]: --nodes 0 (expected an integer >= 1)"),    # was reported as [devices]
+    (["--devices", "0"], "[devices]: --devices 0 (expected an integer >= 1)"),
+])
+def test_emit_slurm_bad_ddp_size_names_the_option(tmp_path, capsys, args, needle):
+    out = tmp_path / "s"
+    assert cli.main(["sweep", "smoke_grid", "--emit-slurm", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not (out / "slurm").exists()
+
+
 def test_submitit_backend_submits_a_requeueable_array(tmp_path, monkeypatch):
     """The real submitit with stand-in `sbatch` / `srun` on PATH: the sbatch file it writes carries
     the spec's limits (time in minutes from a D-HH:MM form), our setup lines and the account."""
