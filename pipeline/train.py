@@ -154,6 +154,7 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     last = run_dir / "checkpoints" / "last.ckpt"
     requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
     if runs.is_done(run_dir) and not resume:
+        _build_trainer(cfg, run_dir)  # a bad trainer option is refused here too, not ignored
         log.warning("run already finished: %s (pass --resume with a larger --max-steps to continue)", run_dir)
         return run_dir
     if last.exists() and not (resume or requeued):

@@ -237,6 +237,17 @@ def test_bad_input_one_line_exit_2(sim_dir, tmp_path, capsys):
     assert "[net.init_args.bogus]: --set key" in err and "'width'" in err  # the constructor's fields
 
 
+def test_bad_trainer_option_refused_for_a_finished_run_too(sim_dir, tmp_path, capsys):
+    """The run name ignores length and hardware, so a second call with a bad --precision or
+    --max-time found the finished run and returned 0 with a warning, never looking at the option."""
+    argv = ["train", "dncnn_l2", "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path), "--set", TINY,
+            "trainer.enable_progress_bar=false"]
+    assert cli.main(argv) == 0
+    err = _one_line_error(capsys, [*argv, "--precision", "8"])
+    assert "[trainer]: " in err and "Precision '8' is invalid" in err
+    assert cli.main(argv) == 0          # the same call with good options still returns the finished run
+
+
 def test_resume_from_a_damaged_checkpoint_one_line_folder_untouched(sim_dir, tmp_path, capsys):
     """A truncated last.ckpt (a copy cut short, a full disk) failed inside fit with an unpickling
     traceback, after the done marker was removed and the config rewritten."""
