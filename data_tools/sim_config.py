@@ -72,6 +72,10 @@ class SimConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(SimConfig)}
+#: options that only one kind of pattern reads; given for the other kind they would be ignored
+RADIAL_ONLY = ("spokes", "interleaves", "golden", "readout", "readout_scale", "full_coverage", "recon", "cg_iters",
+               "nufft_backend")
+MASK_ONLY = ("accel", "calib", "vardensity", "elliptical", "center_fraction", "mask_seed", "mask_per_subject")
 
 
 def preset_path(name: str) -> Path:
@@ -121,10 +125,23 @@ def resolve(preset: str | None = None, demo: bool = False, **overrides) -> SimCo
         if preset_path(guess).exists():
             base = load_preset(guess, demo)
     cfg = SimConfig(**{**base, **over})
+    _check_applies(cfg.pattern, over)
     if not cfg.name:
         cfg.name = default_name(cfg.pattern, cfg.spokes, cfg.accel, cfg.coil)
     validate(cfg)
     return cfg
+
+
+def _check_applies(pattern: str, given: dict[str, Any]) -> None:
+    """Refuse options given for the other kind of pattern (``--spokes`` with poisson, ``--accel``
+    with radial): they would be ignored without a word. A preset's own keys are not checked."""
+    other = MASK_ONLY if pattern == "radial" else RADIAL_ONLY
+    stray = [k for k in given if k in other]
+    if stray:
+        own = RADIAL_ONLY if pattern == "radial" else MASK_ONLY
+        raise PipelineInputError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to pattern "
+                                 f"'{pattern}'", field=stray[0], expected=f"options of {pattern}: {', '.join(own)}",
+                                 hint="leave it out or choose the pattern it belongs to")
 
 
 def _check_pattern(pattern: str) -> None:

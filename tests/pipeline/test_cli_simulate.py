@@ -74,6 +74,12 @@ def test_bad_input_one_line_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys):
     _one_line_exit_2(capsys, base + ["--pattern", "radial", "--nufft_backend", "gpu"], "auto | finufft | torch")
     _one_line_exit_2(capsys, base + ["--pattern", "radial", "--name", "../escaped"], "cannot be a file name")
     _one_line_exit_2(capsys, base + ["--preset", "../train/unet_l2"], "cannot be a file name")
+    # an option of the other kind of pattern was ignored without a word
+    _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--spokes", "15"],
+                     "[spokes]: spokes does not apply to pattern 'poisson' (expected options of poisson: accel,")
+    _one_line_exit_2(capsys, base + ["--preset", "rad_41", "--accel", "4", "--calib", "10"],
+                     "[accel]: accel, calib do not apply to pattern 'radial'")
+    _one_line_exit_2(capsys, base + ["--preset", "pois", "--golden"], "[golden]: golden does not apply")
     assert not (tmp_path / "escaped.h5").exists()
     (tmp_path / "afile").write_text("")
     _one_line_exit_2(capsys, ["simulate", "--pattern", "poisson", "--data", str(tiny_phantom_dir),
