@@ -157,8 +157,11 @@ def per_image_metrics(pred: Any, target: Any, ssim_variant: str = "gaussian", ss
     """Every metric of :data:`METRIC_NAMES` for a batch of single-channel images.
 
     ``pred``/``target``: (N, H, W). Returns ``{name: (N,) float64 tensor}`` on the input's device.
+    ``"max"`` as a data range: each target image's maximum (fastMRI's per-image peak), for SSIM as for PSNR.
     """
     p, t = check_pair(pred, target)
+    if isinstance(ssim_data_range, str) and ssim_data_range == "max":
+        ssim_data_range = t.amax(dim=(-2, -1))
     return {
         "mae": mae(p, t),
         "mse": mse(p, t),

@@ -7,7 +7,7 @@ is written to ``reports/<deterministic name>/``. Heavy imports stay inside the f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from data_tools.errors import PipelineInputError, require_dir
 
@@ -81,7 +81,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
              ssim: Literal["gaussian", "fastmri", "pil"] = "gaussian", split: str = "test",
              out: Optional[str] = None, data_dir: Optional[str] = None, runs_dir: Optional[str] = None,
              task: Literal["denoising", "segmentation"] = "denoising", checkpoint: str = "best",
-             batch_size: int = 16, device: str = "auto", data_range: float = 1.0, progress: bool = True,
+             batch_size: int = 16, device: str = "auto", data_range: float | str = 1.0, progress: bool = True,
              figures: bool = True) -> Any:
     """Evaluate trained runs and the benchmark; write metrics.json, per_image.csv, figures and a report.
 
@@ -99,7 +99,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         checkpoint: which checkpoint of each run (best or last).
         batch_size: images per batch.
         device: auto (CUDA when present), cpu or cuda[:n].
-        data_range: peak intensity for SSIM (gaussian, pil) and PSNR; the datasets are normalised to [0, 1].
+        data_range: peak intensity for SSIM (gaussian, pil) and PSNR; the datasets are normalised to [0, 1];
+            ``"max"``: each target image's maximum.
         progress: show progress bars.
         figures: write the PNG figures (bars per metric, example slices, per-image scatter).
     """
@@ -195,8 +196,9 @@ def _parser():
     p.add_argument("--checkpoint", type=Literal["best", "last"], default="best", help="which checkpoint of a run")
     p.add_argument("--batch-size", type=int, default=16, help="images per batch")
     p.add_argument("--device", type=str, default="auto", help="auto (CUDA when present), cpu, cuda[:n]")
-    p.add_argument("--data-range", type=float, default=1.0,
-                   help="peak intensity for SSIM (gaussian, pil) and PSNR; the datasets are normalised to [0, 1]")
+    p.add_argument("--data-range", type=Union[float, Literal["max"]], default=1.0,
+                   help="peak intensity for SSIM (gaussian, pil) and PSNR; the datasets are normalised to [0, 1]; "
+                        "max: each target image's maximum")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-figures", action="store_true", help="tables only, no PNG figures")
     return p

@@ -126,3 +126,15 @@ def test_per_image_metrics_keys_and_shapes():
     out = M.per_image_metrics(pred, gt)
     assert tuple(out) == M.METRIC_NAMES
     assert all(v.shape == (3,) and v.dtype == torch.float64 for v in out.values())
+
+
+def test_per_image_metrics_max_range_is_each_targets_peak():
+    """``data_range="max"`` (accepted by check_data_range and psnr) raised a TypeError inside the
+    SSIM after the evaluation had started; it is each target image's maximum for SSIM too."""
+    pred, gt = _pairs(n=3, size=32)
+    gt = gt * np.array([0.5, 1.0, 2.0])[:, None, None]
+    got = M.per_image_metrics(pred, gt, ssim_data_range="max", psnr_data_range="max")
+    peaks = torch.as_tensor(gt.reshape(3, -1).max(1))
+    want = M.ssim(pred, gt, data_range=peaks)
+    np.testing.assert_allclose(got["ssim"].numpy(), want.numpy(), rtol=1e-12)
+    assert not np.allclose(got["ssim"].numpy(), M.ssim(pred, gt, data_range=1.0).numpy())

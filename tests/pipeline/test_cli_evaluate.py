@@ -248,3 +248,14 @@ def test_damaged_run_config_is_named(setup, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1 and f"{ident / 'config.yaml'}: invalid YAML" in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_data_range_max_from_the_command_line(setup, tmp_path):
+    """--data-range max (what check_data_range and the metrics accept) was refused by the parser."""
+    data, _, ident = setup
+    out = tmp_path / "o"
+    assert cli.main(["evaluate", "--run", str(ident), "--data-dir", str(data), "--datasets", "pois",
+                     "--data-range", "max", "--no-progress", "--no-figures", "--out", str(out)]) == 0
+    entry = json.loads((out / "metrics.json").read_text())["datasets"]["pois"]
+    assert entry["models"]["exp/identity"]["ssim"] == entry["benchmark"]["ssim"]
+    assert 0 < entry["benchmark"]["ssim"]["mean"] < 1
