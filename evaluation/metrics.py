@@ -137,7 +137,8 @@ def ssim(pred: Any, target: Any, variant: str = "gaussian", data_range: Any = 1.
     Shapes (N, H, W) or (N, 1, H, W) -> (N,). ``variant``: ``gaussian`` (11x11, sigma 1.5, the
     chapter's eqs. 45-47), ``fastmri`` (7x7 uniform, sample covariance, 3-pixel border cropped;
     pass the volume maximum as ``data_range``) or ``pil`` (7x7 non-overlapping uint8 tiles, the
-    original evaluation). ``data_range``: a number or an (N,) tensor of per-image ranges.
+    original evaluation). ``data_range``: a number, an (N,) tensor of per-image ranges, or ``"max"``
+    (each target image's maximum).
     """
     from .ssim import ssim as _ssim
 
@@ -160,8 +161,6 @@ def per_image_metrics(pred: Any, target: Any, ssim_variant: str = "gaussian", ss
     ``"max"`` as a data range: each target image's maximum (fastMRI's per-image peak), for SSIM as for PSNR.
     """
     p, t = check_pair(pred, target)
-    if isinstance(ssim_data_range, str) and ssim_data_range == "max":
-        ssim_data_range = t.amax(dim=(-2, -1))
     return {
         "mae": mae(p, t),
         "mse": mse(p, t),

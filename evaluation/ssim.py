@@ -83,8 +83,11 @@ def _prepare(x, y, name: str = "ssim") -> tuple[torch.Tensor, torch.Tensor]:
     return x.to(dtype), y.to(dtype)
 
 
-def _range(data_range, x: torch.Tensor) -> torch.Tensor:
-    """Data range as an (N, 1, 1, 1) tensor, clamped to >= _MIN_RANGE."""
+def _range(data_range, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Data range as an (N, 1, 1, 1) tensor, clamped to >= _MIN_RANGE; ``"max"``: each target
+    image's maximum (over its channels and pixels; fastMRI's per-image peak, as in :func:`psnr`)."""
+    if isinstance(data_range, str) and data_range == "max":
+        data_range = y.detach().amax(dim=(1, 2, 3))
     r = torch.as_tensor(data_range, dtype=x.dtype, device=x.device).reshape(-1)
     if r.numel() not in (1, x.shape[0]):
         raise PipelineInputError(f"data_range has {r.numel()} values for {x.shape[0]} images",
@@ -491,8 +494,9 @@ def ssim(x, y, variant: str = "gaussian", data_range=1.0, reduction: str = "none
          backend: str = "auto") -> torch.Tensor:
     """SSIM between prediction ``x`` and target ``y``, both (N, C, H, W).
 
-    ``data_range``: L in C1 = (K1 L)^2, C2 = (K2 L)^2; a scalar or one value per image (N,), e.g.
-    the target volume's max for ``fastmri``; for ``pil`` images are scaled by 255 / L.
+    ``data_range``: L in C1 = (K1 L)^2, C2 = (K2 L)^2; a scalar, one value per image (N,), e.g.
+    the target volume's max for ``fastmri``, or ``"max"`` (each target image's maximum); for ``pil``
+    images are scaled by 255 / L.
     Returns (N,) per-image values (``reduction="none"``) or their mean (``"mean"``).
     Minimum image side: 11 (gaussian), 7 (fastmri, pil). Identical images give exactly 1,
     also when constant or all zero. ``backend``: ``auto`` (fused CPU kernel when
@@ -504,7 +508,7 @@ def ssim(x, y, variant: str = "gaussian", data_range=1.0, reduction: str = "none
     x, y = _prepare(x, y)
     fused = _use_fused(backend, x, y, variant)
     with no_autocast(x.device):
-        r = _range(data_range, x)
+        r = _range(data_range, x, y)
         if variant == "pil":
             _check_size(x, PIL_TILE, variant)
             values = _pil_ssim(x, y, r).to(x.dtype)
@@ -552,7 +556,7 @@ def ms_ssim(x, y, data_range=1.0, weights=MS_SSIM_WEIGHTS, win: int = GAUSSIAN_W
     if scales < len(weights):  # the standard five sum to 1.0001: used as published when all fit
         wts = wts / wts.sum()
     with no_autocast(x.device):
-        r = _range(data_range, x)
+        r = _range(data_range, x, y)
         w = gaussian_window(win, sigma, x.dtype, x.device)
         terms = []
         for j in range(scales):

@@ -215,3 +215,14 @@ def test_gradients_match_finite_differences():
     z = torch.zeros(1, 1, 16, 16, requires_grad=True)
     ssim(z, torch.zeros(1, 1, 16, 16), reduction="mean").backward()
     assert torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize("variant", ["gaussian", "fastmri", "pil"])
+def test_max_data_range_is_each_targets_peak(variant):
+    """``data_range="max"`` (as psnr takes it) was a TypeError: it is each target image's maximum."""
+    rng = np.random.default_rng(3)
+    y = torch.as_tensor(rng.random((3, 1, 24, 24)) * np.array([0.5, 1.0, 2.0])[:, None, None, None], dtype=torch.float32)
+    x = (y + 0.05 * torch.as_tensor(rng.standard_normal(y.shape), dtype=torch.float32)).clamp_min(0)
+    peaks = y.amax(dim=(1, 2, 3))
+    torch.testing.assert_close(ssim(x, y, variant, data_range="max"), ssim(x, y, variant, data_range=peaks))
+    torch.testing.assert_close(ms_ssim(x, y, data_range="max", win=7), ms_ssim(x, y, data_range=peaks, win=7))
