@@ -14,7 +14,6 @@ warm start), not its length or hardware, so the same config always maps to the s
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import platform
@@ -31,7 +30,7 @@ from data_tools.config_io import read_yaml_mapping
 from data_tools.errors import PipelineInputError
 from data_tools.paths import REPO_ROOT, default_runs_dir
 
-from .train_config import build_net, identity_hash
+from .train_config import build_net, identity_hash, import_path
 
 DONE = "done"
 SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT")
@@ -61,10 +60,8 @@ def not_denoising(cfg: dict) -> str | None:
     path = data.get("class_path") if isinstance(data, dict) else None
     if not path:
         return None
-    mod_name, _, attr = str(path).rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError, ValueError):
+    cls = import_path(path)
+    if cls is None:
         return f"its data module '{path}' cannot be imported"
     from .data_module import SimDataModule
 

@@ -131,12 +131,19 @@ def _implicit_class(cfg: dict, section: str) -> str | None:
     return None
 
 
+def import_path(path: str) -> Any:
+    """The object a dotted ``package.module.Name`` path names, or None when it cannot be imported."""
+    mod_name, _, attr = str(path).rpartition(".")
+    try:
+        return getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
 def _signature_params(class_path: str) -> set[str] | None:
     """Constructor parameters of a ``class_path`` (None when it cannot be imported)."""
-    mod_name, _, attr = class_path.rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError, ValueError):
+    obj = import_path(class_path)
+    if obj is None:
         return None
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
@@ -297,11 +304,9 @@ def build_module(cfg: dict, net):
     """The LightningModule named by ``module`` (default TaskModule) with ``net`` and ``task`` args."""
     from jsonargparse import ArgumentParser
     path = cfg.get("module") or DEFAULT_MODULE
-    mod_name, _, cls_name = path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(mod_name), cls_name)
-    except (ImportError, AttributeError, ValueError):
-        raise PipelineInputError(f"cannot import '{path}'", field="module") from None
+    cls = import_path(path)
+    if cls is None:
+        raise PipelineInputError(f"cannot import '{path}'", field="module")
     p = ArgumentParser(exit_on_error=False)
     p.add_class_arguments(cls, "task", skip={"net"}, instantiate=False)
     try:
