@@ -31,7 +31,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .coils import rss as rss_combine
-from .errors import PipelineInputError, require_dir
+from .errors import PipelineInputError, require, require_dir
 from .fft import ifft3c
 
 LABELS: dict[int, str] = {
@@ -85,6 +85,20 @@ class Subject:
         return rss_combine(self.coil_images(), axis=0).astype(np.float32)
 
 
+def check_kspace(k: np.ndarray, path: str | Path | None = None) -> None:
+    """Refuse k-space that no later step can use: not 4-D ``(coil, x, y, z)``, an empty axis,
+    non-finite values (NaN/inf would spread through every FFT, NUFFT and loss) or no signal at all.
+    Raises :class:`PipelineInputError` naming ``path`` and ``[kspace]``."""
+    k = np.asarray(k)
+    require(k.ndim == 4, f"shape {k.shape}", path=path, field="kspace", expected="4-D (coil, x, y, z)")
+    require(min(k.shape) >= 1, f"shape {k.shape} has an empty axis", path=path, field="kspace",
+            expected="at least one coil and one sample along x, y and z")
+    require(bool(np.isfinite(k).all()), "holds NaN or infinite values", path=path, field="kspace",
+            expected="finite complex samples")
+    require(bool(np.any(k)), "every sample is zero (no signal)", path=path, field="kspace",
+            expected="measured k-space")
+
+
 def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(max(1, min(s, 32)) for s in shape)
 
@@ -93,8 +107,7 @@ def write_subject(path: str | Path, subject: Subject) -> Path:
     """Write ``subject`` atomically to ``path`` (HDF5). Computes ``rss`` if missing."""
     path = Path(path)
     k = np.asarray(subject.kspace)
-    if k.ndim != 4:
-        raise PipelineInputError("k-space must be 4-D", path=path, field="kspace", expected="(coil, x, y, z)")
+    check_kspace(k, path)
     rss = subject.rss if subject.rss is not None else rss_combine(ifft3c(k), axis=0)
     attrs = dict(subject.attrs)
     attrs.setdefault("matrix", list(k.shape[1:]))
@@ -169,6 +182,8 @@ def read_subject(path: str | Path, *, load: tuple[str, ...] = ("kspace", "rss", 
                 except OSError as exc:
                     raise PipelineInputError(f"cannot read dataset ({exc}); the file is truncated or corrupt",
                                              path=path, field=name) from None
+        if "kspace" in out:
+            check_kspace(out["kspace"], path)
         attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
         attrs.setdefault("subject", path.stem)

@@ -27,7 +27,9 @@ def open_h5(path: str | Path, expected: str) -> h5py.File:
 
 
 def require_dataset(f: h5py.Group, name: str, path: Path, expected: str) -> h5py.Dataset:
-    if name not in f or not isinstance(f[name], h5py.Dataset):
+    if name in f and not isinstance(f[name], h5py.Dataset):
+        raise PipelineInputError(f"'{name}' is a group, not a dataset", path=path, field=name, expected=expected)
+    if name not in f:
         have = ", ".join(sorted(f.keys())) or "nothing"
         raise PipelineInputError(f"missing dataset '{name}' (file holds: {have})", path=path, field=name,
                                  expected=expected)

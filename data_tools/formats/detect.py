@@ -56,6 +56,10 @@ def read_any_subject(path: str | Path, format: Format = "auto", *, voxel_size_mm
         subject = read_subject(path)
     else:
         raise PipelineInputError(f"unknown format '{fmt}'", field="format", expected="auto, ismrmrd, bart, fastmri, subject")
+    if fmt != "subject":  # read_subject checks its own
+        from ..subject import check_kspace
+
+        check_kspace(subject.kspace, path)
     if voxel_size_mm is not None:
         subject.attrs["voxel_size_mm"] = [float(v) for v in voxel_size_mm]
     return subject

@@ -62,9 +62,9 @@ def read_fastmri(path: str | Path) -> FastMRIVolume:
         ds = require_dataset(f, "kspace", path, "complex64 (slices, coils, h, w) or (slices, h, w)")
         if not np.issubdtype(ds.dtype, np.complexfloating):
             raise PipelineInputError(f"wrong dtype {ds.dtype}", path=path, field="kspace", expected="complex64")
-        if ds.ndim not in (3, 4):
+        if ds.ndim not in (3, 4) or min(ds.shape) < 1:
             raise PipelineInputError(f"shape {ds.shape}", path=path, field="kspace",
-                                     expected="(slices, coils, h, w) or (slices, h, w)")
+                                     expected="(slices, coils, h, w) or (slices, h, w), no empty axis")
         kspace = read_dataset(ds, path).astype(np.complex64, copy=False)
         single = kspace.ndim == 3
         if single:

@@ -187,6 +187,30 @@ def test_bad_inputs_leave_no_file(subjects, tmp_path):
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
 
 
+def test_subject_with_nan_kspace_is_refused_naming_it(subjects, tmp_path):
+    """A subject file written by other code with NaN in its k-space used to give datasets of NaN
+    (and NaN losses in training); read_subject refuses it, and write_subject never writes one."""
+    from data_tools.subject import Subject, read_subject, write_subject
+
+    src = sorted(subjects.glob("*.h5"))[0]
+    folder = tmp_path / "nan"
+    folder.mkdir()
+    bad = folder / src.name
+    bad.write_bytes(src.read_bytes())
+    with h5py.File(bad, "r+") as f:
+        f["kspace"][0, 1, 1, 1] = np.nan
+    with pytest.raises(PipelineInputError, match=rf"{bad.name} \[kspace\]: holds NaN or infinite values"):
+        simulate("poisson", data=folder, out=tmp_path / "o", accel=3.0, **COMMON)
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+    k = read_subject(src, load=("kspace",)).kspace
+    k[0, 0, 0, 0] = np.inf
+    with pytest.raises(PipelineInputError, match=r"w.h5 \[kspace\]: holds NaN or infinite"):
+        write_subject(tmp_path / "w.h5", Subject(kspace=k))
+    with pytest.raises(PipelineInputError, match=r"has an empty axis"):
+        write_subject(tmp_path / "w.h5", Subject(kspace=k[:, :0]))
+    assert not (tmp_path / "w.h5").exists()
+
+
 def test_figures(subjects, tmp_path):
     p = simulate("poisson", data=subjects, out=tmp_path, accel=3.0, figures=True, axes="yz", **COMMON)
     assert sorted(q.name for q in (tmp_path / "figures").iterdir()) == ["pois_pattern.png", "pois_slices.png"]

@@ -104,3 +104,47 @@ def test_convert_unrecognised_hdf5(tmp_path, capsys):
     assert cli.main(["data", "convert", str(src), "--out", str(tmp_path / "o.h5")]) == 2
     err = capsys.readouterr().err.strip()
     assert "other.h5: unrecognised HDF5 layout (holds: images)" in err and "ISMRMRD" in err
+
+
+def _raw_kspace(path, data):
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        if data is None:
+            f.create_group("kspace")
+        else:
+            f["kspace"] = data
+
+
+@pytest.mark.parametrize("data, needle", [
+    (np.zeros((0, 4, 8, 6), np.complex64), r"shape (0, 4, 8, 6) (expected (slices, coils, h, w) or (slices, h, w), "
+                                           r"no empty axis)"),
+    (np.zeros((3, 0, 8, 6), np.complex64), "shape (3, 0, 8, 6)"),
+    (np.where(np.arange(3 * 2 * 8 * 6).reshape(3, 2, 8, 6) == 7, np.nan, 1).astype(np.complex64),
+     "holds NaN or infinite values (expected finite complex samples)"),
+    (np.full((3, 2, 8, 6), np.inf, np.complex64), "holds NaN or infinite values"),
+    (np.zeros((3, 2, 8, 6), np.complex64), "every sample is zero (no signal)"),
+    (None, "'kspace' is a group, not a dataset"),
+])
+def test_convert_unusable_fastmri_kspace_one_line_exit_2(tmp_path, capsys, data, needle):
+    """Empty axes (a traceback inside the FFT or h5py), NaN/inf or all-zero k-space (written as a
+    subject that poisons every later step) and a group named 'kspace' are refused naming the file."""
+    src, out = tmp_path / "file1.h5", tmp_path / "o.h5"
+    _raw_kspace(src, data)
+    assert cli.main(["data", "convert", str(src), "--out", str(out), "--figure", "false"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {src} [kspace]: ") and needle in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file1.h5"]
+
+
+def test_convert_refuses_nan_in_ismrmrd_and_bart(tmp_path, capsys):
+    """The k-space check sits where every format passes (read_any_subject), not in one reader."""
+    k = _k((2, 6, 4, 3), seed=3)
+    k[1, 2, 3, 0] = np.nan
+    write_ismrmrd(tmp_path / "raw.h5", k, voxel_size=(0.5, 0.5, 0.6))
+    write_cfl(tmp_path / "kspace", np.moveaxis(k, 0, 3))
+    for src in (tmp_path / "raw.h5", tmp_path / "kspace"):
+        assert cli.main(["data", "convert", str(src), "--out", str(tmp_path / "o.h5"), "--figure", "false",
+                         "--progress", "false"]) == 2
+        assert "[kspace]: holds NaN or infinite values" in capsys.readouterr().err
+        assert not (tmp_path / "o.h5").exists()
