@@ -173,6 +173,9 @@ def _assemble(path: Path, table: h5py.Dataset, heads: np.ndarray, hdr: HeaderInf
         raise PipelineInputError(f"acquisitions have different channel counts {chans.tolist()}", path=path,
                                  field="active_channels", expected="one channel count")
     n_coils = int(chans[0])
+    if n_coils < 1:
+        raise PipelineInputError("acquisitions have no active channels", path=path, field="active_channels",
+                                 expected="at least one receiver channel")
     if hdr.receiver_channels is not None and hdr.receiver_channels != n_coils:
         raise PipelineInputError(f"header says {hdr.receiver_channels} receiver channels, acquisitions have {n_coils}",
                                  path=path, field="acquisitionSystemInformation/receiverChannels",
@@ -196,8 +199,7 @@ def _assemble(path: Path, table: h5py.Dataset, heads: np.ndarray, hdr: HeaderInf
         oz = _offset(lim2.center if lim2 is not None and nz > 1 else None, nz)
         zidx = e2.astype(int) + oz
     yidx = e1.astype(int) + oy
-    chop_y = 1 - int(float(hdr.user.get("ChopY", 1)))
-    chop_z = 1 - int(float(hdr.user.get("ChopZ", 1)))
+    chop_y, chop_z = (1 - _user_flag(hdr, name, path) for name in ("ChopY", "ChopZ"))
     centre = h["center_sample"].astype(int)
     centre = np.where(centre > 0, centre, ns // 2)
     reverse = _has_flag(h["flags"].astype(np.uint64), _FLAG_REVERSE)
@@ -234,6 +236,10 @@ def _assemble(path: Path, table: h5py.Dataset, heads: np.ndarray, hdr: HeaderInf
             kspace[:, a:b, y, z] += sign * line[:, a - start:b - start]
             counts[y, z] += 1
     filled = counts > 0
+    if not filled.any():
+        raise PipelineInputError(f"all {dropped} acquisitions lie outside the encoded matrix (y 0..{ny - 1}, "
+                                 f"z 0..{nz - 1} after centring)", path=path, field="encodingLimits",
+                                 expected="encode steps and centres within encodedSpace/matrixSize")
     kspace[:, :, filled] /= counts[filled].astype(np.float32)
     if weights is not None:
         kspace *= weights[:, None, None, None]
@@ -251,6 +257,18 @@ def _assemble(path: Path, table: h5py.Dataset, heads: np.ndarray, hdr: HeaderInf
         "skipped_acquisitions": int(sum(skipped.values())), "side": "unknown", "subject": path.stem,
     }
     return Subject(kspace=kspace, attrs=attrs)
+
+
+def _user_flag(hdr: HeaderInfo, name: str, path: Path) -> int:
+    """A 0/1 user parameter (Siemens ``ChopY``/``ChopZ``; absent: 1)."""
+    value = hdr.user.get(name, "1")
+    try:
+        flag = int(float(value))
+    except ValueError:
+        flag = -1
+    if flag not in (0, 1):
+        raise PipelineInputError(f"'{value}'", path=path, field=f"userParameters/{name}", expected="0 or 1")
+    return flag
 
 
 def _header_xml(shape: Sequence[int], voxel_size: Sequence[float], n_coils: int) -> str:

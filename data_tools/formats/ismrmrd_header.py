@@ -54,8 +54,18 @@ def _triple(el: ET.Element | None, cast, where: str, path: Path | None) -> tuple
         if child is None or child.text is None:
             raise PipelineInputError("ISMRMRD header lacks an element", path=path, field=f"{where}/{ax}",
                                      expected="a number")
-        vals.append(cast(float(child.text)))
+        try:
+            vals.append(cast(float(child.text)))
+        except ValueError:
+            raise PipelineInputError(f"'{child.text.strip()}' is not a number", path=path, field=f"{where}/{ax}",
+                                     expected="a number") from None
     return tuple(vals)
+
+
+def _positive(vals: tuple, where: str, path: Path | None, what: str) -> tuple:
+    if min(vals) <= 0:
+        raise PipelineInputError(f"{what} {list(vals)}", path=path, field=where, expected="positive x, y, z")
+    return vals
 
 
 def parse_header(xml: str | bytes, path: str | Path | None = None) -> HeaderInfo:
@@ -69,8 +79,10 @@ def parse_header(xml: str | bytes, path: str | Path | None = None) -> HeaderInfo
     if enc is None:
         raise PipelineInputError("ISMRMRD header has no <encoding>", path=path, field="xml/encoding",
                                  expected="encodedSpace, reconSpace, encodingLimits")
-    em = _triple(_find(enc, "encodedSpace/matrixSize"), int, "encoding/encodedSpace/matrixSize", path)
-    ef = _triple(_find(enc, "encodedSpace/fieldOfView_mm"), float, "encoding/encodedSpace/fieldOfView_mm", path)
+    where = "encoding/encodedSpace/matrixSize"
+    em = _positive(_triple(_find(enc, "encodedSpace/matrixSize"), int, where, path), where, path, "encoded matrix")
+    where = "encoding/encodedSpace/fieldOfView_mm"
+    ef = _positive(_triple(_find(enc, "encodedSpace/fieldOfView_mm"), float, where, path), where, path, "encoded FOV")
     rs = _find(enc, "reconSpace")
     rm = _triple(_find(enc, "reconSpace/matrixSize"), int, "reconSpace", path) if rs is not None else em
     rf = _triple(_find(enc, "reconSpace/fieldOfView_mm"), float, "reconSpace", path) if rs is not None else ef
@@ -87,6 +99,14 @@ def parse_header(xml: str | bytes, path: str | Path | None = None) -> HeaderInfo
                                          field=f"encodingLimits/{child.tag.replace(NS, '')}",
                                          expected="integers minimum/maximum/center") from None
     rc = _find(root, "acquisitionSystemInformation/receiverChannels")
+    channels = None
+    if rc is not None and rc.text:
+        try:
+            channels = int(rc.text)
+        except ValueError:
+            raise PipelineInputError(f"'{rc.text.strip()}' is not an integer", path=path,
+                                     field="acquisitionSystemInformation/receiverChannels",
+                                     expected="the number of receiver channels") from None
     traj = _find(enc, "trajectory")
     user: dict[str, str] = {}
     up = _find(root, "userParameters")
@@ -96,5 +116,5 @@ def parse_header(xml: str | bytes, path: str | Path | None = None) -> HeaderInfo
             if name is not None and value is not None and name.text:
                 user[name.text] = value.text or ""
     return HeaderInfo(encoded_matrix=em, encoded_fov_mm=ef, recon_matrix=rm, recon_fov_mm=rf, limits=limits,
-                      receiver_channels=int(rc.text) if rc is not None and rc.text else None,
+                      receiver_channels=channels,
                       trajectory=(traj.text or "cartesian").strip() if traj is not None else "cartesian", user=user)

@@ -195,6 +195,61 @@ def test_ismrmrd_bad_inputs(tmp_path, ismrmrd_file):
         read_ismrmrd(cut)
 
 
+def _lines(k):
+    c, nx, ny, nz = k.shape
+    return [(k[:, :, y, z], {"kspace_encode_step_1": y, "kspace_encode_step_2": z, "center_sample": nx // 2})
+            for z in range(nz) for y in range(ny)]
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda x: x.replace("<y>12</y>", "<y>0</y>", 1),
+     r"\[encoding/encodedSpace/matrixSize\]: encoded matrix \[16, 0, 8\] \(expected positive x, y, z\)"),
+    (lambda x: x.replace("<x>8.0</x>", "<x>-8.0</x>", 1), r"\[encoding/encodedSpace/fieldOfView_mm\]: encoded FOV"),
+    (lambda x: x.replace("<z>8</z>", "<z>eight</z>", 1),
+     r"\[encoding/encodedSpace/matrixSize/z\]: 'eight' is not a number"),
+    (lambda x: x.replace("<receiverChannels>3<", "<receiverChannels>three<", 1),
+     r"\[acquisitionSystemInformation/receiverChannels\]: 'three' is not an integer"),
+])
+def test_ismrmrd_bad_header_values(tmp_path, edit, needle):
+    """Header values that are zero, negative or not numbers: one error naming the element (a ValueError
+    traceback, or an empty k-space axis found much later, before)."""
+    from data_tools.formats.ismrmrd_header import parse_header
+
+    k = _kspace()
+    xml = _header(*k.shape[1:], k.shape[0])
+    assert xml != edit(xml)
+    path = tmp_path / "h.h5"
+    _write_with_package(path, _lines(k), edit(xml))
+    with pytest.raises(PipelineInputError, match="h.h5 " + needle):
+        read_ismrmrd(path)
+    with pytest.raises(PipelineInputError, match=needle):
+        parse_header(edit(xml))
+
+
+def test_ismrmrd_lines_outside_matrix_chop_value_and_no_channels(tmp_path):
+    k = _kspace()
+    c, nx, ny, nz = k.shape
+    path = tmp_path / "far.h5"  # a wrong centre puts every line outside the matrix: was an all-zero subject
+    _write_with_package(path, _lines(k), _header(nx, ny, nz, c, center_y=40, ymax=11))
+    with pytest.raises(PipelineInputError, match=r"far.h5 \[encodingLimits\]: all 96 acquisitions lie outside"):
+        read_ismrmrd(path)
+    path = tmp_path / "chop.h5"  # ChopY is 0 or 1; another value was read as 'chop' by parity
+    _write_with_package(path, _lines(k), _header(nx, ny, nz, c, user={"ChopY": 5}))
+    with pytest.raises(PipelineInputError, match=r"chop.h5 \[userParameters/ChopY\]: '5' \(expected 0 or 1\)"):
+        read_ismrmrd(path)
+    path = tmp_path / "none.h5"
+    write_ismrmrd(path, k)
+    with h5py.File(path, "r+") as f:
+        table = f["dataset/data"][()]
+        table["head"]["active_channels"] = 0
+        f["dataset/data"][...] = table
+        xml = f["dataset/xml"][0].decode().replace("<receiverChannels>3<", "<receiverChannels>0<")
+        del f["dataset/xml"]
+        f["dataset"].create_dataset("xml", shape=(1,), dtype=h5py.special_dtype(vlen=bytes), data=[xml.encode()])
+    with pytest.raises(PipelineInputError, match=r"none.h5 \[active_channels\]: acquisitions have no active channels"):
+        read_ismrmrd(path)
+
+
 # ---------------------------------------------------------------- BART
 def test_bart_round_trip_header_and_fortran_order(tmp_path):
     a = _kspace((5, 4, 3, 2), seed=7)
