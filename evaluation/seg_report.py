@@ -65,12 +65,15 @@ def overlay_png(image: np.ndarray, ref: np.ndarray, pred: np.ndarray, hd95_z: np
 
 
 def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str = "best", split: str = "test",
-                              device: str = "cpu", batch_size: int = 8) -> dict[str, Any]:
+                              device: str = "cpu", batch_size: int = 8, data: str | Path | None = None,
+                              figures: bool = True, progress: bool = True) -> dict[str, Any]:
     """Evaluate a segmentation run on the subjects of ``split`` (its split as saved in the
     checkpoint: test, val, train or all; ``test`` falls back to val when the run has no test
-    subjects); writes ``metrics.json``, ``per_subject.csv`` and ``figures/<subject>.png`` under
-    ``out``; returns the JSON document. ``device``: auto, cpu or cuda[:n]; ``batch_size``: slices
-    per forward pass of a 2-D network."""
+    subjects); writes ``metrics.json``, ``per_subject.csv`` and (``figures``)
+    ``figures/<subject>.png`` under ``out``; returns the JSON document. ``device``: auto, cpu or
+    cuda[:n]; ``batch_size``: slices per forward pass of a 2-D network. ``data``: the folder of
+    labelled subjects (subject .h5 files or images/ + labels/); default: the one the run was
+    trained on (its ``config.yaml``), e.g. when the run was trained on another machine."""
     from tqdm import tqdm
 
     from data_tools.config_io import require_count
@@ -87,19 +90,23 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
     run_dir, out = Path(run_dir), Path(out)
     net, prep, cfg = load_seg_run(run_dir, which)
     net = net.to(dev)
-    data = (cfg.get("data", {}).get("init_args", {}) or {})
-    vols = {v.name: v for v in load_volumes(data.get("data") or data.get("data_dir"))}
+    if data is None:
+        trained_on = (cfg.get("data", {}).get("init_args", {}) or {})
+        data = trained_on.get("data") or trained_on.get("data_dir")
+    vols = {v.name: v for v in load_volumes(data)}
     saved = prep["splits"]
     if split == "test" and not saved.get("test"):
         split = "val"
     wanted = [n for part in ("train", "val", "test") for n in saved.get(part, [])] if split == "all" else saved.get(split, [])
     names = [n for n in wanted if n in vols]
     if not names:
-        raise PipelineInputError(f"none of the run's {split} subjects is in the data", path=run_dir, field="splits")
+        raise PipelineInputError(f"none of the run's {split} subjects ({', '.join(wanted) or 'none'}) is in the data "
+                                 f"({data or 'the embedded phantom'})", path=run_dir, field="splits",
+                                 hint="pass the folder of the subjects it was trained on with --data-dir")
     mode = prep["label_mode"]
     structures = _structures(mode)
     rows, flat = [], []
-    for name in tqdm(names, desc=f"segment {split} subjects"):
+    for name in tqdm(names, desc=f"segment {split} subjects", disable=not progress):
         v = vols[name]
         prob = predict_volume(net, prep, v.image, v.spacing, batch=batch_size)
         pred = channels_to_labels(prob, mode)
@@ -112,10 +119,12 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
         rows.append(m)
         for s, vals in m.items():
             flat.append({"subject": name, "structure": s, **vals})
-        first = next(iter(structures.values()))
-        r, p = np.isin(ref, first), np.isin(pred, first)
-        h = slice_hd95(p, r, v.spacing, axis=2)
-        overlay_png(v.image, r, p, h, out / "figures" / f"{name}.png", f"{run_dir.name} {name} {next(iter(structures))}")
+        if figures:
+            first = next(iter(structures.values()))
+            r, p = np.isin(ref, first), np.isin(pred, first)
+            h = slice_hd95(p, r, v.spacing, axis=2)
+            overlay_png(v.image, r, p, h, out / "figures" / f"{name}.png",
+                        f"{run_dir.name} {name} {next(iter(structures))}")
     doc = {"run": str(run_dir), "checkpoint": which, "split": split, "label_mode": mode, "subjects": names,
            "summary": summarize(rows), "per_subject": flat,
            "conventions": "Dice/IoU/precision/recall/accuracy in [0,1]; HD/HD95/ASSD in mm (MONAI); both empty -> 1 / 0 mm; "
@@ -130,5 +139,5 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
     for s, vals in doc["summary"].items():
         print(f"{s}: Dice {vals['dice_mean']:.4f}  IoU {vals['iou_mean']:.4f}  HD95 {vals['hd95_mean']:.2f} mm  "
               f"ASSD {vals['assd_mean']:.2f} mm  (n={int(vals['n'])}, {split})")
-    print(f"segmentation report: {out / 'metrics.json'} (per_subject.csv, figures/)")
+    print(f"segmentation report: {out / 'metrics.json'} (per_subject.csv{', figures/' if figures else ''})")
     return doc

@@ -92,7 +92,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
             volume max as data range) or pil (7x7 uint8 tiles of the original evaluation).
         split: split to evaluate (test, val, train or all).
         out: output folder; default ``reports/<deterministic name>``.
-        data_dir: folder of simulated datasets (default ``data/simulated`` or $KNEE_PIPELINE_DATA).
+        data_dir: folder of simulated datasets (default ``data/simulated`` or $KNEE_PIPELINE_DATA); for
+            ``task="segmentation"``, the folder of labelled subjects (default: the one the run was trained on).
         runs_dir: folder of runs (default ``runs`` or $KNEE_PIPELINE_RUNS).
         task: denoising (this command) or segmentation (``evaluation.seg_report``; needs --run; uses
             the subjects of ``split`` as saved in the run, test falling back to val).
@@ -113,12 +114,21 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
     if task == "segmentation":
         if run is None:
             raise PipelineInputError("segmentation evaluation needs one run", field="run", expected="--run DIR")
+        given = [name for name, value, default in (("datasets", datasets, None), ("ssim", ssim, "gaussian"),
+                                                   ("data_range", data_range, 1.0), ("runs_dir", runs_dir, None))
+                 if value != default]
+        if given:
+            raise PipelineInputError(f"{', '.join('--' + g.replace('_', '-') for g in given)} "
+                                     f"{'applies' if len(given) == 1 else 'apply'} to denoising runs only",
+                                     field="task", expected="for --task segmentation: --run, --split, --checkpoint, "
+                                     "--data-dir (the labelled subjects), --out, --device, --batch-size, "
+                                     "--no-figures, --no-progress")
         from evaluation.seg_report import evaluate_segmentation_run
 
         seg_out = Path(out) if out else Path("reports") / f"seg__{Path(run).parent.name}__{Path(run).name}__{split}__{checkpoint}"
         check_writable(seg_out)  # before the volumes are segmented, not at the first write
         return evaluate_segmentation_run(Path(run), seg_out, which=checkpoint, split=split, device=device,
-                                         batch_size=batch_size)
+                                         batch_size=batch_size, data=data_dir, figures=figures, progress=progress)
 
     from pipeline.runs import find_runs, load_model, not_denoising, read_config
 
@@ -189,7 +199,9 @@ def _parser():
                    help="SSIM variant: gaussian (11x11, sigma 1.5), fastmri (7x7, volume max), pil (7x7 uint8 tiles)")
     p.add_argument("--split", type=str, default="test", help="test, val, train or all")
     p.add_argument("--out", type=Optional[str], default=None, help="output folder (default reports/<name>)")
-    p.add_argument("--data-dir", type=Optional[str], default=None, help="folder of the simulated <name>.h5 files")
+    p.add_argument("--data-dir", type=Optional[str], default=None,
+                   help="folder of the simulated <name>.h5 files; with --task segmentation: the folder of labelled "
+                        "subjects (default: the one the run was trained on)")
     p.add_argument("--runs-dir", type=Optional[str], default=None, help="root of the run folders (default runs/)")
     p.add_argument("--task", type=Literal["denoising", "segmentation"], default="denoising",
                    help="denoising, or segmentation (evaluation.seg_report; needs --run)")

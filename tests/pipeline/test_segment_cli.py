@@ -248,6 +248,40 @@ def test_evaluate_segmentation_honours_split_checkpoint_and_batch(seg_run, tmp_p
     assert len(err) == 1 and "[out]" in err[0] and "is a file, not a folder" in err[0]
 
 
+def test_evaluate_segmentation_data_dir_figures_progress_and_denoising_options(seg_run, tiny_phantom_dir, tmp_path,
+                                                                               capsys):
+    """--data-dir points a segmentation evaluation at moved data; --no-figures and --no-progress were
+    ignored (overlays and a bar every time); denoising-only options are refused, not ignored."""
+    import json
+    import shutil
+
+    base = ["evaluate", "--task", "segmentation", "--run", str(seg_run)]
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_phantom_dir, moved)
+    assert cli.main([*base, "--out", str(tmp_path / "a"), "--data-dir", str(moved), "--no-figures",
+                     "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert "segment val subjects" not in out.err and "figures/" not in out.out
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["metrics.json", "per_subject.csv"]
+    ref = tmp_path / "ref"
+    assert cli.main([*base, "--out", str(ref), "--no-progress"]) == 0
+    a, b = (json.loads((d / "metrics.json").read_text())["summary"] for d in (tmp_path / "a", ref))
+    assert a == b and len(list((ref / "figures").glob("*.png"))) == 1
+    empty = tmp_path / "other"
+    empty.mkdir()
+    shutil.copy(sorted(tiny_phantom_dir.glob("*.h5"))[0], empty / "someone_else.h5")
+    capsys.readouterr()
+    assert cli.main([*base, "--out", str(tmp_path / "b"), "--data-dir", str(empty)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[splits]: none of the run's val subjects" in err[0] and "--data-dir" in err[0]
+    for bad, names in ((["--ssim", "pil"], "--ssim applies"), (["--datasets", "rad_41"], "--datasets applies"),
+                       (["--data-range", "max", "--runs-dir", str(tmp_path)], "--data-range, --runs-dir apply")):
+        assert cli.main([*base, "--out", str(tmp_path / "c"), *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "[task]" in err[0] and f"{names} to denoising runs only" in err[0]
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
 def test_image_label_pairs_take_image_files_only_and_one_per_subject(tmp_path):
     """A compressed MetaImage (.mhd + .zraw, SimpleITK's useCompression) and a stray README are not
     subjects (the .zraw was read as an image and failed); names keep inner dots; two files of one
