@@ -60,14 +60,20 @@ def predict_volume(net: torch.nn.Module, prep: dict[str, Any], image: np.ndarray
 
 
 def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, which: str = "best",
-                 threshold: float = 0.5) -> Path:
-    """Segment ``image_path`` with the run and write the label map with the input's geometry."""
+                 threshold: float = 0.5, device: str = "cpu", batch_size: int = 8) -> Path:
+    """Segment ``image_path`` with the run and write the label map with the input's geometry.
+    ``device``: auto (CUDA when present), cpu or cuda[:n]; ``batch_size``: slices per forward pass
+    of a 2-D network."""
     from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
+    from data_tools.config_io import require_count
     from data_tools.formats.images import Image, image_format, read_image, write_image
     from data_tools.seg_preprocess import channels_to_labels
+    from evaluation.benchmark import resolve_device
 
     if not 0.0 < threshold < 1.0:
         raise PipelineInputError(f"threshold {threshold}", field="threshold", expected="a probability in (0, 1)")
+    require_count(batch_size, "batch_size")
+    dev = resolve_device(device)
     image_format(out, "out")  # an --out that is no image name: refused before the inference, not after
     check_writable_file(out)
     refuse_overwriting_inputs(out, {"input image": image_path})
@@ -78,7 +84,7 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
     if int(prep["dims"]) == 3 and min(img.shape) < 2:
         raise PipelineInputError(f"a 3-D model needs a 3-D volume, got shape {img.shape}", path=image_path,
                                  field="image", expected="(X, Y, Z) with Z > 1")
-    prob = predict_volume(net, prep, img.array, img.spacing)
+    prob = predict_volume(net.to(dev), prep, img.array, img.spacing, batch=batch_size)
     labels = channels_to_labels(prob, prep["label_mode"], threshold)
     return write_image(out, Image(labels.astype(np.uint8), spacing=img.spacing, origin=img.origin,
                                   direction=img.direction))

@@ -21,13 +21,16 @@ def build_parser():
     p.add_argument("--out", type=str, required=True, help="label map to write (.nii.gz or .mhd)")
     p.add_argument("--checkpoint", type=Literal["best", "last"], default="best", help="which checkpoint of the run")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold")
+    p.add_argument("--device", type=str, default="auto", help="auto (CUDA when present), cpu, cuda[:n]")
+    p.add_argument("--batch-size", type=int, default=8, help="slices per forward pass of a 2-D network")
     return p
 
 
 def run_segment(ns: Any) -> dict:
     from pipeline.seg_infer import segment_file
 
-    out = segment_file(ns.image, ns.model, ns.out, which=ns.checkpoint, threshold=ns.threshold)
+    out = segment_file(ns.image, ns.model, ns.out, which=ns.checkpoint, threshold=ns.threshold, device=ns.device,
+                       batch_size=ns.batch_size)
     print(f"labels: {out}")
     return {"out": str(out)}
 

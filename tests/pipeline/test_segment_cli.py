@@ -73,6 +73,30 @@ def test_segment_writes_labels_with_input_geometry(seg_run, coronal_nifti, capsy
     assert set(np.unique(pred.array)) <= {0, 1}
 
 
+def test_segment_device_and_batch_size(seg_run, coronal_nifti, tmp_path, capsys, monkeypatch):
+    """`segment` takes --device and --batch-size like `evaluate --task segmentation` (it had neither:
+    CPU only, 8 slices per pass); the labels do not depend on the batch; bad values are refused first."""
+    from data_tools.formats.images import read_image
+    from pipeline import seg_infer
+
+    img, _, _ = coronal_nifti
+    batches, real = [], seg_infer.predict_volume
+    monkeypatch.setattr(seg_infer, "predict_volume",
+                        lambda net, prep, image, spacing, batch=8, **k: batches.append(
+                            (batch, next(net.parameters()).device.type)) or real(net, prep, image, spacing, batch, **k))
+    base = ["segment", str(img), "--model", str(seg_run)]
+    assert cli.main([*base, "--out", str(tmp_path / "a.nii.gz"), "--batch-size", "3", "--device", "cpu"]) == 0
+    assert cli.main([*base, "--out", str(tmp_path / "b.nii.gz")]) == 0
+    assert batches == [(3, "cpu"), (8, "cuda" if torch.cuda.is_available() else "cpu")]
+    np.testing.assert_array_equal(read_image(tmp_path / "a.nii.gz").array, read_image(tmp_path / "b.nii.gz").array)
+    capsys.readouterr()
+    for bad, field in ((["--device", "tpu"], "[device]"), (["--batch-size", "0"], "[batch_size]")):
+        assert cli.main([*base, "--out", str(tmp_path / "c.nii.gz"), *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and field in err[0]
+    assert not (tmp_path / "c.nii.gz").exists() and len(batches) == 2
+
+
 def test_inference_turns_logits_into_probabilities(seg_run, coronal_nifti):
     # The nets return logits; predict_volume (segment, evaluate) applies the sigmoid: logit 2 ->
     # 0.881 inside the crop window, 0 outside (probabilities_to_input pastes into zeros).
