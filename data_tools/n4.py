@@ -91,7 +91,7 @@ def _key(image: np.ndarray, spacing, mask, params: N4Params) -> str:
 
 
 def n4_correct(image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), mask: np.ndarray | str | None = None,
-               params: N4Params | None = None, use_cache: bool = True) -> N4Result:
+               params: N4Params | None = None, use_cache: bool = True, source: str | Path | None = None) -> N4Result:
     """Estimate and remove the multiplicative bias field of a 3-D magnitude image.
 
     Args:
@@ -102,15 +102,17 @@ def n4_correct(image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), ma
             array (X, Y, Z).
         params: :class:`N4Params`; ``N4Params(shrink=1)`` is the seed-faithful SimpleITK default.
         use_cache: reuse a result computed before for the same input and parameters.
+        source: the image's file, named in the errors about the image.
     """
     import SimpleITK as sitk
 
     params = params or N4Params()
     img = np.asarray(image, dtype=np.float32)
     if img.ndim != 3:
-        raise PipelineInputError(f"N4 needs a 3-D image, got shape {img.shape}", field="image", expected="(X, Y, Z)")
+        raise PipelineInputError(f"N4 needs a 3-D image, got shape {img.shape}", path=source, field="image",
+                                 expected="(X, Y, Z)")
     if not np.all(np.isfinite(img)) or img.min() < 0:
-        raise PipelineInputError("N4 needs a finite, non-negative magnitude image", field="image",
+        raise PipelineInputError("N4 needs a finite, non-negative magnitude image", path=source, field="image",
                                  expected="values >= 0", hint="take the magnitude or RSS first")
     if params.shrink < 1:
         raise PipelineInputError(f"shrink must be >= 1, got {params.shrink}", field="shrink")
@@ -121,7 +123,7 @@ def n4_correct(image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), ma
     fit_axes = [a for a, n in enumerate(img.shape) if n > 1]
     if len(fit_axes) < 2:
         raise PipelineInputError(f"N4 needs at least 2 voxels along at least two axes, got shape {img.shape}",
-                                 field="image", expected="a 3-D volume or a single 2-D slice")
+                                 path=source, field="image", expected="a 3-D volume or a single 2-D slice")
     if isinstance(mask, str):
         if mask != "auto":
             raise PipelineInputError(f"unknown mask {mask!r}", field="mask", expected="'auto', a mask array or None")

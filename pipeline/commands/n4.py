@@ -51,7 +51,8 @@ def run_n4(ns: Any) -> dict:
                                      expected=f"shape {img.shape}, spacing {img.spacing}")
         mask = m.array > 0
     res = n4_correct(img.array, img.spacing, mask=mask,
-                     params=N4Params(shrink=ns.shrink, levels=tuple(join_items(ns.levels))), use_cache=not ns.no_cache)
+                     params=N4Params(shrink=ns.shrink, levels=tuple(join_items(ns.levels))), use_cache=not ns.no_cache,
+                     source=ns.input)
     out, bias = save_result(res, ns.out, bias_out, img)
     print(f"N4 {'(cached) ' if res.cached else ''}{res.seconds:.1f} s (shrink {ns.shrink}): {out}, bias field {bias}")
     return {"out": str(out), "bias_field": str(bias), "seconds": res.seconds, "cached": res.cached}

@@ -103,6 +103,14 @@ def test_n4_cli_writes_image_and_bias(biased, tmp_path, capsys):
         assert cli.main(bad) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
         assert not (tmp_path / "x.nii.gz").exists()
+    # errors about the image's values or shape name its file (they said only "[image]")
+    neg = write_image(tmp_path / "neg.nii.gz", Image(img - img.mean()))
+    line = write_image(tmp_path / "line.nii.gz", Image(np.ones((9, 1, 1), np.float32)))
+    for path, expect in ((neg, "finite, non-negative"), (line, "at least 2 voxels along at least two axes")):
+        assert cli.main(["n4", str(path), str(tmp_path / "x.nii.gz")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {path} [image]: N4 needs") and expect in err[0], err
+        assert not (tmp_path / "x.nii.gz").exists()
 
 
 def test_n4_cli_mask_file(biased, tmp_path, capsys):
