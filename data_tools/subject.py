@@ -163,9 +163,13 @@ def read_subject(path: str | Path, *, load: tuple[str, ...] = ("kspace", "rss", 
     try:
         for name, (dtype, ndim) in _REQUIRED.items():
             if name not in f:
+                simulated = "input" in f and "target" in f
                 raise PipelineInputError(f"missing dataset '{name}'", path=path, field=name,
                                          expected=f"{np.dtype(dtype)} array of {ndim} dims",
-                                         hint="is this a subject file (see data_tools/subject.py)?")
+                                         hint="this is a simulated input/target dataset (`pipeline simulate`), not a "
+                                              "subject file; subject files come from `pipeline data phantom` or "
+                                              "`pipeline data convert`" if simulated else
+                                              "is this a subject file (see data_tools/subject.py)?")
             _check(f, path, name, dtype, ndim)
         for name, (dtype, ndim) in _OPTIONAL.items():
             if name in f:

@@ -18,7 +18,8 @@ def _parser():
     p.add_argument("--devices", type=str | None, default=None, help="Lightning devices (auto, 1, 2, '0,1')")
     p.add_argument("--precision", type=str | None, default=None, help="32-true, bf16-mixed, 16-mixed")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.ckpt")
-    p.add_argument("--data-dir", type=str | None, default=None, help="folder of the simulated <name>.h5 files")
+    p.add_argument("--data-dir", type=str | None, default=None, help="folder of the simulated <name>.h5 files; for a segmentation experiment "
+                   "(seg_*): the folder of labelled subjects (subject .h5 or images/ + labels/)")
     p.add_argument("--runs-dir", type=str | None, default=None, help="root of the run folders (default runs/)")
     p.add_argument("--profile", type=str, default="auto", help="auto (demo without CUDA), full, or a profile name")
     p.add_argument("--set", type=str, nargs="+", action="extend", default=[],

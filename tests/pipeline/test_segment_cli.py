@@ -369,6 +369,24 @@ def test_bad_segmentation_data_settings_leave_no_run_folder(tmp_path, capsys, se
     assert not (tmp_path / "runs").exists()
 
 
+def test_simulated_datasets_as_segmentation_data_are_named_as_such(tmp_path, capsys):
+    """`pipeline train seg_unet2d --data-dir data/simulated` (the folder the denoisers train on) said
+    only "missing dataset 'kspace'; is this a subject file?"; it now says what the file is."""
+    import h5py
+
+    data = tmp_path / "simulated"
+    data.mkdir()
+    with h5py.File(data / "rad_41.h5", "w") as f:
+        f["input"] = np.zeros((2, 1, 8, 8), np.float32)
+        f["target"] = np.zeros((2, 1, 8, 8), np.float32)
+    assert cli.main(["train", "seg_unet2d", "--runs-dir", str(tmp_path / "runs"), "--max-steps", "2",
+                     "--data-dir", str(data)]) == 2
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error")]
+    assert len(err) == 1 and f"{data / 'rad_41.h5'} [kspace]: missing dataset 'kspace'" in err[0], err
+    assert "this is a simulated input/target dataset (`pipeline simulate`), not a subject file" in err[0]
+    assert not (tmp_path / "runs").exists()
+
+
 def test_empty_validation_split_leaves_no_run_folder(tmp_path, capsys, tiny_phantom_dir):
     """One subject: all in train. The empty val split was found inside fit, after the run folder existed."""
     one = tmp_path / "one"
