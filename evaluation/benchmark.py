@@ -176,7 +176,7 @@ def evaluate_dataset(path: str | Path, predictors: Mapping[str, Predictor | torc
         if isinstance(p, torch.nn.Module):
             need = model_in_channels(p)
             if need is not None and need != channels:
-                skipped[name] = f"model takes {need} channels, {path.name} has {channels}"
+                skipped[name] = f"model takes {need} channel{'' if need == 1 else 's'}, {path.name} has {channels}"
                 continue
             p = model_predictor(p.to(dev))
         preds[name] = p

@@ -95,8 +95,10 @@ def _fmt(v: Any, metric: str) -> str:
     return f"{v:.3e}" if metric in ("mse", "nmse") else f"{v:.4f}"
 
 
-def table_rows(doc: Mapping[str, Any], metrics: Sequence[str] = TABLE_METRICS) -> list[list[str]]:
-    """Rows ``[dataset, model, M-*..., failed, images]`` with the benchmark first per dataset."""
+def table_rows(doc: Mapping[str, Any], metrics: Sequence[str] = TABLE_METRICS,
+               skipped: bool = True) -> list[list[str]]:
+    """Rows ``[dataset, model, M-*..., failed, images]`` with the benchmark first per dataset, then
+    (``skipped``) a row per model that could not run on the dataset."""
     rows = []
     for d, entry in doc["datasets"].items():
         for name, s in [(BENCHMARK, entry["benchmark"]), *entry["models"].items()]:
@@ -106,7 +108,7 @@ def table_rows(doc: Mapping[str, Any], metrics: Sequence[str] = TABLE_METRICS) -
                 flag += f" ({bad} non-finite)"
             rows.append([d, name, *(_fmt(s[m]["mean"], m) for m in metrics), "-" if name == BENCHMARK else flag,
                          str(s["count"])])
-        for name, why in entry.get("skipped", {}).items():
+        for name, why in (entry.get("skipped", {}) if skipped else {}).items():
             rows.append([d, name, *("-" for _ in metrics), f"skipped: {why}", "0"])
     return rows
 
@@ -116,14 +118,17 @@ def _header(metrics: Sequence[str]) -> list[str]:
 
 
 def console_table(doc: Mapping[str, Any], metrics: Sequence[str] = TABLE_METRICS):
-    """A rich Table of M-MAE / M-MSE / M-SSIM for the benchmark and every model per test set."""
+    """A rich Table of M-MAE / M-MSE / M-SSIM for the benchmark and every model per test set.
+    Model names wrap rather than end in an ellipsis (``dncnn_ssim…`` named two runs); models
+    skipped on a dataset are :func:`skipped_notes`, not rows."""
     from rich.table import Table
 
     t = Table(title=f"{doc['split']} split, SSIM variant '{doc['ssim_variant']}' (benchmark = input vs target)")
     for h in _header(metrics):
-        t.add_column(h, justify="right" if h.startswith("M-") or h == "images" else "left")
+        t.add_column(h, justify="right" if h.startswith("M-") or h == "images" else "left",
+                     overflow="fold" if h == "model" else "ellipsis")
     last = None
-    for row in table_rows(doc, metrics):
+    for row in table_rows(doc, metrics, skipped=False):
         if last is not None and row[0] != last:
             t.add_section()
         last = row[0]
@@ -131,11 +136,26 @@ def console_table(doc: Mapping[str, Any], metrics: Sequence[str] = TABLE_METRICS
     return t
 
 
+def skipped_notes(doc: Mapping[str, Any]) -> list[str]:
+    """One line per dataset and reason: the models that could not run on it (a coil model on an
+    image-space set and the reverse), e.g. ``rad_41: skipped a, b (model takes 16 channels, ...)``."""
+    lines = []
+    for d, entry in doc["datasets"].items():
+        by_reason: dict[str, list[str]] = {}
+        for name, why in entry.get("skipped", {}).items():
+            by_reason.setdefault(why, []).append(name)
+        lines += [f"{d}: skipped {', '.join(names)} ({why})" for why, names in by_reason.items()]
+    return lines
+
+
 def print_table(doc: Mapping[str, Any], console=None) -> None:
-    """Print :func:`console_table` (``make demo`` ends with this)."""
+    """Print :func:`console_table` and the :func:`skipped_notes` (``make demo`` ends with this)."""
     from rich.console import Console
 
-    (console or Console()).print(console_table(doc))
+    console = console or Console()
+    console.print(console_table(doc))
+    for line in skipped_notes(doc):
+        console.print(line, markup=False, highlight=False)
 
 
 def _markdown(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], title: str) -> str:

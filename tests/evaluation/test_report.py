@@ -77,4 +77,21 @@ def test_skipped_model_is_listed(tmp_path, make_sim):
     assert "two_channel" in doc["datasets"]["rad_15"]["skipped"]
     con = Console(record=True, width=160)
     print_table(doc, console=con)
-    assert "skipped" in con.export_text()
+    text = con.export_text()
+    # one note under the table, not a table row whose reason wraps over several lines
+    assert text.strip().splitlines()[-1] == f"rad_15: skipped two_channel ({doc['datasets']['rad_15']['skipped']['two_channel']})"
+    assert sum("two_channel" in line for line in text.splitlines()) == 1
+
+
+def test_console_table_keeps_whole_model_names_at_80_columns(results):
+    """Two runs whose names share a prefix were both shown as 'dncnn_ssim…' at 80 columns."""
+    doc = metrics_document(results)
+    entry = next(iter(doc["datasets"].values()))
+    model = next(iter(entry["models"].values()))
+    for name in ("dncnn_ssim/seed1993-f067404b", "dncnn_ssim_v2/seed1993-e37fc6a5"):
+        entry["models"][name] = model
+    con = Console(record=True, width=80)
+    print_table(doc, console=con)
+    cells = [line.split("│") for line in con.export_text().splitlines()]
+    flat = "".join(c[2].strip() for c in cells if len(c) > 2)  # the model column, wrapped parts joined
+    assert "dncnn_ssim/seed1993-f067404b" in flat and "dncnn_ssim_v2/seed1993-e37fc6a5" in flat
