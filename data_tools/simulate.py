@@ -37,7 +37,7 @@ from .paths import default_sim_dir
 from .sim_config import SimConfig, geometry, resolve
 from .simdata import SimColumns, create_sim_file, slice_id, write_columns
 from .splits import assign_splits
-from .subject import list_subjects, read_subject
+from .subject import list_subjects, not_a_subject_hint, read_subject
 from .trajectories import nyquist_acceleration, radial_density, radial_trajectory
 
 
@@ -71,7 +71,8 @@ def _probe(path: Path) -> tuple[tuple[int, int, int], int]:
         if "kspace" not in f:
             raise PipelineInputError("missing dataset 'kspace'", path=path, field="kspace",
                                      expected="complex64 (coil, x, y, z) k-space",
-                                     hint="simulation needs raw multi-coil k-space (see data_tools/subject.py)")
+                                     hint=not_a_subject_hint(f, "simulation needs raw multi-coil k-space "
+                                                                "(see data_tools/subject.py)"))
         ds = f["kspace"]
         require(ds.ndim == 4 and ds.dtype.kind == "c", f"k-space is {ds.dtype} {ds.shape}", path=path,
                 field="kspace", expected="complex (coil, x, y, z)")

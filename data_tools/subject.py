@@ -143,6 +143,15 @@ def _open(path: Path) -> h5py.File:
                                  path=path, expected="an HDF5 subject file written by `pipeline data phantom` or a reader") from None
 
 
+def not_a_subject_hint(f: h5py.File, otherwise: str) -> str:
+    """What to tell someone who gave the open HDF5 file ``f`` where a subject file belongs:
+    a simulated dataset is named as such (the likely mix-up), anything else gets ``otherwise``."""
+    if "input" in f and "target" in f:
+        return ("this is a simulated input/target dataset (`pipeline simulate`), not a subject file; subject files "
+                "come from `pipeline data phantom` or `pipeline data convert`")
+    return otherwise
+
+
 def _check(f: h5py.File, path: Path, name: str, dtype, ndim: int) -> None:
     ds = f[name]
     if ds.dtype != np.dtype(dtype):
@@ -163,13 +172,9 @@ def read_subject(path: str | Path, *, load: tuple[str, ...] = ("kspace", "rss", 
     try:
         for name, (dtype, ndim) in _REQUIRED.items():
             if name not in f:
-                simulated = "input" in f and "target" in f
                 raise PipelineInputError(f"missing dataset '{name}'", path=path, field=name,
                                          expected=f"{np.dtype(dtype)} array of {ndim} dims",
-                                         hint="this is a simulated input/target dataset (`pipeline simulate`), not a "
-                                              "subject file; subject files come from `pipeline data phantom` or "
-                                              "`pipeline data convert`" if simulated else
-                                              "is this a subject file (see data_tools/subject.py)?")
+                                         hint=not_a_subject_hint(f, "is this a subject file (see data_tools/subject.py)?"))
             _check(f, path, name, dtype, ndim)
         for name, (dtype, ndim) in _OPTIONAL.items():
             if name in f:

@@ -211,6 +211,20 @@ def test_subject_with_nan_kspace_is_refused_naming_it(subjects, tmp_path):
     assert not (tmp_path / "w.h5").exists()
 
 
+def test_simulated_dataset_given_as_subject_data_is_named(tmp_path):
+    """`simulate --data data/simulated` said 'simulation needs raw multi-coil k-space'; it now
+    says the file is a simulated dataset and where subject files come from."""
+    folder = tmp_path / "simulated"
+    folder.mkdir()
+    with h5py.File(folder / "pois.h5", "w") as f:
+        f["input"] = np.zeros((2, 1, 8, 8), np.float32)
+        f["target"] = np.zeros((2, 1, 8, 8), np.float32)
+    with pytest.raises(PipelineInputError, match=r"pois.h5 \[kspace\]: missing dataset 'kspace'.*this is a simulated "
+                                                 r"input/target dataset .*`pipeline data phantom`"):
+        simulate("poisson", data=folder, out=tmp_path / "o", accel=3.0, **COMMON)
+    assert not (tmp_path / "o").exists()
+
+
 def test_figures(subjects, tmp_path):
     p = simulate("poisson", data=subjects, out=tmp_path, accel=3.0, figures=True, axes="yz", **COMMON)
     assert sorted(q.name for q in (tmp_path / "figures").iterdir()) == ["pois_pattern.png", "pois_slices.png"]
