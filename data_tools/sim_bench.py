@@ -4,8 +4,6 @@ also the same radial CG on the GPU (torchkbnufft backend)."""
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 
 from .atomic import write_text_atomic
 from .config_io import require_count
+from .machine import cpu_model, machine_info
 from .masks import PoissonDiscMask
 from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse_many, nufft_settings, nufft_workers
 from .trajectories import radial_trajectory
@@ -134,7 +133,7 @@ def bench_radial_torch(size: int = 256, coils: int = 8, spokes: int = 41, interl
         _radial_cg(full, per, x, iters)
     sync()
     ms = (time.perf_counter() - t0) * 1e3 / (repeats * slices)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model()
     return {"device": str(dev), "device_name": name, "backend": "torchkbnufft", "size": [size, size],
             "coils": coils, "spokes": spokes, "interleaves": interleaves, "cg_iters": iters,
             "batch_slices": slices, "repeats": repeats, "ms_per_slice": round(ms, 2),
@@ -144,7 +143,7 @@ def bench_radial_torch(size: int = 256, coils: int = 8, spokes: int = 41, interl
 def run_bench(out: str | Path, size: int = 256, radial_size: int = 256, slices: int = 2) -> dict:
     for field, value in (("size", size), ("radial_size", radial_size), ("slices", slices)):
         require_count(value, field)
-    result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), **nufft_settings()},
+    result = {"machine": {**machine_info(), **nufft_settings()},
               "poisson": bench_poisson(size),
               "radial": bench_radial(radial_size, slices=slices)}
     try:

@@ -7,14 +7,13 @@ the same mask; the error is :func:`data_tools.n4.bias_field_error` inside the bo
 from __future__ import annotations
 
 import json
-import platform
-import os
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from data_tools.atomic import atomic_path
+from data_tools.machine import machine_info
 
 
 def run_bench_n4(out: str = "reports/bench_n4.json", shrink: int = 4, preset: str = "demo", seed: int = 0,
@@ -55,7 +54,7 @@ def run_bench_n4(out: str = "reports/bench_n4.json", shrink: int = 4, preset: st
         "benchmark": "N4 bias-field correction: shrunk fit vs SimpleITK default (same image, same run)",
         "image": {"source": f"phantom {preset} seed {seed}", "shape_xyz": list(vol.shape), "spacing_mm": list(sp),
                   "mask": mask},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {**machine_info(),
                     "simpleitk": sitk.Version_VersionString(), "threads": sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()},
         "ours": {k: v for k, v in ours.items() if not k.startswith("_")},
         "simpleitk_default": {k: v for k, v in ref.items() if not k.startswith("_")},

@@ -9,8 +9,6 @@ and the thread counts.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,6 +18,7 @@ import numpy as np
 from data_tools.atomic import write_text_atomic
 from data_tools.config_io import require_count, require_seed
 from data_tools.errors import PipelineInputError
+from data_tools.machine import load_average, machine_info
 
 #: skimage arguments that define the same SSIM as our variant (data_range added per call).
 SKIMAGE_ARGS = {
@@ -37,23 +36,6 @@ def bench_images(n: int = 64, size: int = 256, seed: int = 0) -> tuple[np.ndarra
     gt = (gt - gt.min()) / (gt.max() - gt.min())
     pred = np.clip(gt + 0.05 * rng.standard_normal(gt.shape), 0, 1)
     return pred.astype(np.float32), gt.astype(np.float32)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 def _best_times(fns: dict[str, Any], repeats: int) -> dict[str, float]:
@@ -103,7 +85,7 @@ def run_bench_evaluate(out: str | Path = "reports/bench_evaluate.json", n_images
     old_threads, old_fused = torch.get_num_threads(), set_fused_threads(threads or None)
     if threads:
         torch.set_num_threads(threads)
-    load_before = _load()
+    load_before = load_average()
     try:
         pred, gt = bench_images(n_images, size, seed)
         x, y = torch.from_numpy(pred)[:, None].to(dev), torch.from_numpy(gt)[:, None].to(dev)
@@ -155,8 +137,7 @@ def run_bench_evaluate(out: str | Path = "reports/bench_evaluate.json", n_images
                             "in a Python loop)"},
         "torch_threads": used["torch"],
         "repeats": repeats, "timing": "best of repeats, round-robin ours / torch / skimage, after a warm-up",
-        "machine": {"platform": platform.platform(), "processor": _cpu_model(), "cpu_count": os.cpu_count(),
-                    "load_average_before": load_before, "load_average_after": _load(),
+        "machine": {**machine_info(), "load_average_before": load_before, "load_average_after": load_average(),
                     "torch": torch.__version__, "numba": numba.__version__},
         "results": results,
     }

@@ -11,6 +11,7 @@ from typing import Any
 from data_tools.atomic import make_dir
 from data_tools.config_io import require_count, require_seed, require_time_string
 from data_tools.errors import PipelineInputError
+from data_tools.machine import cpu_label
 from data_tools.paths import default_runs_dir
 
 from . import runs
@@ -89,8 +90,7 @@ def _device_name(trainer) -> str:
     import torch
     if trainer.accelerator.__class__.__name__.lower().startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    import platform
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return cpu_label()
 
 
 def _default_precision() -> str:

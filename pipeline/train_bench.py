@@ -8,8 +8,6 @@ bare loop also reports the share of step time spent waiting for the next batch.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 from data_tools.atomic import write_text_atomic
 from data_tools.config_io import require_count
 from data_tools.errors import PipelineInputError
+from data_tools.machine import cpu_label
 
 
 def build_bench_net(model: str, model_args: dict | None = None):
@@ -177,7 +176,7 @@ def run_bench_train(model: str, out: str | Path = "reports/bench_train.json", si
         "steps_timed": steps, "warmup_excluded": warmup, "precision": precision, "loss": loss,
         "channels_last": channels_last, "compile": compile, "num_workers": num_workers,
         "device": torch.cuda.get_device_name(0) if device.type == "cuda"
-        else f"cpu ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)",
+        else cpu_label(torch.get_num_threads()),
         "torch": torch.__version__,
         "ours_lightning": ours, "plain_pytorch": plain,
         "lightning_over_plain": ours["images_per_s"] / plain["images_per_s"],

@@ -154,6 +154,9 @@ def test_bench_torch_entry_on_cpu(monkeypatch, tmp_path):
     assert doc["radial"] == {"ours_ms_per_slice": 10.0} and doc["poisson"] == {"ours_ms_per_mask": 1.0}
     assert doc["radial_gpu"] is None and "CUDA" in doc["radial_gpu_reason"]
     assert json.loads((tmp_path / "b.json").read_text())["radial_gpu"] is None
+    # the CPU model is recorded (platform.processor() is empty or 'x86_64' on Linux)
+    from data_tools.machine import cpu_model
+    assert doc["machine"]["cpu"] == cpu_model() and doc["machine"]["cores"] >= 1
 
 
 @pytest.mark.gpu

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from data_tools.machine import cpu_model
 from pipeline import cli
 
 
@@ -15,6 +16,7 @@ def test_bench_n4_small_crop_json_and_figure(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert doc["image"]["shape_xyz"] == [48, 48, 24]          # the seed's z rule keeps 24 slices
     assert doc["image"]["mask"] == "auto"
+    assert doc["machine"]["cpu"] == cpu_model() and doc["machine"]["threads"] >= 1
     ours, ref = doc["ours"], doc["simpleitk_default"]
     assert ours["shrink"] == 4 and ref["shrink"] == 1
     assert ours["cov_bone_before"] == ref["cov_bone_before"]   # both corrected the same image

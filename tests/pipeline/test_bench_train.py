@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from data_tools.machine import cpu_model
 from pipeline import cli
 
 
@@ -17,6 +18,7 @@ def test_bench_train_tiny(tmp_path, capsys):
     printed = json.loads(text[text.index('{\n  "benchmark"'):])
     assert doc["input"] == [2, 1, 16, 16] and doc["steps_timed"] == 3 and doc["precision"] == "32-true"
     assert doc["parameters"] == printed["parameters"] > 0
+    assert doc["device"].startswith(f"cpu ({cpu_model()}, ")
     for path in ("ours_lightning", "plain_pytorch"):
         assert doc[path]["images_per_s"] > 0
     assert "data_wait_share" not in doc["plain_pytorch"]  # CUDA only

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from data_tools.machine import cpu_model
 from data_tools.simdata import SimColumns, create_sim_file, slice_id, write_columns
 from pipeline import cli
 
@@ -176,6 +177,7 @@ def test_bench_evaluate_json(tmp_path, capsys):
     for r in doc["results"]:
         assert r["max_abs_diff"] < 1e-5 and r["ours_images_per_s"] > 0 and r["skimage_images_per_s"] > 0
         assert r["speedup"] == pytest.approx(r["skimage_seconds"] / r["ours_seconds"])
+    assert doc["machine"]["cpu"] == cpu_model() and len(doc["machine"]["load_average_before"]) == 3
     assert cli.main(["bench", "evaluate", "--out", str(out), "--variants", "[pil]"]) == 2
 
 
