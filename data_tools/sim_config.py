@@ -109,7 +109,9 @@ def default_name(pattern: str, spokes: int, accel: float, coil: bool) -> str:
 
 
 def resolve(preset: str | None = None, demo: bool = False, **overrides) -> SimConfig:
-    """Preset (explicit, or the one named like the derived dataset name) + non-None overrides."""
+    """Preset (explicit, or the one named like the dataset name derived from pattern/spokes/accel/coil)
+    + non-None overrides. ``name`` only names the file: ``--pattern radial --spokes 41 --name smoke``
+    simulates what ``rad_41`` does (on the demo phantom, its ``demo:`` stride) into smoke.h5."""
     over = {k: v for k, v in overrides.items() if v is not None}
     bad = set(over) - FIELDS
     require(not bad, f"unknown options {sorted(bad)}", field="simulate", expected=f"one of {sorted(FIELDS)}")
@@ -121,7 +123,7 @@ def resolve(preset: str | None = None, demo: bool = False, **overrides) -> SimCo
     else:
         probe = SimConfig(**{k: v for k, v in over.items() if k in ("pattern", "spokes", "accel", "coil")})
         _check_pattern(probe.pattern)
-        guess = over.get("name") or default_name(probe.pattern, probe.spokes, probe.accel, probe.coil)
+        guess = default_name(probe.pattern, probe.spokes, probe.accel, probe.coil)
         if preset_path(guess).exists():
             base = load_preset(guess, demo)
     cfg = SimConfig(**{**base, **over})

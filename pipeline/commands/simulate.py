@@ -24,7 +24,7 @@ def simulate(pattern: Optional[str] = None, spokes: Optional[int] = None, interl
             named like the dataset (rad_<spokes>, pois, coil_pois) is used when it exists.
         data: folder of subject .h5 files; default: the embedded demo phantom (with the preset's demo stride).
         out: output folder (default data/simulated or $KNEE_PIPELINE_DATA).
-        name: dataset name (default from pattern/spokes: rad_41, rad_15, pois, coil_pois).
+        name: dataset name (default from pattern/spokes: rad_41, rad_15, pois, coil_pois); names the file only, the settings are the pattern's preset.
         coil: 16-channel coil set (every third slice, [re0..re7, im0..im7]).
         accel: target R over the (ky, kz) grid for mask patterns (pois: 8.94 = BART's effective R).
         calib: side of the fully sampled calibration box (default 32 scaled by crop/256).
