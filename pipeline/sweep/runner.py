@@ -151,12 +151,13 @@ def run_row(spec: SweepSpec, index: int, out: str | Path | None = None, *, train
         rec["eval_time_s"] = time.perf_counter() - t1
         rec.update(metrics)
         rec["status"] = "done"
-        rec["error"] = None
+        rec["error"] = rec["error_type"] = None
     except Exception as exc:  # the chapter's per-row capture: record and move on
         if not trained:
             rec["train_time_s"] = rec["train_time_s"] + time.perf_counter() - t0
         rec["status"] = "failed"
         rec["error"] = _one_line(exc)
+        rec["error_type"] = type(exc).__name__  # PipelineInputError: bad input (data, config), not the model
         result_path(root, index).with_suffix(".traceback.txt").write_text(traceback.format_exc())
     rec["finished_at"] = _now()
     write_result(root, index, rec)

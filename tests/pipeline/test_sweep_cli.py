@@ -64,3 +64,39 @@ def test_cli_status_run_index_then_status(smoke_env, capsys):
     text = report.read_text()
     assert "Rows: 4; finished: 1; raised: 0; not run: 3." in text and "Top 15" in text
     assert "(a) Average SSIM: not estimated (1 observation for" in text   # one row cannot fit a regression
+
+
+def test_cli_rows_that_raised_are_named_and_bad_input_everywhere_exits_2(smoke_env, capsys, monkeypatch):
+    """Rows that raised used to end in a bare 'raised: 4' (the reason only in results/<i>.json)
+    and exit 0, also when the dataset did not exist at all."""
+    out = smoke_env / "sweep"
+    monkeypatch.setenv("KNEE_PIPELINE_DATA", str(smoke_env / "nowhere"))
+    assert cli.main(["sweep", "smoke_grid", "--run", "--all", "--max_steps", "1", "--out", str(out)]) == 2
+    std = capsys.readouterr()
+    lines = std.out.strip().splitlines()
+    assert lines[0] == "rows: 4  done: 0  model_failed: 0/0  raised: 4"
+    assert lines[2].startswith("  rows 0-3: PipelineInputError: ") and "smoke.h5: dataset file not found" in lines[2]
+    err = std.err.strip().splitlines()
+    assert len(err) == 1 and "every row run (4) stopped on bad input, first: " in err[0]
+    assert "smoke.h5: dataset file not found" in err[0] and "--retry_failed" in err[0]
+    assert [read_result(out, i)["error_type"] for i in range(4)] == ["PipelineInputError"] * 4
+
+    # run again: the recorded failures are not re-run, and the summary says how to re-run them
+    assert cli.main(["sweep", "smoke_grid", "--run", "--index", "2", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        "  row 2 failed in an earlier run and was not run again: --retry_failed runs them")
+
+    # the data fixed: --retry_failed trains the row
+    monkeypatch.setenv("KNEE_PIPELINE_DATA", str(smoke_env / "data"))
+    assert cli.main(["sweep", "smoke_grid", "--run", "--index", "2", "--max_steps", "1", "--retry_failed",
+                     "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "rows: 1  done: 1  model_failed: 0/1  raised: 0"
+    rec = read_result(out, 2)
+    assert rec["status"] == "done" and rec["error"] is None and rec["error_type"] is None
+
+
+def test_index_ranges():
+    from pipeline.commands.sweep import index_ranges
+
+    assert index_ranges([9, 0, 1, 2, 3, 7, 10]) == "0-3, 7, 9-10"
+    assert index_ranges([5]) == "5" and index_ranges([]) == ""
