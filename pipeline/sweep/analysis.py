@@ -113,14 +113,19 @@ def fit_ols(y, X) -> dict[str, Any] | None:
     keep = [c for c in X.columns if c == "Constant" or X[c].nunique() > 1]
     dropped = [c for c in X.columns if c not in keep]
     X = X[keep]
-    if len(y) <= X.shape[1]:
-        return {"n": int(len(y)), "k": int(X.shape[1]), "dropped": dropped, "fit": None}
+    yv = np.asarray(y, dtype=float)
+    if len(yv) <= X.shape[1]:
+        return {"n": int(len(yv)), "k": int(X.shape[1]), "dropped": dropped, "fit": None}
+    if len(yv) and np.all(yv == yv[0]):
+        # nothing to explain (no failures at all, or every model failed): OLS would report the constant
+        # as significant with a standard error of 0 and a negative F statistic
+        return {"n": int(len(yv)), "k": int(X.shape[1]), "dropped": dropped, "fit": None, "constant": float(yv[0])}
     import warnings
 
     with warnings.catch_warnings():
-        # a dependent variable without variation (e.g. no failures at all) gives R² = NaN, reported as NA
+        # a perfect fit (residuals 0) makes statsmodels divide by zero; its NaN statistics are reported as NA
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = sm.OLS(np.asarray(y, dtype=float), X.astype(float)).fit()
+        res = sm.OLS(yv, X.astype(float)).fit()
         _ = (res.rsquared, res.rsquared_adj, res.fvalue, res.f_pvalue)   # evaluate the lazy stats here
     return {"n": int(res.nobs), "k": int(X.shape[1]), "dropped": dropped, "fit": res, "columns": keep}
 
@@ -207,9 +212,15 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
           "model of failure on all finished models. Reference categories: "
           + (", ".join(f"{k}={v['reference']}" for k, v in cat.items()) or "none") + "."]
     for label, m in models.items():
-        if m and m["fit"] is None:
+        if m and m["n"] == 0:
+            md.append(f"\n{label}: not estimated (no observations).")
+            continue
+        if m and m.get("constant") is not None:
+            md.append(f"\n{label}: not estimated (all {m['n']} observations are {m['constant']:g}: "
+                      "no variation to explain).")
+        elif m and m["fit"] is None:
             obs = "observation" if m["n"] == 1 else "observations"
-            md.append(f"\n{label}: not estimated ({m['n']} {obs} for {m['k']} regressors).")
+            md.append(f"\n{label}: not estimated ({m['n']} {obs} for {m['k']} regressor{'s' * (m['k'] != 1)}).")
         if m and m["dropped"]:
             md.append(f"\n{label}: dropped (no variation): {', '.join(m['dropped'])}.")
 

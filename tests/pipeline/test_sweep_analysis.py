@@ -49,3 +49,25 @@ def test_regressions_recover_known_effects(tmp_path):
     top = (tmp_path / "sw" / "analysis" / "top15.md").read_text().splitlines()
     assert len(top) == 2 + 15 and all("kernel3_" in line and "skipresnet" in line for line in top[2:10])
     assert (tmp_path / "sw" / "analysis" / "regressions.png").exists()
+
+
+def test_failure_regression_without_variation_is_not_estimated(tmp_path):
+    """Every model failed (a 4-step smoke grid on real data): OLS of a constant reported the constant
+    as 1.000*** with a standard error of 0 and an F statistic of -0.5; now 'not estimated'."""
+    grid = {"task.loss": ["l1", "ssim"], "net.init_args.skip": ["dncnn", "resnet"], "net.init_args.depth": [2, 3]}
+    spec = load_spec(write_spec(tmp_path, grid))
+    rng = np.random.default_rng(0)
+
+    def evaluate(run_dir, spec, row):
+        return {"m_mae": 0.2, "m_mse": 0.04, "m_ssim": 0.18 + rng.normal(0, 0.01), "model_failed": True,
+                "bench_m_ssim": 0.77}
+
+    run_rows(spec, range(spec.n_rows), tmp_path / "sw", progress=False, train_fn=FakeTrain(), eval_fn=evaluate)
+    report = analyse(spec, tmp_path / "sw").read_text()
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:]
+            for line in (tmp_path / "sw" / "analysis" / "regressions.md").read_text().splitlines()[2:]}
+    assert rows["Constant"] == ["", " |"] and rows["Observations"] == ["0", "8 |"]
+    assert rows["F Statistic"] == ["NA", "NA |"] and rows["R²"] == ["NA", "NA |"]
+    assert "(b) Failed_model: not estimated (all 8 observations are 1: no variation to explain)." in report
+    assert "8/8 = 100.0 %" in report
+    assert "(a) Average SSIM: not estimated (no observations)." in report and "(a) Average SSIM: dropped" not in report
