@@ -98,10 +98,16 @@ def _run(spec: Any, ns: Any) -> Any:
 
     idx = select_indices(spec, ns.index, ns.all_rows, ns.part, ns.parts_max_len)
     if ns.backend == "submitit":
-        from pipeline.sweep.slurm import submit_submitit
+        from pipeline.sweep.slurm import SUBMITIT_LOGS, slurm_available, submit_submitit
 
-        return submit_submitit(str(spec.path), idx, ns.out)
-    if ns.backend != "local":
+        if slurm_available():  # the jobs run elsewhere: say what was submitted (it printed nothing)
+            jobs = submit_submitit(str(spec.path), idx, ns.out, max_steps=ns.max_steps, retry_failed=ns.retry_failed)
+            array = str(jobs[0].job_id).split("_")[0] if jobs else "none"
+            print(f"submitted row{'s' * (len(idx) != 1)} {index_ranges(idx)} as SLURM job array {array} "
+                  f"({len(jobs)} task{'s' * (len(jobs) != 1)}; logs in {SUBMITIT_LOGS}/); follow them with --status")
+            return jobs
+        print("submitit: no SLURM here (no sbatch on PATH): running the rows in this process")
+    elif ns.backend != "local":
         raise PipelineInputError(f"unknown backend '{ns.backend}'", field="backend", expected="local or submitit")
     root = sweep_dir(spec, ns.out)
     failed_before = set() if ns.retry_failed else {i for i in idx if (read_result(root, i) or {}).get("status") == "failed"}

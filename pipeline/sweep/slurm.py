@@ -151,8 +151,12 @@ def slurm_available() -> bool:
     return shutil.which("sbatch") is not None and "SWEEP_FORCE_LOCAL" not in os.environ
 
 
-def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, folder: str | Path = "logs/submitit",
-                    spec_slurm: dict[str, Any] | None = None, **overrides: Any) -> list[Any]:
+SUBMITIT_LOGS = "logs/submitit"  # relative to the submitting shell's folder, like the sbatch scripts' logs/
+
+
+def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, folder: str | Path = SUBMITIT_LOGS,
+                    spec_slurm: dict[str, Any] | None = None, *, max_steps: int | None = None,
+                    retry_failed: bool = False, **overrides: Any) -> list[Any]:
     """Submit rows through submitit (SLURM job array); without SLURM run them here, one after another.
 
     Returns the submitit jobs, or the result records of the local fallback. Rows are submitted as a
@@ -164,7 +168,7 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
 
     spec = load_spec(spec_arg)
     if not slurm_available():
-        return run_rows(spec, indices, out)
+        return run_rows(spec, indices, out, max_steps=max_steps, retry_failed=retry_failed)
     import submitit
 
     opts = _opts(spec_slurm if spec_slurm is not None else spec.slurm, overrides)
@@ -181,7 +185,8 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
         params["slurm_account"] = opts["account"]
     ex = submitit.AutoExecutor(folder=str(folder))
     ex.update_parameters(**params)
-    return ex.map_array(SubmititRow(), [spec_arg] * len(indices), list(indices), [out] * len(indices))
+    n = len(indices)
+    return ex.map_array(SubmititRow(), [spec_arg] * n, list(indices), [out] * n, [max_steps] * n, [retry_failed] * n)
 
 
 class SubmititRow:
@@ -190,17 +195,19 @@ class SubmititRow:
     at the current step and resubmits the same row, which then finds itself ``running`` with that
     checkpoint and resumes there (runner.run_row)."""
 
-    def __call__(self, spec_arg: str, index: int, out: str | None) -> dict[str, Any]:
+    def __call__(self, spec_arg: str, index: int, out: str | None, max_steps: int | None = None,
+                 retry_failed: bool = False) -> dict[str, Any]:
         from .runner import run_row
         from .spec import load_spec
 
-        return run_row(load_spec(spec_arg), index, out)
+        return run_row(load_spec(spec_arg), index, out, max_steps=max_steps, retry_failed=retry_failed)
 
-    def checkpoint(self, spec_arg: str, index: int, out: str | None) -> Any:
+    def checkpoint(self, spec_arg: str, index: int, out: str | None, max_steps: int | None = None,
+                   retry_failed: bool = False) -> Any:
         import submitit
 
         from pipeline.train import save_running_checkpoint
 
         save_running_checkpoint()
 
-        return submitit.helpers.DelayedSubmission(self, spec_arg, index, out)
+        return submitit.helpers.DelayedSubmission(self, spec_arg, index, out, max_steps, retry_failed)

@@ -63,9 +63,23 @@ def test_train_and_ddp_scripts(tmp_path):
 def test_submitit_backend_falls_back_to_local(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)       # no sbatch on this machine
     calls = []
-    monkeypatch.setattr("pipeline.sweep.runner.run_rows", lambda spec, idx, out: calls.append((spec.name, idx)) or [])
-    assert submit_submitit("smoke_grid", [1, 2], str(tmp_path)) == []
-    assert calls == [("smoke_grid", [1, 2])]
+    monkeypatch.setattr("pipeline.sweep.runner.run_rows",
+                        lambda spec, idx, out, **kw: calls.append((spec.name, idx, kw)) or [])
+    assert submit_submitit("smoke_grid", [1, 2], str(tmp_path), max_steps=3) == []
+    assert calls == [("smoke_grid", [1, 2], {"max_steps": 3, "retry_failed": False})]
+
+
+def test_cli_submitit_without_slurm_runs_here_with_the_summary(smoke_env, capsys, monkeypatch):
+    """--backend submitit on a machine without SLURM printed nothing and dropped --max_steps."""
+    monkeypatch.setenv("SWEEP_FORCE_LOCAL", "1")
+    out = smoke_env / "sweep"
+    assert cli.main(["sweep", "smoke_grid", "--run", "--index", "0", "--backend", "submitit", "--max_steps", "1",
+                     "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "submitit: no SLURM here (no sbatch on PATH): running the rows in this process"
+    assert lines[-1] == "rows: 1  done: 1  model_failed: 0/1  raised: 0"
+    from pipeline.sweep.plan import read_result
+    assert read_result(out, 0)["steps"] == 1
 
 
 @pytest.mark.parametrize("text,minutes", [("30", 30), ("30:15", 31), ("02:30:00", 150), ("12:00:00", 720),
@@ -101,7 +115,7 @@ def test_emit_slurm_bad_ddp_size_names_the_option(tmp_path, capsys, args, needle
     assert not (out / "slurm").exists()
 
 
-def test_submitit_backend_submits_a_requeueable_array(tmp_path, monkeypatch):
+def test_submitit_backend_submits_a_requeueable_array(tmp_path, monkeypatch, capsys):
     """The real submitit with stand-in `sbatch` / `srun` on PATH: the sbatch file it writes carries
     the spec's limits (time in minutes from a D-HH:MM form), our setup lines and the account."""
     bin_dir = tmp_path / "bin"
@@ -127,14 +141,30 @@ def test_submitit_backend_submits_a_requeueable_array(tmp_path, monkeypatch):
     with pytest.raises(PipelineInputError, match="no limit"):
         submit_submitit("smoke_grid", [0], None, folder=tmp_path / "submitit", time="UNLIMITED")
 
+    # through the command line: what was submitted is printed, and --max_steps / --retry_failed travel
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", "smoke_grid", "--run", "--part", "0", "--parts_max_len", "3", "--backend", "submitit",
+                     "--max_steps", "2", "--retry_failed", "--out", str(tmp_path / "sweep")]) == 0
+    assert capsys.readouterr().out.strip() == ("submitted rows 0-2 as SLURM job array 4242 (3 tasks; logs in "
+                                               "logs/submitit/); follow them with --status")
+    jobs = sorted((tmp_path / "logs" / "submitit").glob("*_submitted.pkl"))
+    assert jobs, "submitit wrote no submission"
+    import pickle
+    sub = pickle.loads(jobs[-1].read_bytes())
+    assert sub.args[3:] == (2, True)
+
 
 def test_submitit_row_is_checkpointable_and_resubmits_the_same_row(monkeypatch):
     calls = []
-    monkeypatch.setattr("pipeline.sweep.runner.run_row", lambda spec, i, out: calls.append((spec.name, i, out)) or {})
+    monkeypatch.setattr("pipeline.sweep.runner.run_row",
+                        lambda spec, i, out, **kw: calls.append((spec.name, i, out, kw)) or {})
     row = SubmititRow()
-    assert row("smoke_grid", 2, "o") == {} and calls == [("smoke_grid", 2, "o")]
-    again = row.checkpoint("smoke_grid", 2, "o")       # what submitit calls on the time-out signal
-    assert again.function is row and again.args == ("smoke_grid", 2, "o")
+    assert row("smoke_grid", 2, "o") == {}
+    assert row("smoke_grid", 2, "o", 5, True) == {}
+    assert calls == [("smoke_grid", 2, "o", {"max_steps": None, "retry_failed": False}),
+                     ("smoke_grid", 2, "o", {"max_steps": 5, "retry_failed": True})]
+    again = row.checkpoint("smoke_grid", 2, "o", 5, True)       # what submitit calls on the time-out signal
+    assert again.function is row and again.args == ("smoke_grid", 2, "o", 5, True)
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
