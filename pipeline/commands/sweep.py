@@ -94,7 +94,7 @@ def _check_options(ns: Any, action: str) -> None:
 
 def _run(spec: Any, ns: Any) -> Any:
     from pipeline.sweep.plan import read_result, sweep_dir
-    from pipeline.sweep.runner import failure_rate, run_rows, select_indices
+    from pipeline.sweep.runner import failure_rate, index_ranges, raised_lines, run_rows, select_indices
 
     idx = select_indices(spec, ns.index, ns.all_rows, ns.part, ns.parts_max_len)
     if ns.backend == "submitit":
@@ -110,47 +110,20 @@ def _run(spec: Any, ns: Any) -> Any:
     elif ns.backend != "local":
         raise PipelineInputError(f"unknown backend '{ns.backend}'", field="backend", expected="local or submitit")
     root = sweep_dir(spec, ns.out)
-    failed_before = set() if ns.retry_failed else {i for i in idx if (read_result(root, i) or {}).get("status") == "failed"}
+    failed_before = set() if ns.retry_failed else {
+        i for i in idx if (read_result(root, i) or {}).get("status") == "failed"}
     recs = run_rows(spec, idx, ns.out, retry_failed=ns.retry_failed, max_steps=ns.max_steps)
     bad, done = failure_rate(recs)
     failed = [r for r in recs if r.get("status") == "failed"]
     print(f"rows: {len(recs)}  done: {done}  model_failed: {bad}/{done}  raised: {len(failed)}")
-    report_raised(failed, root, failed_before)
+    for line in raised_lines(failed, root, failed_before):
+        print(line)
     ran = [r for r in recs if r["index"] not in failed_before]
     if ran and all(r.get("status") == "failed" and r.get("error_type") == "PipelineInputError" for r in ran):
         raise PipelineInputError(f"sweep {spec.name}: every row run ({len(ran)}) stopped on bad input, first: "
                                  f"{ran[0]['error'].split(': ', 1)[-1]}",
                                  hint="fix it, then run again with --retry_failed")
     return recs
-
-
-def report_raised(failed: list[dict], root: Any, failed_before: set[int], most: int = 10) -> None:
-    """Rows that raised, grouped by their one-line error (the reason was only in results/<i>.json)."""
-    if not failed:
-        return
-    groups: dict[str, list[int]] = {}
-    for r in failed:
-        groups.setdefault(str(r.get("error")), []).append(int(r["index"]))
-    print(f"raised (record in {root}/results/<index>.json, traceback next to it):")
-    for error, rows in list(groups.items())[:most]:
-        print(f"  row{'s' if len(rows) > 1 else ''} {index_ranges(rows)}: {error}")
-    if len(groups) > most:
-        print(f"  ... and {len(groups) - most} other errors")
-    earlier = sorted(i for i in (r["index"] for r in failed) if i in failed_before)
-    if earlier:
-        print(f"  row{'s' if len(earlier) > 1 else ''} {index_ranges(earlier)} failed in an earlier run and "
-              f"{'were' if len(earlier) > 1 else 'was'} not run again: --retry_failed runs them")
-
-
-def index_ranges(indices: list[int]) -> str:
-    """``[0, 1, 2, 3, 7, 9, 10]`` -> ``"0-3, 7, 9-10"``."""
-    runs: list[list[int]] = []
-    for i in sorted(set(indices)):
-        if runs and i == runs[-1][1] + 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _emit(spec: Any, ns: Any) -> list:

@@ -220,7 +220,8 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
                       "no variation to explain).")
         elif m and m["fit"] is None:
             obs = "observation" if m["n"] == 1 else "observations"
-            md.append(f"\n{label}: not estimated ({m['n']} {obs} for {m['k']} regressor{'s' * (m['k'] != 1)}).")
+            regs = f"{m['k']} regressor{'s' * (m['k'] != 1)}"
+            md.append(f"\n{label}: not estimated ({m['n']} {obs} for {regs}).")
         if m and m["dropped"]:
             md.append(f"\n{label}: dropped (no variation): {', '.join(m['dropped'])}.")
 

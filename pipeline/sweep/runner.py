@@ -213,5 +213,36 @@ def failure_rate(records: Iterable[dict[str, Any]]) -> tuple[int, int]:
     return bad, len(done)
 
 
+def raised_lines(failed: list[dict[str, Any]], root: Path, failed_before: set[int], most: int = 10) -> list[str]:
+    """Rows that raised, one line per distinct one-line error with the rows it hit (the reason was
+    only in ``results/<index>.json``), then the rows skipped because they had failed before."""
+    if not failed:
+        return []
+    groups: dict[str, list[int]] = {}
+    for r in failed:
+        groups.setdefault(str(r.get("error")), []).append(int(r["index"]))
+    lines = [f"raised (record in {root}/results/<index>.json, traceback next to it):"]
+    for error, rows in list(groups.items())[:most]:
+        lines.append(f"  row{'s' * (len(rows) != 1)} {index_ranges(rows)}: {error}")
+    if len(groups) > most:
+        lines.append(f"  ... and {len(groups) - most} other errors")
+    earlier = sorted(int(r["index"]) for r in failed if int(r["index"]) in failed_before)
+    if earlier:
+        lines.append(f"  row{'s' * (len(earlier) != 1)} {index_ranges(earlier)} failed in an earlier run and "
+                     f"{'were' if len(earlier) != 1 else 'was'} not run again: --retry_failed runs them")
+    return lines
+
+
+def index_ranges(indices: Iterable[int]) -> str:
+    """``[0, 1, 2, 3, 7, 9, 10]`` -> ``"0-3, 7, 9-10"``."""
+    runs: list[list[int]] = []
+    for i in sorted(set(indices)):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
 def _nan(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))

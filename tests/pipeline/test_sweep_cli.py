@@ -96,7 +96,7 @@ def test_cli_rows_that_raised_are_named_and_bad_input_everywhere_exits_2(smoke_e
 
 
 def test_index_ranges():
-    from pipeline.commands.sweep import index_ranges
+    from pipeline.sweep.runner import index_ranges
 
     assert index_ranges([9, 0, 1, 2, 3, 7, 10]) == "0-3, 7, 9-10"
     assert index_ranges([5]) == "5" and index_ranges([]) == ""
