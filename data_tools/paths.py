@@ -6,6 +6,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
+#: Environment variables that move the cache, the simulated data and the runs (read below).
+ENV_FOLDERS = ("KNEE_PIPELINE_CACHE", "KNEE_PIPELINE_DATA", "KNEE_PIPELINE_RUNS")
 
 
 def cache_dir() -> Path:

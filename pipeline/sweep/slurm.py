@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from data_tools.atomic import atomic_path
 from data_tools.errors import require
+from data_tools.paths import ENV_FOLDERS
 
 DEFAULTS: dict[str, Any] = {
     "time": "04:00:00", "cpus_per_task": 8, "mem": "32G", "max_concurrent": 8, "partition": None,
@@ -38,10 +39,18 @@ def _header(job_name: str, opts: dict[str, Any], extra: Iterable[str] = ()) -> l
     return lines
 
 
+def folder_exports() -> list[str]:
+    """``export KNEE_PIPELINE_...=<absolute path>`` for each folder variable set while the script is
+    written: the tasks then use the folders the sweep was planned with, also under ``sbatch
+    --export=NONE`` or from another shell or folder (a relative path is made absolute here)."""
+    return [f"export {name}={shlex.quote(str(Path(os.environ[name]).expanduser().absolute()))}"
+            for name in ENV_FOLDERS if os.environ.get(name)]
+
+
 def _body(opts: dict[str, Any], command: Sequence[str]) -> list[str]:
     lines = ["", "set -euo pipefail", 'cd "${SLURM_SUBMIT_DIR:-$PWD}"', "mkdir -p logs",
              "# HDF5 file locking fails on many cluster file systems (Lustre, BeeGFS, NFS): readers only here.",
-             "export HDF5_USE_FILE_LOCKING=FALSE", "export PYTHONUNBUFFERED=1"]
+             "export HDF5_USE_FILE_LOCKING=FALSE", "export PYTHONUNBUFFERED=1", *folder_exports()]
     lines += [str(s) for s in (opts.get("setup") or [])]
     lines += ['echo "host=$(hostname) job=${SLURM_JOB_ID:-local} task=${SLURM_ARRAY_TASK_ID:-none} '
               'restart=${SLURM_RESTART_COUNT:-0}"',
@@ -180,7 +189,8 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
         gpus_per_node=int(opts["gpus_per_task"]), tasks_per_node=1, cpus_per_task=int(opts["cpus_per_task"]),
         slurm_mem=opts["mem"], slurm_array_parallelism=int(opts["max_concurrent"]),
         slurm_partition=opts["partition"], slurm_signal_delay_s=int(opts["signal_seconds"]),
-        slurm_setup=["export HDF5_USE_FILE_LOCKING=FALSE", *[str(s) for s in (opts.get("setup") or [])]])
+        slurm_setup=["export HDF5_USE_FILE_LOCKING=FALSE", *folder_exports(),
+                     *[str(s) for s in (opts.get("setup") or [])]])
     if opts.get("account"):
         params["slurm_account"] = opts["account"]
     ex = submitit.AutoExecutor(folder=str(folder))

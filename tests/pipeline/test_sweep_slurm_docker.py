@@ -43,6 +43,27 @@ def test_array_script_directives(tmp_path):
     assert over["array"] == "0-9%3" and over["partition"] == "gpu"
 
 
+def test_scripts_carry_the_folders_set_when_written(tmp_path, monkeypatch):
+    """A sweep planned with $KNEE_PIPELINE_RUNS/DATA set: the tasks used whatever their environment
+    held (nothing under sbatch --export=NONE), so rows ran against other folders than the plan's."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KNEE_PIPELINE_DATA", "sim data")              # relative, with a space
+    monkeypatch.setenv("KNEE_PIPELINE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("KNEE_PIPELINE_CACHE", raising=False)
+    texts = [array_script("smoke_grid", 4, "j"), train_script("dncnn_l1", "t"), ddp_script("unet_l2", "d", 2)]
+    for text in texts:
+        lines = text.splitlines()
+        assert f"export KNEE_PIPELINE_DATA='{tmp_path / 'sim data'}'" in lines
+        assert f"export KNEE_PIPELINE_RUNS={tmp_path / 'runs'}" in lines
+        assert not any("KNEE_PIPELINE_CACHE" in line for line in lines)
+        assert lines.index(f"export KNEE_PIPELINE_RUNS={tmp_path / 'runs'}") < next(
+            i for i, line in enumerate(lines) if line.startswith("srun "))
+        _bash_syntax_ok(text, tmp_path)
+    monkeypatch.delenv("KNEE_PIPELINE_DATA")
+    monkeypatch.delenv("KNEE_PIPELINE_RUNS")
+    assert "KNEE_PIPELINE" not in array_script("smoke_grid", 4, "j")
+
+
 def test_train_and_ddp_scripts(tmp_path):
     t = train_script("dncnn_l1", "train-dncnn_l1")
     d = parse_directives(t)
@@ -128,6 +149,7 @@ def test_submitit_backend_submits_a_requeueable_array(tmp_path, monkeypatch, cap
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
     monkeypatch.setenv("CAPTURE", str(tmp_path / "submitted.sh"))
     monkeypatch.delenv("SWEEP_FORCE_LOCAL", raising=False)
+    monkeypatch.setenv("KNEE_PIPELINE_RUNS", str(tmp_path / "runs"))
     jobs = submit_submitit("smoke_grid", [1, 3], str(tmp_path / "sweep"), folder=tmp_path / "submitit",
                            time="1-02:30", account="proj7", setup=["module load cuda/12"])
     assert [j.job_id for j in jobs] == ["4242_0", "4242_1"]
@@ -138,6 +160,7 @@ def test_submitit_backend_submits_a_requeueable_array(tmp_path, monkeypatch, cap
     assert d["signal"] == "USR2@90" and d["job-name"] == "sweep-smoke_grid"
     body = script.splitlines()
     assert body.index("export HDF5_USE_FILE_LOCKING=FALSE") < body.index("module load cuda/12")
+    assert f"export KNEE_PIPELINE_RUNS={tmp_path / 'runs'}" in body   # the folders travel with the task
     with pytest.raises(PipelineInputError, match="no limit"):
         submit_submitit("smoke_grid", [0], None, folder=tmp_path / "submitit", time="UNLIMITED")
 
