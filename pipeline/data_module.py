@@ -26,11 +26,19 @@ def resolve_dataset(name: str, data_dir: str | Path | None) -> Path:
     return Path(data_dir if data_dir is not None else default_sim_dir()) / f"{name}.h5"
 
 
+def dataset_names(value: list[str] | str | None) -> list[str]:
+    """``data.init_args.datasets`` as a list: one name alone may be a string (not ``list("smoke")``)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
 class SimDataModule(pl.LightningDataModule):
     """Image-to-image pairs from one or more `pipeline simulate` files.
 
     ``datasets``: names in ``data_dir`` (``["rad_41"]`` for V1, ``["pois", "rad_41", "rad_15"]``
-    for the V2 joint set [L1618]) or paths. Training draws from the concatenated ``train`` splits,
+    for the V2 joint set [L1618]) or paths; one name alone may be given as a string
+    (``--set data.init_args.datasets=smoke``). Training draws from the concatenated ``train`` splits,
     validation from the ``val`` splits (``val_fraction`` < 1 keeps an evenly spaced subset, so the
     validation panel and metrics stay fixed between epochs). ``pin_memory=None`` pins when CUDA is
     available. Batches are dicts of (B, C, H, W) tensors. The training order is a permutation per
@@ -38,7 +46,7 @@ class SimDataModule(pl.LightningDataModule):
     seed (``pipeline train``), else 1993.
     """
 
-    def __init__(self, datasets: list[str], data_dir: str | None = None, batch_size: int = 8,
+    def __init__(self, datasets: list[str] | str, data_dir: str | None = None, batch_size: int = 8,
                  num_workers: int = 0, in_ram: bool = False, pin_memory: bool | None = None,
                  deterministic_order: bool = False, seed: int | None = None, val_fraction: float = 1.0,
                  drop_last: bool = False):
@@ -47,7 +55,7 @@ class SimDataModule(pl.LightningDataModule):
             raise PipelineInputError("no datasets given", field="data.datasets", expected="a list of names")
         if not 0.0 < val_fraction <= 1.0:
             raise PipelineInputError(f"val_fraction={val_fraction}", field="data.val_fraction", expected="0 < f <= 1")
-        self.datasets = list(datasets)
+        self.datasets = dataset_names(datasets)
         self.data_dir = data_dir
         self.batch_size = require_count(batch_size, "data.batch_size", name="batch_size")
         self.num_workers = require_count(num_workers, "data.num_workers", least=0, name="num_workers")

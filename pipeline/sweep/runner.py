@@ -91,11 +91,11 @@ def default_evaluate(run_dir: Path, spec: SweepSpec, row: Row) -> dict[str, Any]
 
 def dataset_of(cfg: dict) -> str | None:
     """The first training dataset of a run config (``data.init_args.datasets[0]`` in ``data_dir``)."""
-    from pipeline.data_module import resolve_dataset
+    from pipeline.data_module import dataset_names, resolve_dataset
 
     args = ((cfg.get("data") or {}).get("init_args") or {}) if isinstance(cfg, dict) else {}
-    names = args.get("datasets") or []
-    return str(resolve_dataset(str(names[0]), args.get("data_dir"))) if names else None
+    names = dataset_names(args.get("datasets"))
+    return str(resolve_dataset(names[0], args.get("data_dir"))) if names else None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -81,6 +81,7 @@ def test_data_module_loaders(sim_dir):
     v1 = [b["index"].tolist() for b in dm.val_dataloader()]
     assert v1 == [b["index"].tolist() for b in dm.val_dataloader()]  # fixed validation order
     assert resolve_dataset("x/y.h5", None).as_posix() == "x/y.h5"
+    assert SimDataModule("rad_41", data_dir=str(sim_dir)).datasets == ["rad_41"]   # one name, not its letters
     assert resolve_dataset("rad_41", "d").as_posix() == "d/rad_41.h5"
 
 

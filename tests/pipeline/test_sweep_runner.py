@@ -149,3 +149,11 @@ def test_concurrent_tasks_finishing_at_once_all_land_in_the_plan(tmp_path):
     with mp.get_context("fork").Pool(3) as pool:       # like array tasks, each writes its own row
         pool.map(_task, [(str(p), i, str(out)) for i in range(6)])
     assert [r["status"] for r in read_plan(out / "plan.csv")] == ["done"] * 6
+
+
+def test_dataset_of_takes_one_name_as_a_string():
+    from pipeline.sweep.runner import dataset_of
+
+    assert dataset_of({"data": {"init_args": {"datasets": "smoke", "data_dir": "d"}}}) == "d/smoke.h5"
+    assert dataset_of({"data": {"init_args": {"datasets": ["pois", "rad_41"], "data_dir": "d"}}}) == "d/pois.h5"
+    assert dataset_of({"data": {"init_args": {}}}) is None

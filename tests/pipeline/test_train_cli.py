@@ -232,6 +232,10 @@ def test_bad_input_one_line_exit_2(sim_dir, tmp_path, capsys):
     err = _one_line_error(capsys, ["train", "dncnn_l2", "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path),
                                    "--set", TINY, "data.init_args.datasets=[coil_pois]"])
     assert "coil_pois.h5" in err and "dataset has 16 channels, model expects 1" in err
+    # one dataset as a plain name (was jsonargparse's "Expected a <class 'list'>. Got value: coil_pois")
+    err = _one_line_error(capsys, ["train", "dncnn_l2", "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path),
+                                   "--set", TINY, "data.init_args.datasets=coil_pois"])
+    assert "coil_pois.h5" in err and "dataset has 16 channels, model expects 1" in err
     err = _one_line_error(capsys, ["train", "dncnn_l2", "--set", "net.init_args.bogus=3", "--profile", "full",
                                    "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path)])
     assert "[net.init_args.bogus]: --set key" in err and "'width'" in err  # the constructor's fields
