@@ -47,11 +47,16 @@ def folder_exports() -> list[str]:
             for name in ENV_FOLDERS if os.environ.get(name)]
 
 
+def task_environment(opts: dict[str, Any]) -> list[str]:
+    """Lines every task runs before the pipeline (sbatch scripts and submitit alike): HDF5 locking
+    off, the folder variables, then the spec's ``setup`` lines."""
+    return ["export HDF5_USE_FILE_LOCKING=FALSE", *folder_exports(), *[str(s) for s in (opts.get("setup") or [])]]
+
+
 def _body(opts: dict[str, Any], command: Sequence[str]) -> list[str]:
-    lines = ["", "set -euo pipefail", 'cd "${SLURM_SUBMIT_DIR:-$PWD}"', "mkdir -p logs",
+    lines = ["", "set -euo pipefail", 'cd "${SLURM_SUBMIT_DIR:-$PWD}"', "mkdir -p logs", "export PYTHONUNBUFFERED=1",
              "# HDF5 file locking fails on many cluster file systems (Lustre, BeeGFS, NFS): readers only here.",
-             "export HDF5_USE_FILE_LOCKING=FALSE", "export PYTHONUNBUFFERED=1", *folder_exports()]
-    lines += [str(s) for s in (opts.get("setup") or [])]
+             *task_environment(opts)]
     lines += ['echo "host=$(hostname) job=${SLURM_JOB_ID:-local} task=${SLURM_ARRAY_TASK_ID:-none} '
               'restart=${SLURM_RESTART_COUNT:-0}"',
               "srun " + " ".join(shlex.quote(str(c)) if not str(c).startswith('"$') else str(c) for c in command)]
@@ -189,8 +194,7 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
         gpus_per_node=int(opts["gpus_per_task"]), tasks_per_node=1, cpus_per_task=int(opts["cpus_per_task"]),
         slurm_mem=opts["mem"], slurm_array_parallelism=int(opts["max_concurrent"]),
         slurm_partition=opts["partition"], slurm_signal_delay_s=int(opts["signal_seconds"]),
-        slurm_setup=["export HDF5_USE_FILE_LOCKING=FALSE", *folder_exports(),
-                     *[str(s) for s in (opts.get("setup") or [])]])
+        slurm_setup=task_environment(opts))
     if opts.get("account"):
         params["slurm_account"] = opts["account"]
     ex = submitit.AutoExecutor(folder=str(folder))
