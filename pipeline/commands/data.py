@@ -1,4 +1,5 @@
-"""`pipeline data phantom` and `pipeline data show`: the embedded knee phantom and a quick look."""
+"""`pipeline data phantom` and `pipeline data show`: the embedded knee phantom and a quick look at
+subject files and simulated datasets."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,23 +38,43 @@ def phantom(out: str, subjects: int = 4, preset: Literal["demo", "full", "tiny"]
     return files
 
 
-def show(file: str, out: str) -> Path:
-    """Figure of a subject file: three orthogonal RSS slices with the label overlay, and the coil maps.
+def show(file: str, out: str, index: Optional[list[int]] = None) -> Path:
+    """Figure of a subject file (three orthogonal RSS slices with the label overlay, and the coil
+    maps) or of a simulated dataset (its sampling pattern and input / target / |difference| of a few
+    samples, with a summary printed).
 
     Args:
-        file: subject HDF5 file (see data_tools/subject.py).
+        file: subject HDF5 file (see data_tools/subject.py) or a dataset written by `pipeline simulate`.
         out: PNG to write.
+        index: dataset samples to draw (default: the middle slice of each axis of the first subject).
     """
+    import h5py
+
     from data_tools.atomic import check_writable_file
-    from data_tools.errors import require
+    from data_tools.errors import PipelineInputError, require
+    from data_tools.sim_figures import describe_dataset, plot_dataset
     from data_tools.subject import read_subject
     from data_tools.visualize import plot_subject
 
     require(Path(out).suffix.lower() == ".png", "the figure is a PNG", path=out, field="out",
             expected="a file name ending in .png")
     check_writable_file(out)
-    subject = read_subject(file, load=("rss", "labels", "coil_maps"))
-    path = plot_subject(subject, out, title=Path(file).name)
+    try:
+        with h5py.File(file, "r") as f:
+            is_dataset = "input" in f and "target" in f
+    except OSError:
+        is_dataset = False  # missing or unreadable: read_subject says which
+    if is_dataset:
+        lines = describe_dataset(file)
+        path = plot_dataset(file, out, index)
+        print("\n".join(lines))
+    else:
+        if index is not None:
+            raise PipelineInputError("--index picks samples of a simulated dataset; this is not one", path=file,
+                                     field="index", expected="a dataset written by `pipeline simulate`, "
+                                                             "or no --index for a subject file")
+        subject = read_subject(file, load=("rss", "labels", "coil_maps"))
+        path = plot_subject(subject, out, title=Path(file).name)
     print(f"wrote {path}")
     return path
 
@@ -61,20 +82,28 @@ def show(file: str, out: str) -> Path:
 def _show_parser():
     from jsonargparse import ArgumentParser
 
+    from pipeline.commands import Items
+
     p = ArgumentParser(description=show.__doc__.splitlines()[0])
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
-    p.add_argument("file", type=str, help="subject HDF5 file (see data_tools/subject.py)")
+    p.add_argument("file", type=str, help="subject HDF5 file (see data_tools/subject.py) or a simulated dataset")
     p.add_argument("--out", type=str, required=True, help="PNG to write")
+    p.add_argument("--index", type=Items(int, "sample index"), nargs="+", default=None, metavar="I",
+                   help="dataset samples to draw, e.g. --index 0 17 40 (default: the middle slice of each axis "
+                        "of the first subject)")
     return p
 
 
 def _show_cli(ns) -> Path:
-    return show(file=ns.file, out=ns.out)
+    from pipeline.commands import join_items
+
+    return show(file=ns.file, out=ns.out, index=join_items(ns.index))
 
 
 COMMANDS = [
     Command(path=("data", "phantom"), func=phantom, group_help=GROUP_HELP,
             help="Generate the synthetic multi-coil 3-D knee phantom (subject HDF5 files + figures)"),
     Command(path=("data", "show"), func=_show_cli, build_parser=_show_parser, group_help=GROUP_HELP,
-            help="Plot three orthogonal RSS slices with labels and the coil maps of a subject file"),
+            help="Plot a subject file (orthogonal RSS slices, labels, coil maps) or a simulated dataset "
+                 "(pattern, input/target pairs)"),
 ]

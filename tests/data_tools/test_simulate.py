@@ -231,6 +231,45 @@ def test_figures(subjects, tmp_path):
     assert p.exists()
 
 
+def _png_height(path) -> int:
+    import matplotlib.image
+
+    return matplotlib.image.imread(path).shape[0]
+
+
+def test_dataset_view_summary_and_figure(sets, subjects, tmp_path):
+    """`pipeline data show DATASET`: the summary counts what the file holds; the figure draws the
+    samples asked for (one row each) and refuses an index outside the dataset, writing nothing."""
+    from data_tools.sim_figures import _mask_of, describe_dataset, plot_dataset
+
+    idx = read_index(sets["rad"])
+    n = len(idx["split"])
+    lines = describe_dataset(sets["rad"])
+    counts = {s: int(np.sum(idx["split"] == s)) for s in ("train", "val", "test")}
+    assert lines[0].startswith("rad_5.h5: dataset rad_5, radial, 5 spokes x 2 interleaves, R ")
+    assert f"{n} samples (train {counts['train']}, val {counts['val']}, test {counts['test']}; split by subject)" \
+        in lines[1] and "of 1 x 20 x 20 (channels x H x W, rss)" in lines[1]
+    assert lines[2].startswith("  3 subject(s): ") and f"x {int(np.sum(idx['axis'] == 0))}," in lines[2]
+    assert "of 8 x 20 x 20 (channels x H x W, re0..re3,im0..im3)" in describe_dataset(sets["coil"])[1]  # 4 coils
+
+    one = plot_dataset(sets["rad"], tmp_path / "one.png", [n - 1])
+    three = plot_dataset(sets["rad"], tmp_path / "three.png", [0, 1, n - 1])
+    assert _png_height(three) > 2 * _png_height(one)
+    default = plot_dataset(sets["pois"], tmp_path / "pois.png")  # middle slice of each axis of the first knee
+    assert _png_height(default) == pytest.approx(_png_height(three), rel=0.05)
+    for bad in (-1, n):
+        with pytest.raises(PipelineInputError, match=rf"\[index\]: no sample {bad} in a dataset of {n} samples "
+                                                     rf"\(expected sample indices 0..{n - 1}\)"):
+            plot_dataset(sets["rad"], tmp_path / "bad.png", [0, bad])
+    assert not (tmp_path / "bad.png").exists()
+
+    per = simulate("poisson", data=subjects, out=tmp_path, accel=3.0, mask_per_subject=True, name="per", **COMMON)
+    with h5py.File(per) as f:  # each knee's own mask is drawn for its samples
+        masks = f["masks"][()]
+        assert masks.shape[0] == 3 and not np.array_equal(masks[0], masks[2])
+        assert np.array_equal(_mask_of(f, "s2"), masks[2]) and np.array_equal(_mask_of(f, "s0"), masks[0])
+
+
 def test_bench_functions_small(tmp_path):
     import json
 

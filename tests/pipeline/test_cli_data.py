@@ -83,3 +83,26 @@ def test_show_bad_input_one_line_exit_2(tiny_phantom_dir, tmp_path, capsys, make
     assert "expected" in err[0] or "generate one" in err[0]
     assert list(out_dir.iterdir()) == []  # no figure, no temp file
 
+
+
+def test_show_a_simulated_dataset(sim_dir, tiny_phantom_dir, tmp_path, capsys):
+    """A dataset from `pipeline simulate` is drawn (pattern, input/target/difference of the samples
+    asked for) with a summary; a hand-made file without a stored pattern is drawn too."""
+    fig = tmp_path / "ds.png"
+    assert cli.main(["data", "show", str(sim_dir / "rad_41.h5"), "--out", str(fig), "--index", "0", "23"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "rad_41.h5: dataset rad_41, pattern not recorded"  # the tiny fixture stores neither
+    assert out[1].startswith("  24 samples (train 15, val 5, test 4; ") and "of 1 x 16 x 16" in out[1]
+    assert out[-1] == f"wrote {fig}" and fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    rc = cli.main(["data", "show", str(sim_dir / "rad_41.h5"), "--out", str(tmp_path / "bad.png"), "--index", "24"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "[index]: no sample 24 in a dataset of 24 samples" in err[0], err
+    rc = cli.main(["data", "show", str(tiny_phantom_dir / "knee_000.h5"), "--out", str(tmp_path / "s.png"),
+                   "--index", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "knee_000.h5 [index]" in err[0] and "no --index for a subject" in err[0]
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["data", "show", str(sim_dir / "rad_41.h5"), "--out", str(tmp_path / "w.png"), "--index", "x"])
+    assert exc.value.code == 2 and "invalid sample index value: 'x'" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.png"]
