@@ -218,7 +218,7 @@ def save_result(result: N4Result, out: str | Path, bias_out: str | Path | None, 
     from .formats.images import Image, write_image
 
     out, bias_out = Path(out), bias_path(out, bias_out)
-    geo = dict(spacing=like.spacing, origin=like.origin, direction=like.direction)
+    geo = like.geometry()
     write_image(out, Image(result.corrected, **geo))
     write_image(bias_out, Image(result.bias_field, **geo))
     return out, Path(bias_out)

@@ -86,5 +86,4 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
                                  field="image", expected="(X, Y, Z) with Z > 1")
     prob = predict_volume(net.to(dev), prep, img.array, img.spacing, batch=batch_size)
     labels = channels_to_labels(prob, prep["label_mode"], threshold)
-    return write_image(out, Image(labels.astype(np.uint8), spacing=img.spacing, origin=img.origin,
-                                  direction=img.direction))
+    return write_image(out, Image(labels.astype(np.uint8), **img.geometry()))

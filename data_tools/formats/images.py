@@ -35,17 +35,30 @@ _SUFFIXES_LONGEST_FIRST = sorted(NIFTI_SUFFIXES + ITK_SUFFIXES, key=len, reverse
 
 @dataclasses.dataclass
 class Image:
-    """A 3-D image (or vector image) with its physical geometry; see the module docstring."""
+    """A 3-D image (or vector image) with its physical geometry; see the module docstring.
+
+    ``file_dims``: 2 when it came from (and is to be written as) a 2-D file. A 2-D file is read as
+    one slice, (X, Y, 1[, C]) with spacing 1 mm and origin 0 along k; :func:`write_image` writes
+    such an image back as a 2-D file, so a label map of a 2-D image is 2-D like it.
+    """
 
     array: np.ndarray
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     direction: np.ndarray = dataclasses.field(default_factory=lambda: np.eye(3))
+    file_dims: int = 3
 
     def __post_init__(self):
         self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
         self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
         self.direction = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+        if self.file_dims not in (2, 3):
+            raise PipelineInputError(f"file_dims {self.file_dims}", field="file_dims", expected="2 or 3")
+
+    def geometry(self) -> dict:
+        """Keyword arguments that give another array this image's geometry: ``Image(labels, **img.geometry())``."""
+        return {"spacing": self.spacing, "origin": self.origin, "direction": self.direction,
+                "file_dims": self.file_dims}
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -133,6 +146,7 @@ def read_image(path: str | Path) -> Image:
         except Exception as exc:  # nibabel raises several types for corrupt/truncated files
             raise PipelineInputError(f"cannot read NIfTI ({exc.__class__.__name__}: {exc}); truncated or corrupt?",
                                      path=path, expected=EXPECTED) from None
+        file_dims = 2 if data.ndim == 2 else 3
         if data.ndim == 2:
             data = data[..., None]
         if data.ndim == 5 and data.shape[3] == 1:  # NIfTI vector images: (X, Y, Z, 1, C)
@@ -140,9 +154,11 @@ def read_image(path: str | Path) -> Image:
         if data.ndim not in (3, 4):
             raise PipelineInputError(f"image has shape {data.shape}", path=path, expected="(X, Y, Z) or (X, Y, Z, C)")
         try:
-            return Image.from_affine_ras(data, img.affine)
+            image = Image.from_affine_ras(data, img.affine)
         except PipelineInputError as exc:
             raise PipelineInputError(str(exc), path=path, field="affine", expected="an invertible affine") from None
+        image.file_dims = file_dims
+        return image
     import SimpleITK as sitk
 
     try:
@@ -165,7 +181,7 @@ def read_image(path: str | Path) -> Image:
         d3 = np.eye(3)
         d3[:2, :2] = direction
         direction = d3
-    return Image(array=arr, spacing=tuple(spacing), origin=tuple(origin), direction=direction)
+    return Image(array=arr, spacing=tuple(spacing), origin=tuple(origin), direction=direction, file_dims=dim)
 
 
 def write_image(path: str | Path, image: Image) -> Path:
@@ -180,10 +196,15 @@ def write_image(path: str | Path, image: Image) -> Path:
     arr = np.asarray(image.array)
     if arr.ndim not in (3, 4):
         raise PipelineInputError(f"array shape {arr.shape}", path=path, field="array", expected="(X, Y, Z) or (X, Y, Z, C)")
+    flat = image.file_dims == 2  # written as the 2-D file it came from
+    if flat and arr.shape[2] != 1:
+        raise PipelineInputError(f"a 2-D image (file_dims 2) with {arr.shape[2]} slices", path=path, field="array",
+                                 expected="(X, Y, 1[, C]) for a 2-D file")
     if kind == "nifti":
         import nibabel as nib
 
-        data = arr if arr.ndim == 3 else arr[:, :, :, None, :]
+        # vector images keep NIfTI's (X, Y, Z, 1, C) layout, 2-D or not
+        data = (arr[:, :, 0] if flat else arr) if arr.ndim == 3 else arr[:, :, :, None, :]
         img = nib.Nifti1Image(data, image.affine_ras())
         img.set_sform(image.affine_ras(), code=1)
         img.set_qform(image.affine_ras(), code=1)
@@ -199,10 +220,11 @@ def write_image(path: str | Path, image: Image) -> Path:
     sarr = np.ascontiguousarray(np.moveaxis(arr, [0, 1, 2], [2, 1, 0]))  # (Z, Y, X[, C])
     if sarr.dtype == np.bool_:
         sarr = sarr.astype(np.uint8)
-    img = sitk.GetImageFromArray(sarr, isVector=vec)
-    img.SetSpacing(image.spacing)
-    img.SetOrigin(image.origin)
-    img.SetDirection(tuple(image.direction.reshape(-1)))
+    d = 2 if flat else 3
+    img = sitk.GetImageFromArray(sarr[0] if flat else sarr, isVector=vec)  # 2-D: (Y, X[, C])
+    img.SetSpacing(image.spacing[:d])
+    img.SetOrigin(image.origin[:d])
+    img.SetDirection(tuple(image.direction[:d, :d].reshape(-1)))
     make_dir(path.parent, target=path)
     if path.suffix.lower() in (".mhd", ".nhdr"):
         tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))

@@ -81,6 +81,43 @@ def test_nifti_to_mhd_keeps_world_coordinates(tmp_path):
     np.testing.assert_allclose(lps_after, [-ras_before[0], -ras_before[1], ras_before[2]], atol=1e-4)
 
 
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz", ".mhd", ".mha"])
+def test_2d_files_stay_2d(tmp_path, suffix):
+    """A 2-D file is read as one slice (X, Y, 1) and written back as a 2-D file with its in-plane
+    geometry, so a label map of a 2-D image has the image's dimensionality; 3-D stays 3-D."""
+    arr = np.arange(42, dtype=np.int16).reshape(7, 6)
+    if suffix.startswith(".nii"):
+        aff = np.diag([-0.4, -0.7, 1.0, 1.0])
+        aff[:2, 3] = (12.5, -40.25)  # RAS; LPS origin (-12.5, 40.25)
+        nib.save(nib.Nifti1Image(arr, aff), str(tmp_path / f"slice{suffix}"))
+    else:
+        img = sitk.GetImageFromArray(arr.T.copy())  # (Y, X) in ITK's order
+        img.SetSpacing((0.4, 0.7))
+        img.SetOrigin((-12.5, 40.25))
+        sitk.WriteImage(img, str(tmp_path / f"slice{suffix}"))
+    im = read_image(tmp_path / f"slice{suffix}")
+    assert im.file_dims == 2 and im.shape == (7, 6, 1)
+    np.testing.assert_array_equal(im.array[:, :, 0], arr)
+    np.testing.assert_allclose(im.spacing[:2], (0.4, 0.7), atol=1e-6)
+    np.testing.assert_allclose(im.origin[:2], (-12.5, 40.25), atol=1e-5)
+    labels = Image((im.array > 20).astype(np.uint8), **im.geometry())
+    out = write_image(tmp_path / f"labels{suffix}", labels)
+    if suffix.startswith(".nii"):
+        assert nib.load(str(out)).shape == (7, 6)
+    else:
+        written = sitk.ReadImage(str(out))
+        assert written.GetDimension() == 2 and written.GetSize() == (7, 6)
+        np.testing.assert_allclose(written.GetSpacing(), (0.4, 0.7))
+    back = read_image(out)
+    np.testing.assert_array_equal(back.array, labels.array)
+    assert back.file_dims == 2 and same_geometry(back, im, tol=1e-5)
+    assert read_image(write_image(tmp_path / f"v{suffix}", _image())).file_dims == 3
+    with pytest.raises(PipelineInputError, match=r"\[array\]: a 2-D image \(file_dims 2\) with 5 slices"):
+        write_image(tmp_path / f"bad{suffix}", Image(_image().array, file_dims=2))
+    with pytest.raises(PipelineInputError, match=r"\[file_dims\]"):
+        Image(arr[..., None], file_dims=4)
+
+
 def test_vector_label_mhd_round_trip(tmp_path):
     """Seed-001 masks have 3 channels (femur, tibia, fibula): a vector image (X, Y, Z, C)."""
     im = _image(dtype=np.uint8, components=3)

@@ -97,6 +97,35 @@ def test_segment_device_and_batch_size(seg_run, coronal_nifti, tmp_path, capsys,
     assert not (tmp_path / "c.nii.gz").exists() and len(batches) == 2
 
 
+def test_segment_and_n4_keep_a_2d_image_2d(seg_run, coronal_nifti, tmp_path):
+    """A 2-D slice file gives a 2-D label map (and a 2-D N4 output) with the labels the same slice
+    stored as an (X, Y, 1) volume gets; the map was written as (X, Y, 1), which numpy broadcasts
+    against an (X, Y) reference without complaint."""
+    import nibabel as nib
+
+    from data_tools.formats.images import read_image
+
+    img, _, _ = coronal_nifti
+    vol = nib.load(str(img))
+    k = vol.shape[2] // 2
+    sl = np.asarray(vol.dataobj)[:, :, k]
+    nib.save(nib.Nifti1Image(sl, vol.affine), str(tmp_path / "slice.nii.gz"))
+    assert cli.main(["segment", str(tmp_path / "slice.nii.gz"), "--model", str(seg_run),
+                     "--out", str(tmp_path / "slice_labels.nii.gz")]) == 0
+    labels = nib.load(str(tmp_path / "slice_labels.nii.gz"))
+    assert labels.shape == sl.shape and np.allclose(labels.affine, vol.affine, atol=1e-5)
+    nib.save(nib.Nifti1Image(sl[:, :, None], vol.affine), str(tmp_path / "thin.nii.gz"))
+    assert cli.main(["segment", str(tmp_path / "thin.nii.gz"), "--model", str(seg_run),
+                     "--out", str(tmp_path / "thin_labels.nii.gz")]) == 0
+    thin = read_image(tmp_path / "thin_labels.nii.gz")
+    assert thin.file_dims == 3 and thin.shape == (*sl.shape, 1)
+    np.testing.assert_array_equal(np.asarray(labels.dataobj), thin.array[:, :, 0])
+    assert cli.main(["n4", str(tmp_path / "slice.nii.gz"), str(tmp_path / "slice_n4.mha"), "--shrink", "1",
+                     "--levels", "5", "5"]) == 0
+    for name in ("slice_n4.mha", "slice_n4_bias.mha"):
+        assert read_image(tmp_path / name).file_dims == 2 and read_image(tmp_path / name).shape == (*sl.shape, 1)
+
+
 def test_inference_turns_logits_into_probabilities(seg_run, coronal_nifti):
     # The nets return logits; predict_volume (segment, evaluate) applies the sigmoid: logit 2 ->
     # 0.881 inside the crop window, 0 outside (probabilities_to_input pastes into zeros).
