@@ -35,10 +35,12 @@ def load_average() -> list[float] | None:
         return None
 
 
-def machine_info() -> dict:
-    """CPU model, logical cores, cores this process may use (SLURM/cgroup sets), OS, load average."""
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "cores_available": available_cores(),
-            "platform": platform.platform(), "load_average": load_average()}
+def machine_info(load: bool = True) -> dict:
+    """CPU model, logical cores, cores this process may use (SLURM/cgroup sets), OS, and the load
+    average now (``load=False`` leaves it out: for a caller that records it before and after)."""
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "cores_available": available_cores(),
+            "platform": platform.platform()}
+    return {**info, "load_average": load_average()} if load else info
 
 
 def cpu_label(threads: int | None = None) -> str:

@@ -137,7 +137,7 @@ def run_bench_evaluate(out: str | Path = "reports/bench_evaluate.json", n_images
                             "in a Python loop)"},
         "torch_threads": used["torch"],
         "repeats": repeats, "timing": "best of repeats, round-robin ours / torch / skimage, after a warm-up",
-        "machine": {**machine_info(), "load_average_before": load_before, "load_average_after": load_average(),
+        "machine": {**machine_info(load=False), "load_average_before": load_before, "load_average_after": load_average(),
                     "torch": torch.__version__, "numba": numba.__version__},
         "results": results,
     }

@@ -35,3 +35,4 @@ def test_machine_info_fields(monkeypatch, tmp_path):
     assert m["cpu"] == "AMD EPYC 7B13" and m["cores"] == os.cpu_count()
     assert 1 <= m["cores_available"] <= m["cores"]
     assert m["load_average"] is None or (len(m["load_average"]) == 3 and min(m["load_average"]) >= 0)
+    assert machine.machine_info(load=False) == {k: v for k, v in m.items() if k != "load_average"}

@@ -178,6 +178,7 @@ def test_bench_evaluate_json(tmp_path, capsys):
         assert r["max_abs_diff"] < 1e-5 and r["ours_images_per_s"] > 0 and r["skimage_images_per_s"] > 0
         assert r["speedup"] == pytest.approx(r["skimage_seconds"] / r["ours_seconds"])
     assert doc["machine"]["cpu"] == cpu_model() and len(doc["machine"]["load_average_before"]) == 3
+    assert "load_average" not in doc["machine"] and len(doc["machine"]["load_average_after"]) == 3  # once each
     assert cli.main(["bench", "evaluate", "--out", str(out), "--variants", "[pil]"]) == 2
 
 
