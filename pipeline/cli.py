@@ -40,7 +40,11 @@ def _leaf_parser(cmd: Command) -> ArgumentParser:
     return p
 
 
-def build_parser(cmds: list[Command] | None = None) -> tuple[ArgumentParser, dict[tuple[str, ...], Command]]:
+def build_parser(cmds: list[Command] | None = None,
+                 exit_on_error: bool = True) -> tuple[ArgumentParser, dict[tuple[str, ...], Command]]:
+    """The root parser with one subcommand per verb, and the verbs by path. ``exit_on_error``
+    False: a refusal raises :class:`argparse.ArgumentError` (every nested parser) instead of
+    printing the usage and exiting, so :func:`run` can report it in one line."""
     cmds = discover() if cmds is None else cmds
     by_path = {c.path: c for c in cmds}
     root = ArgumentParser(prog="pipeline", description="Knee MRI: simulate undersampling, train artifact-removal "
@@ -62,7 +66,20 @@ def build_parser(cmds: list[Command] | None = None) -> tuple[ArgumentParser, dic
         gsub = gp.add_subcommands(dest="action", required=True)
         for c in sorted(members, key=lambda c: c.path):
             gsub.add_subcommand(c.path[1], _leaf_parser(c), help=c.help)
+    if not exit_on_error:
+        for p in _all_parsers(root):
+            p.exit_on_error = False
     return root, by_path
+
+
+def _all_parsers(parser: ArgumentParser):
+    import argparse
+
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _all_parsers(child)
 
 
 def _leaf_options(parser: ArgumentParser, argv: list[str]) -> set[str]:
@@ -102,10 +119,18 @@ def _strip(ns: Any) -> dict:
 
 
 def run(argv: list[str] | None = None) -> Any:
-    """Parse ``argv`` and run the verb; returns the verb's return value. Raises on bad input."""
-    parser, by_path = build_parser()
+    """Parse ``argv`` and run the verb; returns the verb's return value. Raises on bad input, the
+    parser's own refusals included (as one-line :class:`PipelineInputError`, see pipeline.arg_errors)."""
+    import argparse
+
+    from .arg_errors import one_line
+
+    parser, by_path = build_parser(exit_on_error=False)
     argv = sys.argv[1:] if argv is None else list(argv)
-    cfg = parser.parse_args(canonical_argv(argv, _leaf_options(parser, argv)))
+    try:
+        cfg = parser.parse_args(canonical_argv(argv, _leaf_options(parser, argv)))
+    except argparse.ArgumentError as exc:
+        raise PipelineInputError(one_line(str(exc), parser, argv)) from None
     verb = cfg.verb
     leaf = cfg[verb]
     path: tuple[str, ...] = (verb,)

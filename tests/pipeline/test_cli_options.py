@@ -80,3 +80,52 @@ def test_list_options_refuse_other_types(root, argv, needle, capsys):
     with pytest.raises(SystemExit) as exc:
         root.parse_args(argv)
     assert exc.value.code == 2 and needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, line", [
+    # jsonargparse's eight-line type report, after the usage
+    (["evaluate", "--data-range", "foo"],
+     "pipeline evaluate: [data_range] --data-range 'foo': expected a number or 'max'"),
+    (["evaluate", "--ssim", "pl"], "pipeline evaluate: [ssim] --ssim 'pl': expected 'gaussian' | 'fastmri' | 'pil'"),
+    (["simulate", "--spokes", "abc"], "pipeline simulate: [spokes] --spokes 'abc': expected an integer"),
+    (["simulate", "--cg-iters", "1.5"], "pipeline simulate: [cg_iters] --cg_iters '1.5': expected an integer"),
+    (["train", "unet_l2", "--max_steps", "x"], "pipeline train: [max_steps] --max-steps 'x': expected an integer"),
+    (["bench", "simulate", "--size", "x"], "pipeline bench simulate: [size] --size 'x': expected an integer"),
+    # argparse's own, after the usage
+    (["evaluate", "--foo", "1"], "pipeline evaluate: unrecognized arguments: --foo 1"),
+    (["n4", "a.nii", "b.nii", "--levels", "20", "1.5"],
+     "pipeline n4: argument --levels: invalid iteration count value: '1.5'"),
+    (["data", "show", "x.h5"], "pipeline data show: missing --out"),
+    (["train"], "pipeline train: missing EXPERIMENT"),
+    ([], "pipeline: name what to run: one of bench, data, demo, evaluate, n4, segment, simulate, sweep, train"),
+    (["data"], "pipeline data: name what to run: one of convert, phantom, show"),
+])
+def test_parser_refusals_are_one_line(argv, line, capsys, tmp_path, monkeypatch):
+    """Refusals of the parser itself read like the tool's other bad-input errors: one line naming
+    the verb, the option as typed, the value and what was expected, exit 2 (they were the usage
+    text plus up to eight lines of jsonargparse's report, and a SystemExit from cli.main)."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    prog = line.split(":")[0]
+    assert capsys.readouterr().err.splitlines() == [f"error: {line} (see `{prog} --help`)"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parser_refusals_from_the_api_raise(tmp_path):
+    """cli.run (the API under main) raises the same one line as a PipelineInputError."""
+    from data_tools.errors import PipelineInputError
+
+    with pytest.raises(PipelineInputError, match=r"^pipeline segment: \[checkpoint\] --checkpoint 'bset': "
+                                                 r"expected 'best' \| 'last' \(see `pipeline segment --help`\)$"):
+        cli.run(["segment", "a.nii", "--model", str(tmp_path), "--out", "b.nii", "--checkpoint", "bset"])
+
+
+def test_config_file_refusals_are_one_line(tmp_path, capsys):
+    (tmp_path / "typed.yaml").write_text("spokes: abc\n")
+    (tmp_path / "typo.yaml").write_text("spoke: 3\n")
+    for name, line in (("typed.yaml", "[spokes] --spokes 'abc': expected an integer"),
+                       ("typo.yaml", "Subcommand 'simulate' does not accept option 'spoke'"),
+                       ("missing.yaml", f"[config] --config: File does not exist: '{tmp_path / 'missing.yaml'}'")):
+        assert cli.main(["simulate", "--config", str(tmp_path / name)]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: pipeline simulate: {line} (see `pipeline simulate --help`)"]
