@@ -50,24 +50,39 @@ def _type_name(text: str) -> str:
             "dict": "a mapping"}.get(name, name)
 
 
-def _key_message(parser: argparse.ArgumentParser, key: str, body: str) -> str:
-    """A ``Parser key "K": ...`` report → ``--k 'value': expected A | B``."""
-    lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
+def key_report(message: str) -> tuple[str, str | None, list[str], list[str]] | None:
+    """jsonargparse's ``Parser key "K": ...`` report → (K, the value given as it is to be shown
+    (text quoted) or None, the expected types in words, the report's lines); None for another kind
+    of message."""
+    m = re.match(r'Parser key "([^"]+)":\s*(.*)$', message.strip(), flags=re.S)
+    if not m:
+        return None
+    lines = [ln.strip() for ln in m.group(2).splitlines() if ln.strip()]
     value = None
     expected: list[str] = []
+    given_type = re.search(r"Given value type: <class '(\w+)'>", m.group(2))
     for ln in lines:
         got = re.search(r"(?:Given value|Got value): (.*)$", ln)
         if got and value is None and not ln.startswith("Given value type"):
             value = got.group(1).strip()
+            # quoted when it is text (a number given where a word belongs is shown as a number)
+            text = given_type.group(1) == "str" if given_type else not re.fullmatch(r"-?[\d.]+(e-?\d+)?", value)
+            value = repr(value) if text else value
         exp = re.match(r"(?:- )?Expected an? (.+?)(?:\. Got value: .*)?$", ln)
         if exp:
             name = _type_name(exp.group(1))
             if name != "NoneType" and name not in expected:
                 expected.append(name)
+    return m.group(1), value, expected, lines
+
+
+def _key_message(parser: argparse.ArgumentParser, report: tuple[str, str | None, list[str], list[str]]) -> str:
+    """A key report → ``[k] --k 'value': expected A or B``."""
+    key, value, expected, lines = report
     opt = _option(parser, key)
-    if not expected:  # another kind of report under the key (e.g. a range check): keep its words
+    if not expected:  # another kind of report under the key (e.g. a missing file): keep its words
         return f"[{key.rsplit('.', 1)[-1]}] {opt}: " + "; ".join(lines)
-    given = f" {value!r}" if value is not None else ""
+    given = f" {value}" if value is not None else ""
     return f"[{key.rsplit('.', 1)[-1]}] {opt}{given}: expected {' or '.join(expected)}"
 
 
@@ -76,11 +91,11 @@ def one_line(message: str, root: argparse.ArgumentParser, argv: list[str]) -> st
     path, parser = verb_parsers(root, argv)
     prog = " ".join(["pipeline", *path])
     text = message.strip()
-    key = re.match(r'Parser key "([^"]+)":\s*(.*)$', text, flags=re.S)
+    report = key_report(text)
     missing = re.match(r"the following arguments are required: (.*)$", text)
     choice = re.match(r'expected "([\w.]+)" to be one of', text)
-    if key:
-        body = _key_message(parser, key.group(1), key.group(2))
+    if report:
+        body = _key_message(parser, report)
     elif missing:
         body = "missing " + ", ".join(_option(parser, k.strip()) for k in missing.group(1).split(","))
     elif choice:

@@ -98,6 +98,36 @@ def _default_precision() -> str:
     return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
 
 
+# Trainer arguments the run sets itself (not from the config)
+_RUN_OWNED = {"callbacks", "logger", "plugins", "default_root_dir"}
+
+
+def check_trainer_section(kw: dict) -> None:
+    """Type-check the ``trainer`` section against pl.Trainer's signature (jsonargparse, as
+    LightningCLI does): pl.Trainer stores e.g. ``max_epochs="x"`` unchecked and fails inside ``fit``
+    with a bare AssertionError, after the run folder was written. Raises a PipelineInputError
+    naming ``trainer.<key>``, the value and the types it takes."""
+    import argparse
+
+    import pytorch_lightning as pl
+    from jsonargparse import ArgumentParser
+
+    from .arg_errors import key_report
+
+    p = ArgumentParser(exit_on_error=False)
+    p.add_class_arguments(pl.Trainer, "trainer", skip=_RUN_OWNED, instantiate=False)
+    try:
+        p.parse_object({"trainer": {k: v for k, v in kw.items() if k not in _RUN_OWNED}})
+    except argparse.ArgumentError as exc:
+        report = key_report(str(exc))
+        if report is None or not report[2]:
+            msg = " ".join(str(exc).split())[:400]
+            raise PipelineInputError(msg, field="trainer", expected="arguments of pytorch_lightning.Trainer") from None
+        key, value, expected, _ = report
+        raise PipelineInputError(f"{value} is not accepted" if value is not None else "not accepted",
+                                 field=key, expected=" or ".join(expected)) from None
+
+
 def _build_trainer(cfg: dict, run_dir: Path):
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -125,6 +155,7 @@ def _build_trainer(cfg: dict, run_dir: Path):
     loggers = [AppendingCSVLogger(save_dir=run_dir, name="", version=""),
                TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)]
     require_time_string(kw.get("max_time"), "trainer.max_time", "01:00:00:00")
+    check_trainer_section(kw)
     try:
         last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt")
         return pl.Trainer(default_root_dir=run_dir, callbacks=[ckpt, last, LearningRateMonitor("step")], logger=loggers,
