@@ -25,6 +25,7 @@ class PipelineInputError(ValueError):
         if hint is not None:
             text += f"; {hint}"
         super().__init__(text)
+        self.message = message
         self.path = path
         self.field = field
         self.expected = expected

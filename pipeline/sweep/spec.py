@@ -151,7 +151,31 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
         for key in out.grid:
             if key not in RUNNER_KEYS:
                 check_config_key(fixed_cfg, key, path, "sweep key")
+        _check_trainer_values(out, fixed_cfg)
     return out
+
+
+def _check_trainer_values(spec: SweepSpec, fixed_cfg: dict) -> None:
+    """The trainer section with the fixed values, then with each grid value of a ``trainer.*`` key,
+    type-checked as `pipeline train` does: a bad value is refused by --plan, naming the spec's
+    field, not found row by row at run time."""
+    from pipeline.train import check_trainer_section
+
+    def check(trainer: dict, field: str) -> None:
+        kw = {k: v for k, v in trainer.items() if not (k == "precision" and v in (None, "auto"))}
+        try:
+            check_trainer_section(kw)
+        except PipelineInputError as exc:
+            key = f".{exc.field}" if exc.field and exc.field != "trainer" and field == "fixed" else ""
+            raise PipelineInputError(f"{exc.message}", path=spec.path, field=field + key,
+                                     expected=exc.expected) from None
+
+    trainer = dict(fixed_cfg.get("trainer") or {})
+    check(trainer, "fixed")
+    for key, values in spec.grid.items():
+        if key.startswith("trainer.") and key.count(".") == 1:
+            for v in values:
+                check({**trainer, key.split(".", 1)[1]: v}, f"grid.{key}")
 
 
 def _inherit(raw: dict, path: Path, chain: tuple[Path, ...] = ()) -> dict:

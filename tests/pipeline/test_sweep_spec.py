@@ -85,6 +85,19 @@ def test_constructor_default_keys_are_accepted(tmp_path):
         load_spec(write_spec(tmp_path, {"task.optimizer.lrr": [0.1]}))
 
 
+def test_trainer_values_are_type_checked_at_plan_time(tmp_path):
+    """A trainer value pl.Trainer cannot take (each grid value, and the fixed section) is refused by
+    load_spec (--plan), naming the spec's field; it used to surface row by row at run time."""
+    with pytest.raises(PipelineInputError, match=r"t.yaml \[grid.trainer.max_epochs\]: 'x' is not accepted "
+                                                 r"\(expected an integer\)$"):
+        load_spec(write_spec(tmp_path, {"trainer.max_epochs": [2, "x"]}))
+    with pytest.raises(PipelineInputError, match=r"\[fixed.trainer.enable_progress_bar\]: 'maybe' is not accepted"):
+        load_spec(write_spec(tmp_path, {"net.init_args.depth": [1]}, fixed={"trainer.enable_progress_bar": "maybe"}))
+    ok = write_spec(tmp_path, {"trainer.max_epochs": [1, 3], "trainer.precision": ["32-true", "bf16-mixed"]},
+                    fixed={"trainer.limit_val_batches": 0.5})
+    assert load_spec(ok).n_rows == 4
+
+
 def test_empty_product_is_rejected(tmp_path):
     with pytest.raises(PipelineInputError, match="empty"):
         load_spec(write_spec(tmp_path, {"net.init_args.depth": []}))
