@@ -13,18 +13,17 @@ import argparse
 import re
 
 
-def verb_parsers(root: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], argparse.ArgumentParser]:
-    """The verb path ``argv`` names (``["data", "show"]``; ``[]`` for none) and its parser."""
-    path, parser, rest = [], root, list(argv)
+def parser_chain(root: argparse.ArgumentParser, argv: list[str]) -> list[tuple[str, argparse.ArgumentParser]]:
+    """The parsers ``argv`` passes through: ``[("pipeline", root), ("data", ...), ("show", ...)]``."""
+    chain, parser, rest = [("pipeline", root)], root, list(argv)
     while True:
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        if not subs:
-            return path, parser
-        i = next((i for i, tok in enumerate(rest) if tok in subs[0].choices), None)
+        i = next((i for i, tok in enumerate(rest) if tok in subs[0].choices), None) if subs else None
         if i is None:
-            return path, parser
-        path.append(rest[i])
-        parser, rest = subs[0].choices[rest[i]], rest[i + 1:]
+            return chain
+        name = rest[i]
+        parser, rest = subs[0].choices[name], rest[i + 1:]
+        chain.append((name, parser))
 
 
 def _option(parser: argparse.ArgumentParser, key: str) -> str:
@@ -88,8 +87,9 @@ def _key_message(parser: argparse.ArgumentParser, report: tuple[str, str | None,
 
 def one_line(message: str, root: argparse.ArgumentParser, argv: list[str]) -> str:
     """The parser error ``message`` for ``argv`` as one line (no newline), without the usage."""
-    path, parser = verb_parsers(root, argv)
-    prog = " ".join(["pipeline", *path])
+    chain = parser_chain(root, argv)
+    parser = chain[-1][1]
+    prog = " ".join(name for name, _ in chain)
     text = message.strip()
     report = key_report(text)
     missing = re.match(r"the following arguments are required: (.*)$", text)

@@ -84,15 +84,9 @@ def _all_parsers(parser: ArgumentParser):
 
 def _leaf_options(parser: ArgumentParser, argv: list[str]) -> set[str]:
     """The ``--options`` of the verb ``argv`` names (``train``, ``data phantom``) and its parents."""
-    import argparse
+    from .arg_errors import parser_chain
 
-    found = {o for o in parser._option_string_actions if o.startswith("--")}
-    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if subs:
-        for i, tok in enumerate(argv):
-            if tok in subs[0].choices:
-                return found | _leaf_options(subs[0].choices[tok], argv[i + 1:])
-    return found
+    return {o for _, p in parser_chain(parser, argv) for o in p._option_string_actions if o.startswith("--")}
 
 
 def canonical_argv(argv: list[str], known: set[str]) -> list[str]:

@@ -116,8 +116,10 @@ def check_trainer_section(kw: dict) -> None:
 
     p = ArgumentParser(exit_on_error=False)
     p.add_class_arguments(pl.Trainer, "trainer", skip=_RUN_OWNED, instantiate=False)
+    # precision null / auto: the run's default (_default_precision), not a value of pl.Trainer's
+    given = {k: v for k, v in kw.items() if k not in _RUN_OWNED and not (k == "precision" and v in (None, "auto"))}
     try:
-        p.parse_object({"trainer": {k: v for k, v in kw.items() if k not in _RUN_OWNED}})
+        p.parse_object({"trainer": given})
     except argparse.ArgumentError as exc:
         report = key_report(str(exc))
         if report is None or not report[2]:

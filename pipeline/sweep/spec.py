@@ -162,12 +162,11 @@ def _check_trainer_values(spec: SweepSpec, fixed_cfg: dict) -> None:
     from pipeline.train import check_trainer_section
 
     def check(trainer: dict, field: str) -> None:
-        kw = {k: v for k, v in trainer.items() if not (k == "precision" and v in (None, "auto"))}
         try:
-            check_trainer_section(kw)
+            check_trainer_section(trainer)
         except PipelineInputError as exc:
             key = f".{exc.field}" if exc.field and exc.field != "trainer" and field == "fixed" else ""
-            raise PipelineInputError(f"{exc.message}", path=spec.path, field=field + key,
+            raise PipelineInputError(exc.message, path=spec.path, field=field + key,
                                      expected=exc.expected) from None
 
     trainer = dict(fixed_cfg.get("trainer") or {})
