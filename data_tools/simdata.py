@@ -64,6 +64,12 @@ def simulate_hint(path: str | Path) -> str:
     return f"`pipeline simulate --pattern radial|poisson ... --name {name}{out}`"
 
 
+def looks_like_dataset(f: h5py.File) -> bool:
+    """Whether the open HDF5 file ``f`` is a simulated input/target dataset (not a subject file);
+    :func:`open_sim` checks the full layout."""
+    return "input" in f and "target" in f
+
+
 def open_sim(path: str | Path) -> h5py.File:
     """Open a simulated dataset read-only, validating its layout; raises PipelineInputError."""
     path = Path(path)

@@ -146,7 +146,9 @@ def _open(path: Path) -> h5py.File:
 def not_a_subject_hint(f: h5py.File, otherwise: str) -> str:
     """What to tell someone who gave the open HDF5 file ``f`` where a subject file belongs:
     a simulated dataset is named as such (the likely mix-up), anything else gets ``otherwise``."""
-    if "input" in f and "target" in f:
+    from .simdata import looks_like_dataset
+
+    if looks_like_dataset(f):
         return ("this is a simulated input/target dataset (`pipeline simulate`), not a subject file; subject files "
                 "come from `pipeline data phantom` or `pipeline data convert`")
     return otherwise

@@ -53,6 +53,7 @@ def show(file: str, out: str, index: Optional[list[int]] = None) -> Path:
     from data_tools.atomic import check_writable_file
     from data_tools.errors import PipelineInputError, require
     from data_tools.sim_figures import describe_dataset, plot_dataset
+    from data_tools.simdata import looks_like_dataset
     from data_tools.subject import read_subject
     from data_tools.visualize import plot_subject
 
@@ -61,7 +62,7 @@ def show(file: str, out: str, index: Optional[list[int]] = None) -> Path:
     check_writable_file(out)
     try:
         with h5py.File(file, "r") as f:
-            is_dataset = "input" in f and "target" in f
+            is_dataset = looks_like_dataset(f)
     except OSError:
         is_dataset = False  # missing or unreadable: read_subject says which
     if is_dataset:

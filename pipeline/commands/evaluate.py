@@ -25,12 +25,14 @@ def find_datasets(data_dir: Path, names: Optional[list[str]] = None) -> list[Pat
     """
     import h5py
 
+    from data_tools.simdata import looks_like_dataset
+
     require_dir(data_dir, "data folder", hint="run `pipeline simulate` first or pass --data_dir")
     found = {}
     for p in sorted(data_dir.glob("*.h5")):
         try:
             with h5py.File(p, "r") as f:
-                if "input" in f and "target" in f and "split" in f:
+                if looks_like_dataset(f) and "split" in f:
                     found[p.stem] = p
         except OSError:
             continue
