@@ -102,19 +102,41 @@ def parse_override(item: str) -> tuple[str, Any]:
         return key.strip(), raw
 
 
+#: keys of a jsonargparse class node itself; any other key under it is a constructor argument
+CLASS_NODE_KEYS = ("class_path", "init_args", "dict_kwargs")
+
+
+def _class_args(node: dict, part: str, create: bool) -> dict:
+    """The mapping that holds ``part`` under ``node``: its ``init_args`` when ``node`` is a class node
+    (``class_path``) and ``part`` is a constructor argument (jsonargparse's shorthand:
+    ``data.batch_size`` is ``data.init_args.batch_size``), else ``node`` itself."""
+    if "class_path" not in node or part in CLASS_NODE_KEYS:
+        return node
+    if create and not isinstance(node.get("init_args"), dict):
+        node["init_args"] = {}
+    args = node.get("init_args")
+    return args if isinstance(args, dict) else node
+
+
 def set_dotted(cfg: dict, key: str, value: Any) -> None:
+    """Set dotted ``key`` in ``cfg``, creating sections; class nodes are transparent
+    (``net.width`` and ``net.init_args.width`` set the same field)."""
     node = cfg
     parts = key.split(".")
     for p in parts[:-1]:
+        node = _class_args(node, p, create=True)
         if not isinstance(node.get(p), dict):
             node[p] = {}
         node = node[p]
-    node[parts[-1]] = value
+    _class_args(node, parts[-1], create=True)[parts[-1]] = value
 
 
 def get_dotted(cfg: dict, key: str, default: Any = None) -> Any:
+    """The value at dotted ``key`` (class nodes transparent, as in :func:`set_dotted`), or ``default``."""
     node: Any = cfg
     for p in key.split("."):
+        if isinstance(node, dict) and p not in node:
+            node = _class_args(node, p, create=False)
         if not isinstance(node, dict) or p not in node:
             return default
         node = node[p]

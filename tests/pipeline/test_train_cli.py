@@ -215,6 +215,33 @@ def test_print_config_with_overrides(capsys):
     assert cfg["trainer"]["max_steps"] == 7 and "profiles" not in cfg
 
 
+def test_set_shorthand_lands_in_init_args(capsys):
+    """``data.batch_size`` names ``data.init_args.batch_size`` (jsonargparse's shorthand, which the
+    key check accepted); it was set as a sibling of class_path and training died on jsonargparse's
+    'Not a valid subclass of LightningDataModule'."""
+    assert cli.main(["train", "unet_l2", "--profile", "full", "--set", "data.batch_size=3", "net.bottom=32",
+                     "--print_config"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["data"]["init_args"]["batch_size"] == 3 and cfg["net"]["init_args"]["bottom"] == 32
+    assert set(cfg["data"]) == {"class_path", "init_args"} and set(cfg["net"]) == {"class_path", "init_args"}
+
+
+def test_dotted_keys_see_through_class_nodes():
+    from pipeline.train_config import get_dotted, identity_hash, set_dotted
+    cfg = {"net": {"class_path": "m.N", "init_args": {"width": 8}}, "seed": 1}
+    short, full = yaml.safe_load(yaml.safe_dump(cfg)), yaml.safe_load(yaml.safe_dump(cfg))
+    set_dotted(short, "net.width", 16)
+    set_dotted(full, "net.init_args.width", 16)
+    assert short == full and identity_hash(short) == identity_hash(full)  # one run folder for both spellings
+    assert get_dotted(short, "net.width") == 16 and get_dotted(short, "net.init_args.width") == 16
+    set_dotted(short, "net.class_path", "m.M")  # the node's own keys stay where they are
+    set_dotted(short, "net.depth", 3)           # a parameter the YAML left at its default
+    assert short["net"] == {"class_path": "m.M", "init_args": {"width": 16, "depth": 3}}
+    bare = {"net": {"class_path": "m.N"}}
+    set_dotted(bare, "net.width", 4)
+    assert bare["net"] == {"class_path": "m.N", "init_args": {"width": 4}}
+
+
 def _one_line_error(capsys, argv) -> str:
     assert cli.main(argv) == 2
     text = capsys.readouterr().err
