@@ -81,6 +81,7 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
     from data_tools.seg_preprocess import channels_to_labels, crop_resize_z
     from evaluation.benchmark import resolve_device
     from pipeline.seg_data import load_volumes
+    from pipeline.runs import trained_data_dir
     from pipeline.seg_infer import load_seg_run, predict_volume
 
     if split not in ("test", "val", "train", "all"):
@@ -91,8 +92,7 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
     net, prep, cfg = load_seg_run(run_dir, which)
     net = net.to(dev)
     if data is None:
-        trained_on = (cfg.get("data", {}).get("init_args", {}) or {})
-        data = trained_on.get("data") or trained_on.get("data_dir")
+        data = trained_data_dir(cfg)
     vols = {v.name: v for v in load_volumes(data)}
     saved = prep["splits"]
     if split == "test" and not saved.get("test"):

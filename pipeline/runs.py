@@ -30,7 +30,7 @@ from data_tools.config_io import read_yaml_mapping
 from data_tools.errors import PipelineInputError
 from data_tools.paths import REPO_ROOT, default_runs_dir
 
-from .train_config import build_net, identity_hash, import_path
+from .train_config import build_net, get_dotted, identity_hash, import_path
 
 DONE = "done"
 SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT")
@@ -68,6 +68,16 @@ def not_denoising(cfg: dict) -> str | None:
     if isinstance(cls, type) and issubclass(cls, SimDataModule):
         return None
     return f"trained on '{path}', not on simulated input/target pairs"
+
+
+def trained_data_dir(cfg: dict) -> str | None:
+    """The data folder a run was trained on, as its config gives it (``data.init_args.data_dir``
+    of a SimDataModule, ``data`` of a SegDataModule); None: the default folder (or the phantom)."""
+    args = get_dotted(cfg, "data.init_args")
+    if not isinstance(args, dict):
+        return None
+    found = args.get("data") or args.get("data_dir")
+    return str(found) if found else None
 
 
 def write_config(run_dir: Path, cfg: dict) -> Path:

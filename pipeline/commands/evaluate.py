@@ -94,7 +94,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
             volume max as data range) or pil (7x7 uint8 tiles of the original evaluation).
         split: split to evaluate (test, val, train or all).
         out: output folder; default ``reports/<deterministic name>``.
-        data_dir: folder of simulated datasets (default ``data/simulated`` or $KNEE_PIPELINE_DATA); for
+        data_dir: folder of simulated datasets; default: with ``run``, the folder it was trained on
+            (``data.init_args.data_dir``), else ``data/simulated`` or $KNEE_PIPELINE_DATA; for
             ``task="segmentation"``, the folder of labelled subjects (default: the one the run was trained on).
         runs_dir: folder of runs (default ``runs`` or $KNEE_PIPELINE_RUNS).
         task: denoising (this command) or segmentation (``evaluation.seg_report``; needs --run; uses
@@ -132,16 +133,18 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         return evaluate_segmentation_run(Path(run), seg_out, which=checkpoint, split=split, device=device,
                                          batch_size=batch_size, data=data_dir, figures=figures, progress=progress)
 
-    from pipeline.runs import find_runs, load_model, not_denoising, read_config
+    from pipeline.runs import find_runs, load_model, not_denoising, read_config, trained_data_dir
 
     if run is not None:
         run_dirs = [Path(run)]
         _check_run(run_dirs[0], checkpoint)
-        reason = not_denoising(read_config(run_dirs[0]))
+        run_cfg = read_config(run_dirs[0])
+        reason = not_denoising(run_cfg)
         if reason is not None:
             raise PipelineInputError(f"not a denoising run: {reason}", path=run_dirs[0], field="task",
                                      expected="--task segmentation for a segmentation run")
         default_name = f"eval__{run_dirs[0].parent.name}__{run_dirs[0].name}__{split}__{ssim}"
+        data_dir = data_dir or trained_data_dir(run_cfg)  # the folder it was trained on
     else:
         require_dir(runs_root, "runs folder", field="runs_dir",
                     hint="train first (`pipeline train`) or pass --run / --runs_dir")
@@ -202,8 +205,9 @@ def _parser():
     p.add_argument("--split", type=str, default="test", help="test, val, train or all")
     p.add_argument("--out", type=Optional[str], default=None, help="output folder (default reports/<name>)")
     p.add_argument("--data-dir", type=Optional[str], default=None,
-                   help="folder of the simulated <name>.h5 files; with --task segmentation: the folder of labelled "
-                        "subjects (default: the one the run was trained on)")
+                   help="folder of the simulated <name>.h5 files (default: with --run, the folder it was trained "
+                        "on, else data/simulated); with --task segmentation: the folder of labelled subjects "
+                        "(default: the one the run was trained on)")
     p.add_argument("--runs-dir", type=Optional[str], default=None, help="root of the run folders (default runs/)")
     p.add_argument("--task", type=Literal["denoising", "segmentation"], default="denoising",
                    help="denoising, or segmentation (evaluation.seg_report; needs --run)")

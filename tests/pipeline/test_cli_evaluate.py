@@ -104,6 +104,31 @@ def test_evaluate_one_run_default_out(setup, tmp_path, monkeypatch):
         doc["datasets"]["rad_41"]["count"] * 2  # header + (benchmark + model) rows per image
 
 
+def test_one_run_defaults_to_the_data_it_was_trained_on(setup, tmp_path, monkeypatch):
+    """Without --data-dir, `--run` reads the datasets from the run's data.init_args.data_dir (it read
+    data/simulated and stopped on 'data folder not found'); runs in general keep the default folder."""
+    data, runs, _ = setup
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KNEE_PIPELINE_DATA", raising=False)
+    d = _run(runs, "trained_on_sim", {"class_path": "torch.nn.Identity"}, {})
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["data"] = {"class_path": "pipeline.data_module.SimDataModule",
+                   "init_args": {"datasets": "pois", "data_dir": "sim", "batch_size": 4}}  # relative, as given
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert cli.main(["evaluate", "--run", str(d), "--no-progress", "--no-figures", "--out", "r1"]) == 0
+    doc = json.loads((tmp_path / "r1" / "metrics.json").read_text())
+    assert list(doc["datasets"]) == ["rad_41", "pois", "coil_pois"]
+    assert doc["datasets"]["pois"]["count"] == 6
+    # --data-dir still wins; every run (no --run) keeps the default folder
+    other = tmp_path / "other"
+    other.mkdir()
+    _sim(other / "rad_15.h5", seed=3)
+    assert cli.main(["evaluate", "--run", str(d), "--data-dir", str(other), "--no-progress", "--no-figures",
+                     "--out", "r2"]) == 0
+    assert list(json.loads((tmp_path / "r2" / "metrics.json").read_text())["datasets"]) == ["rad_15"]
+    assert cli.main(["evaluate", "--runs-dir", str(runs), "--no-progress", "--no-figures", "--out", "r3"]) == 2
+
+
 def test_bad_inputs_exit_2(setup, tmp_path, capsys):
     data, runs, _ = setup
     no_ckpt = _run(runs, "unfinished", {"class_path": "torch.nn.Identity"}, None, done=False)
