@@ -35,6 +35,13 @@ CHANNEL_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+def label_names(mode: str) -> dict[int, str]:
+    """Label value -> structure name in a mode's label map (:func:`channels_to_labels`):
+    ``bone`` -> ``{1: "bone"}`` (femur, tibia and fibula merged), ``multilabel`` -> femur 1 ... patella 4."""
+    check_mode(mode)
+    return {vals[0]: name for vals, name in zip(LABEL_MODES[mode], CHANNEL_NAMES[mode])}
+
+
 def check_mode(mode: str) -> None:
     if mode not in LABEL_MODES:
         raise PipelineInputError(f"unknown label mode {mode!r}", field="label_mode", expected=" | ".join(LABEL_MODES))

@@ -14,10 +14,77 @@ LABEL_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#ffff33
 
 def _centre(subject: Subject, image: np.ndarray) -> tuple[int, int, int]:
     """Slice indices through the bones' centroid (labels 1-4), else through the volume centre."""
-    if subject.labels is not None and np.any((subject.labels >= 1) & (subject.labels <= 4)):
-        idx = np.argwhere((subject.labels >= 1) & (subject.labels <= 4))
-        return tuple(int(v) for v in np.round(idx.mean(axis=0)))  # type: ignore[return-value]
-    return tuple(n // 2 for n in image.shape)  # type: ignore[return-value]
+    bones = None if subject.labels is None else (subject.labels >= 1) & (subject.labels <= 4)
+    return _centroid(bones, image.shape)
+
+
+def _centroid(mask: np.ndarray | None, shape) -> tuple[int, int, int]:
+    """Voxel indices of ``mask``'s centroid, or the centre of ``shape`` when it is empty or None."""
+    if mask is not None and mask.any():
+        return tuple(int(v) for v in np.round(np.argwhere(mask).mean(axis=0)))  # type: ignore[return-value]
+    return tuple(n // 2 for n in shape)  # type: ignore[return-value]
+
+
+def _orthogonal_views(centre, vox) -> list[tuple[str, tuple, float]]:
+    """(title, index, aspect) of the x-y, x-z and y-z slices through ``centre`` (voxel sizes ``vox``)."""
+    cx, cy, cz = centre
+    return [("sagittal (x-y)", np.s_[:, :, cz], vox[0] / vox[1]), ("coronal (x-z)", np.s_[:, cy, :], vox[0] / vox[2]),
+            ("axial (y-z)", np.s_[cx, :, :], vox[1] / vox[2])]
+
+
+def _draw_overlay(ax, image: np.ndarray, labels: np.ndarray | None, vmax: float, aspect: float, title: str) -> None:
+    """Grey ``image`` with ``labels`` (values 1..7, colours LABEL_COLOURS; 0 transparent) on top."""
+    from matplotlib.colors import ListedColormap
+
+    ax.imshow(image, cmap="gray", vmin=0, vmax=vmax, aspect=aspect, interpolation="nearest")
+    if labels is not None:
+        lab = labels.astype(float)
+        ax.imshow(np.ma.masked_where(lab == 0, lab - 1), cmap=ListedColormap(LABEL_COLOURS), vmin=0,
+                  vmax=len(LABEL_COLOURS) - 1, alpha=0.45, aspect=aspect, interpolation="nearest")
+    ax.set_title(title)
+    ax.axis("off")
+
+
+def _legend(fig, names: dict[int, str], top: bool = True) -> None:
+    """Colour patches of the label values ``names`` (value -> structure) above or below the panels."""
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=LABEL_COLOURS[(k - 1) % len(LABEL_COLOURS)], label=f"{k} {n}")
+               for k, n in sorted(names.items()) if k > 0]
+    fig.legend(handles=handles, loc="upper center" if top else "lower center", ncol=min(len(handles), 4 if not top else 7)
+               or 1, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.99) if top else (0.5, -0.02))
+
+
+def plot_label_map(image: np.ndarray, labels: np.ndarray, spacing, names: dict[int, str], out: str | Path,
+                   title: str = "") -> Path:
+    """One PNG of a label map on its image (both (X, Y, Z)): the three orthogonal slices through
+    the labelled voxels' centroid (one x-y slice for a single-slice image), label colours as in
+    :func:`plot_subject`, a legend of ``names`` (label value -> structure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img = np.asarray(image, dtype=np.float32)
+    vox = np.asarray(spacing, dtype=float)
+    centre = _centroid(labels > 0, img.shape)
+    # titled by index: an image file's axes need not be the phantom's anatomical ones
+    views = [(f"{('z', 'y', 'x')[i]} = {centre[2 - i]} ({plane})", sl, aspect)
+             for i, ((_, sl, aspect), plane) in enumerate(zip(_orthogonal_views(centre, vox), ("x-y", "x-z", "y-z")))]
+    if img.shape[2] == 1:  # one slice: the title goes above it
+        views = [(f"{title}\n{views[0][0]}" if title else views[0][0], *views[0][1:])]
+    vmax = float(np.percentile(img, 99.5)) or 1.0
+    fig, axes = plt.subplots(1, len(views), figsize=(4.6 * len(views), 4.8), squeeze=False)
+    for ax, (name, sl, aspect) in zip(axes[0], views):
+        _draw_overlay(ax, img[sl], labels[sl], vmax, aspect, name)
+    _legend(fig, names, top=False)
+    if len(views) > 1:
+        fig.suptitle(title, y=0.92, fontsize=10)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return out
 
 
 def plot_subject(subject: Subject, out: str | Path, title: str | None = None) -> Path:
@@ -30,33 +97,22 @@ def plot_subject(subject: Subject, out: str | Path, title: str | None = None) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
 
     img = subject.rss_image()
     vox = np.asarray(subject.attrs.get("voxel_size_mm", [1.0, 1.0, 1.0]), dtype=float)
     cx, cy, cz = _centre(subject, img)
     vmax = float(np.percentile(img, 99.5)) or 1.0
-    views = [("sagittal (x-y)", np.s_[:, :, cz], vox[0] / vox[1]), ("coronal (x-z)", np.s_[:, cy, :], vox[0] / vox[2]),
-             ("axial (y-z)", np.s_[cx, :, :], vox[1] / vox[2])]
+    views = _orthogonal_views((cx, cy, cz), vox)
     n_coils = 0 if subject.coil_maps is None else subject.coil_maps.shape[0]
     coil_cols = min(max(n_coils, 1), 8)
     fig = plt.figure(figsize=(14, 9 if n_coils else 5.5))
     grid = fig.add_gridspec(2 if n_coils else 1, coil_cols * 3, height_ratios=[2.2, 1] if n_coils else [1])
-    cmap = ListedColormap(LABEL_COLOURS)
     width = coil_cols
     for i, (name, sl, aspect) in enumerate(views):
         ax = fig.add_subplot(grid[0, i * width:(i + 1) * width])
-        ax.imshow(img[sl], cmap="gray", vmin=0, vmax=vmax, aspect=aspect, interpolation="nearest")
-        if subject.labels is not None:
-            lab = subject.labels[sl].astype(float)
-            ax.imshow(np.ma.masked_where(lab == 0, lab - 1), cmap=cmap, vmin=0, vmax=len(LABEL_COLOURS) - 1,
-                      alpha=0.45, aspect=aspect, interpolation="nearest")
-        ax.set_title(name)
-        ax.axis("off")
+        _draw_overlay(ax, img[sl], None if subject.labels is None else subject.labels[sl], vmax, aspect, name)
     if subject.labels is not None:
-        handles = [Patch(color=LABEL_COLOURS[k - 1], label=f"{k} {LABELS[k]}") for k in sorted(LABELS) if k > 0]
-        fig.legend(handles=handles, loc="upper center", ncol=7, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.99))
+        _legend(fig, {k: v for k, v in LABELS.items() if k > 0})
     if n_coils:
         maps = np.abs(subject.coil_maps[:, cx])
         for c in range(min(n_coils, 8)):

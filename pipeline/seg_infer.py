@@ -6,6 +6,7 @@ the input geometry, using the preprocessing state ``prep`` saved in the checkpoi
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +60,47 @@ def predict_volume(net: torch.nn.Module, prep: dict[str, Any], image: np.ndarray
     return probabilities_to_input(prob, geo, all_slices=dims == 2)
 
 
+@dataclass
+class Segmentation:
+    """What :func:`segment_file` wrote: the label map, its PNG (None when not asked for) and one
+    row per structure of the run's label mode (``label``, ``name``, ``voxels``, and ``volume_ml``
+    for a 3-D image or ``area_mm2`` for a 2-D one, from the image's spacing)."""
+
+    out: Path
+    figure: Path | None
+    structures: list[dict[str, Any]]
+
+
+def label_sizes(labels: np.ndarray, spacing, names: dict[int, str], two_d: bool = False) -> list[dict[str, Any]]:
+    """Voxel count and physical size of each label value of ``names`` (0 when absent) in ``labels``."""
+    sx, sy, sz = (float(v) for v in spacing)
+    counts = np.bincount(np.asarray(labels, np.uint8).ravel(), minlength=max(names, default=0) + 1)
+    rows = []
+    for value, name in sorted(names.items()):
+        n = int(counts[value])
+        size = {"area_mm2": n * sx * sy} if two_d else {"volume_ml": n * sx * sy * sz / 1000.0}
+        rows.append({"label": int(value), "name": name, "voxels": n, **size})
+    return rows
+
+
+def figure_path(out: str | Path) -> Path:
+    """``<out without its image suffix>.png`` next to the label map."""
+    from data_tools.formats.images import image_stem
+
+    return Path(out).with_name(image_stem(out) + ".png")
+
+
 def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, which: str = "best",
-                 threshold: float = 0.5, device: str = "cpu", batch_size: int = 8) -> Path:
-    """Segment ``image_path`` with the run and write the label map with the input's geometry.
+                 threshold: float = 0.5, device: str = "cpu", batch_size: int = 8,
+                 figure: bool = True) -> Segmentation:
+    """Segment ``image_path`` with the run and write the label map with the input's geometry
+    (and, with ``figure``, :func:`figure_path`: the label map on the image, orthogonal slices).
     ``device``: auto (CUDA when present), cpu or cuda[:n]; ``batch_size``: slices per forward pass
     of a 2-D network."""
     from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
     from data_tools.config_io import require_count
     from data_tools.formats.images import Image, image_format, read_image, write_image
-    from data_tools.seg_preprocess import channels_to_labels
+    from data_tools.seg_preprocess import channels_to_labels, label_names
     from evaluation.benchmark import resolve_device
 
     if not 0.0 < threshold < 1.0:
@@ -77,6 +110,10 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
     image_format(out, "out")  # an --out that is no image name: refused before the inference, not after
     check_writable_file(out)
     refuse_overwriting_inputs(out, {"input image": image_path})
+    png = figure_path(out) if figure else None
+    if png is not None:
+        check_writable_file(png, "out")
+        refuse_overwriting_inputs(png, {"input image": image_path})
     img = read_image(image_path)
     if img.n_components != 1:
         raise PipelineInputError(f"image has {img.n_components} components", path=image_path, expected="a scalar image")
@@ -85,5 +122,12 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
         raise PipelineInputError(f"a 3-D model needs a 3-D volume, got shape {img.shape}", path=image_path,
                                  field="image", expected="(X, Y, Z) with Z > 1")
     prob = predict_volume(net.to(dev), prep, img.array, img.spacing, batch=batch_size)
-    labels = channels_to_labels(prob, prep["label_mode"], threshold)
-    return write_image(out, Image(labels.astype(np.uint8), **img.geometry()))
+    labels = channels_to_labels(prob, prep["label_mode"], threshold).astype(np.uint8)
+    names = label_names(prep["label_mode"])
+    written = write_image(out, Image(labels, **img.geometry()))
+    if png is not None:
+        from data_tools.visualize import plot_label_map
+
+        plot_label_map(img.array, labels, img.spacing, names, png,
+                       title=f"{Path(image_path).name}: {prep['label_mode']} labels of {Path(run_dir).name}")
+    return Segmentation(written, png, label_sizes(labels, img.spacing, names, two_d=img.file_dims == 2))

@@ -23,16 +23,21 @@ def build_parser():
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold")
     p.add_argument("--device", type=str, default="auto", help="auto (CUDA when present), cpu, cuda[:n]")
     p.add_argument("--batch-size", type=int, default=8, help="slices per forward pass of a 2-D network")
+    p.add_argument("--figure", type=bool, default=True,
+                   help="also save <out without suffix>.png: the labels on the image, three orthogonal slices")
     return p
 
 
 def run_segment(ns: Any) -> dict:
     from pipeline.seg_infer import segment_file
 
-    out = segment_file(ns.image, ns.model, ns.out, which=ns.checkpoint, threshold=ns.threshold, device=ns.device,
-                       batch_size=ns.batch_size)
-    print(f"labels: {out}")
-    return {"out": str(out)}
+    res = segment_file(ns.image, ns.model, ns.out, which=ns.checkpoint, threshold=ns.threshold, device=ns.device,
+                       batch_size=ns.batch_size, figure=ns.figure)
+    for row in res.structures:
+        size = f"{row['volume_ml']:.2f} mL" if "volume_ml" in row else f"{row['area_mm2']:.1f} mm²"
+        print(f"  {row['label']} {row['name']:<8} {row['voxels']:>10,} voxels  {size}")
+    print(f"labels: {res.out}" + (f", figure: {res.figure}" if res.figure else ""))
+    return {"out": str(res.out), "figure": str(res.figure) if res.figure else None, "structures": res.structures}
 
 
 COMMANDS = [Command(path=("segment",), func=run_segment, build_parser=build_parser,

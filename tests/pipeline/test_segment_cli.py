@@ -73,6 +73,46 @@ def test_segment_writes_labels_with_input_geometry(seg_run, coronal_nifti, capsy
     assert set(np.unique(pred.array)) <= {0, 1}
 
 
+def test_segment_reports_structure_sizes_and_draws_a_figure(seg_run, coronal_nifti, tmp_path, capsys):
+    """`segment` printed only the output's name: it now lists each structure of the run's label
+    mode with its voxel count and volume (from the image's spacing) and saves <out stem>.png."""
+    from PIL import Image as PILImage
+
+    from data_tools.formats.images import read_image
+
+    img, _, _ = coronal_nifti
+    out = tmp_path / "knee.v2_labels.nii.gz"
+    capsys.readouterr()
+    assert cli.main(["segment", str(img), "--model", str(seg_run), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    pred = read_image(out)
+    n = int((pred.array == 1).sum())
+    ml = n * float(np.prod(pred.spacing)) / 1000.0
+    row = next(ln for ln in text.splitlines() if ln.strip().startswith("1 bone"))
+    assert f"{n:,} voxels" in row and f"{ml:.2f} mL" in row
+    png = tmp_path / "knee.v2_labels.png"
+    assert f"figure: {png}" in text and PILImage.open(png).size[0] > 300
+    assert cli.main(["segment", str(img), "--model", str(seg_run), "--out", str(tmp_path / "b.mhd"),
+                     "--figure", "false"]) == 0
+    assert (tmp_path / "b.mhd").exists() and not (tmp_path / "b.png").exists()
+
+
+def test_label_sizes_and_names():
+    from data_tools.seg_preprocess import label_names
+    from pipeline.seg_infer import label_sizes
+
+    assert label_names("bone") == {1: "bone"} and label_names("patella") == {4: "patella"}
+    assert label_names("multilabel") == {1: "femur", 2: "tibia", 3: "fibula", 4: "patella"}
+    lab = np.zeros((4, 5, 6), np.uint8)
+    lab[0, :2, :3] = 2  # 6 voxels of tibia
+    lab[1, 0, 0] = 4
+    rows = label_sizes(lab, (0.5, 2.0, 3.0), label_names("multilabel"))
+    assert [(r["name"], r["voxels"]) for r in rows] == [("femur", 0), ("tibia", 6), ("fibula", 0), ("patella", 1)]
+    assert rows[1]["volume_ml"] == pytest.approx(6 * 3.0 / 1000)
+    flat = label_sizes(lab[:, :, :1], (0.5, 2.0, 1.0), {2: "tibia"}, two_d=True)
+    assert flat == [{"label": 2, "name": "tibia", "voxels": 2, "area_mm2": 2.0}]
+
+
 def test_segment_device_and_batch_size(seg_run, coronal_nifti, tmp_path, capsys, monkeypatch):
     """`segment` takes --device and --batch-size like `evaluate --task segmentation` (it had neither:
     CPU only, 8 slices per pass); the labels do not depend on the batch; bad values are refused first."""
