@@ -140,7 +140,11 @@ class TaskModule(pl.LightningModule):
     ``clip_gradients_by_norm(..., 5.0)``, §5.2); ``None`` disables. ``figure_fn(batch, pred, path)``
     draws the first validation batch (a fixed panel: the val loader does not shuffle) to ``path``.
     ``channels_last``/``compile``: GPU speed options (NHWC memory format; ``torch.compile``).
+    ``monitor``/``monitor_mode``: the logged value ``best.ckpt`` is chosen by (`pipeline train`).
     """
+
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
 
     def __init__(self, net: nn.Module, loss: nn.Module | str = "l2", metrics: dict[str, MetricFn] | None = None,
                  optimizer: dict | None = None, scheduler: dict | None = None, grad_clip: float | None = 5.0,

@@ -53,9 +53,20 @@ class SegTaskModule(TaskModule):
         self._counts: torch.Tensor | None = None
         self.preprocess: dict[str, Any] | None = None
 
+    monitor = MONITOR  # best.ckpt: the trainer's ModelCheckpoint (`pipeline train`) keeps the best val/dice
+    monitor_mode = "max"
+
     def configure_callbacks(self):
-        root = Path(self.trainer.default_root_dir) / "checkpoints" if self._trainer is not None else None
-        return seg_callbacks(root, self.patience)
+        from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+        if self._trainer is None:
+            return seg_callbacks(None, self.patience)
+        have = self.trainer.callbacks
+        if any(isinstance(c, EarlyStopping) and c.monitor == MONITOR for c in have):
+            return []  # attached by an earlier fit/validate of this trainer (a short run's final validation)
+        # a trainer without a val/dice checkpoint (not built by `pipeline train`) gets one in its root
+        ours = any(isinstance(c, ModelCheckpoint) and c.monitor == MONITOR for c in have)
+        return seg_callbacks(None if ours else Path(self.trainer.default_root_dir) / "checkpoints", self.patience)
 
     def on_validation_epoch_start(self) -> None:
         self._counts = None

@@ -130,7 +130,8 @@ def check_trainer_section(kw: dict) -> None:
                                  field=key, expected=" or ".join(expected)) from None
 
 
-def _build_trainer(cfg: dict, run_dir: Path):
+def _build_trainer(cfg: dict, run_dir: Path, module: Any = None):
+    """The run's pl.Trainer; ``best.ckpt`` follows ``module.monitor``/``monitor_mode`` (default val/loss, min)."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import TensorBoardLogger
@@ -151,7 +152,8 @@ def _build_trainer(cfg: dict, run_dir: Path):
         plugins.append(SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1))
     # best.ckpt is chosen after validations only (not at the end of an epoch cut short by max_steps,
     # where val/loss does not exist yet and Lightning warned about it)
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
+                           monitor=getattr(module, "monitor", "val/loss"), mode=getattr(module, "monitor_mode", "min"),
                            save_top_k=1, save_on_train_epoch_end=False, enable_version_counter=False,
                            auto_insert_metric_name=False)
     loggers = [AppendingCSVLogger(save_dir=run_dir, name="", version=""),
@@ -212,7 +214,7 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     if hasattr(dm, "example_batch") and hasattr(module, "check_batch"):
         module.check_batch(dm.example_batch())  # data and shape errors before the run folder exists
 
-    trainer = _build_trainer(cfg, run_dir)  # before the folder exists: a bad trainer section leaves nothing
+    trainer = _build_trainer(cfg, run_dir, module)  # before the folder exists: a bad trainer section leaves nothing
     make_dir(run_dir)
     (run_dir / runs.DONE).unlink(missing_ok=True)  # a resumed run is unfinished until it ends
     runs.write_config(run_dir, cfg)

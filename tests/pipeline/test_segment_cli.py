@@ -58,6 +58,15 @@ def test_zscore_from_training_volumes_is_in_checkpoint(seg_run, tiny_phantom_dir
     assert restored.zscore.mean == prep["zscore"]["mean"]
 
 
+def test_best_checkpoint_follows_validation_dice(seg_run):
+    """best.ckpt is the trainer's one ModelCheckpoint, on the module's monitor (val/dice, max); the
+    module's own copy replaced the trainer's val/loss one, which Lightning announced on every run."""
+    ck = torch.load(seg_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    keys = [k for k in ck["callbacks"] if k.startswith("ModelCheckpoint")]
+    assert len(keys) == 1 and "'monitor': 'val/dice', 'mode': 'max'" in keys[0]
+    assert any(k.startswith("EarlyStopping{'monitor': 'val/dice'") for k in ck["callbacks"])
+
+
 def test_segment_writes_labels_with_input_geometry(seg_run, coronal_nifti, capsys, monkeypatch):
     from data_tools.formats.images import read_image
 
@@ -468,13 +477,19 @@ def test_empty_validation_split_leaves_no_run_folder(tmp_path, capsys, tiny_phan
     assert not (tmp_path / "runs").exists()
 
 
-def test_run_shorter_than_an_epoch_finishes(tiny_phantom_dir, tmp_path):
+def test_run_shorter_than_an_epoch_finishes(tiny_phantom_dir, tmp_path, caplog):
     """--max-steps below one epoch: EarlyStopping's check at the epoch's end found no val/dice (no
-    validation had run) and raised inside fit; the run now ends validated, with best.ckpt."""
+    validation had run) and raised inside fit; the run now ends validated, with best.ckpt. That
+    validation attached the module's callbacks a second time, which Lightning announced as
+    "callbacks ... will override existing callbacks passed to Trainer"; they are attached once."""
+    import logging
+
     from pipeline.train import train_experiment
 
-    run = train_experiment("seg_unet2d", overrides=FAST + [f"data.init_args.data={tiny_phantom_dir}",
-                                                           "trainer.max_epochs=5"],
-                           max_steps=1, runs_dir=tmp_path, profile=None)
+    with caplog.at_level(logging.INFO):
+        run = train_experiment("seg_unet2d", overrides=FAST + [f"data.init_args.data={tiny_phantom_dir}",
+                                                               "trainer.max_epochs=5"],
+                               max_steps=1, runs_dir=tmp_path, profile=None)
     assert runs.is_done(run) and (run / "checkpoints" / "best.ckpt").exists()
+    assert "will override existing callbacks" not in caplog.text
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 1
