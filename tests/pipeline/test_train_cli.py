@@ -90,8 +90,8 @@ def test_scheduler_signal_checkpoint_resumes_at_that_step(sim_dir, tmp_path, mon
     full = train_experiment("dncnn_l2", o, max_steps=7, runs_dir=tmp_path / "a", profile="full")
     real_build = train_mod._build_trainer
 
-    def build(cfg, run_dir):
-        trainer = real_build(cfg, run_dir)
+    def build(cfg, run_dir, module=None):
+        trainer = real_build(cfg, run_dir, module)
         trainer.callbacks.append(SignalAtStep3())
         return trainer
 
