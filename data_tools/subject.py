@@ -204,6 +204,35 @@ def read_subject(path: str | Path, *, load: tuple[str, ...] = ("kspace", "rss", 
         f.close()
 
 
+def describe_subject(path: str | Path, subject: Subject | None = None) -> list[str]:
+    """Summary lines of a subject file (`pipeline data show`): where it came from, coils, matrix,
+    voxel size and field of view, voxels (and mL) per label, and the optional datasets stored.
+    ``subject``: the file already read with its labels (read here otherwise)."""
+    path = Path(path)
+    s = subject if subject is not None else read_subject(path, load=("labels",))
+    a = s.attrs
+    with h5py.File(path, "r") as f:
+        matrix = [int(v) for v in f["kspace"].shape[1:]]
+        coils = int(f["kspace"].shape[0])
+        stored = [name for name in _OPTIONAL if name != "labels" and name in f]
+    vox = [float(v) for v in a.get("voxel_size_mm", [1.0, 1.0, 1.0])]
+    where = ", ".join(f"{k} {a[k]}" for k in ("source", "preset", "seed", "side", "source_file") if k in a)
+    lines = [f"{path.name}: subject {a.get('subject', path.stem)}" + (f" ({where})" if where else ""),
+             f"  {coils} coils, matrix {' x '.join(map(str, matrix))}, voxel {' x '.join(f'{v:g}' for v in vox)} mm "
+             f"(field of view {' x '.join(f'{m * v:g}' for m, v in zip(matrix, vox))} mm)"]
+    if "orientation" in a:
+        lines.append(f"  orientation: {a['orientation']}")
+    if s.labels is None:
+        lines.append("  labels: none (segmentation training needs them)")
+    else:
+        ml = float(np.prod(vox)) / 1000.0
+        counts = np.bincount(np.asarray(s.labels, np.uint8).ravel())
+        parts = [f"{v} {LABELS.get(v, 'unknown')} {int(n):,} ({n * ml:.1f} mL)" for v, n in enumerate(counts) if v and n]
+        lines.append("  labels: " + ("; ".join(parts) if parts else "all 0 (no structure labelled)"))
+    lines.append("  also stored: " + (", ".join(stored) or "none"))
+    return lines
+
+
 def list_subjects(folder: str | Path) -> list[Path]:
     """Subject files (``*.h5``) in ``folder``, sorted; raises if there are none."""
     folder = Path(folder)

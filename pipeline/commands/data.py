@@ -41,7 +41,7 @@ def phantom(out: str, subjects: int = 4, preset: Literal["demo", "full", "tiny"]
 def show(file: str, out: str, index: Optional[list[int]] = None) -> Path:
     """Figure of a subject file (three orthogonal RSS slices with the label overlay, and the coil
     maps) or of a simulated dataset (its sampling pattern and input / target / |difference| of a few
-    samples, with a summary printed).
+    samples); a summary of either is printed.
 
     Args:
         file: subject HDF5 file (see data_tools/subject.py) or a dataset written by `pipeline simulate`.
@@ -54,7 +54,7 @@ def show(file: str, out: str, index: Optional[list[int]] = None) -> Path:
     from data_tools.errors import PipelineInputError, require
     from data_tools.sim_figures import describe_dataset, plot_dataset
     from data_tools.simdata import looks_like_dataset
-    from data_tools.subject import read_subject
+    from data_tools.subject import describe_subject, read_subject
     from data_tools.visualize import plot_subject
 
     require(Path(out).suffix.lower() == ".png", "the figure is a PNG", path=out, field="out",
@@ -76,6 +76,7 @@ def show(file: str, out: str, index: Optional[list[int]] = None) -> Path:
                                                              "or no --index for a subject file")
         subject = read_subject(file, load=("rss", "labels", "coil_maps"))
         path = plot_subject(subject, out, title=Path(file).name)
+        print("\n".join(describe_subject(file, subject)))
     print(f"wrote {path}")
     return path
 

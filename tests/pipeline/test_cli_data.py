@@ -38,6 +38,29 @@ def test_show_writes_png(tiny_phantom_dir, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
+def test_show_summarises_a_subject(tiny_phantom_dir, tmp_path, capsys):
+    """`data show` printed a summary for a simulated dataset but only 'wrote ...' for a subject file."""
+    path = tiny_phantom_dir / "knee_000.h5"
+    assert cli.main(["data", "show", str(path), "--out", str(tmp_path / "s.png")]) == 0
+    text = capsys.readouterr().out
+    subj = read_subject(path)
+    a, lab = subj.attrs, subj.labels
+    assert f"knee_000.h5: subject {a['subject']} (source phantom, preset tiny, seed 0, side right)" in text
+    assert "8 coils, matrix 64 x 64 x 48, voxel " in text and "field of view " in text
+    vox = np.prod(a["voxel_size_mm"]) / 1000.0
+    n = int((lab == 2).sum())
+    assert f"2 tibia {n:,} ({n * vox:.1f} mL)" in text
+    assert "also stored: coil_maps, bias_field" in text and f"wrote {tmp_path / 's.png'}" in text
+    bare = tmp_path / "bare.h5"   # a converted scan: no labels, no coil maps
+    from data_tools.subject import Subject, write_subject
+    write_subject(bare, Subject(kspace=subj.kspace[:2, :8, :8, :8], attrs={"source": "bart", "voxel_size_mm": [0.5, 0.5, 0.6]}))
+    assert cli.main(["data", "show", str(bare), "--out", str(tmp_path / "b.png")]) == 0
+    text = capsys.readouterr().out
+    assert "bare.h5: subject bare (source bart" in text and "2 coils, matrix 8 x 8 x 8, voxel 0.5 x 0.5 x 0.6 mm" in text
+    assert "field of view 4 x 4 x 4.8 mm" in text
+    assert "labels: none (segmentation training needs them)" in text and "also stored: none" in text
+
+
 @pytest.mark.parametrize("name", ["fig.txt", "fig", "fig.pdf"])
 def test_show_refuses_a_non_png_name(tiny_phantom_dir, tmp_path, capsys, name):
     """The figure is always a PNG: another suffix (it was written as PNG bytes under that name) is
