@@ -204,6 +204,20 @@ def read_subject(path: str | Path, *, load: tuple[str, ...] = ("kspace", "rss", 
         f.close()
 
 
+def label_sizes(labels: np.ndarray, spacing, names: dict[int, str], two_d: bool = False) -> list[dict[str, Any]]:
+    """One row per label value of ``names`` (value -> structure) in the label map ``labels``:
+    ``label``, ``name``, ``voxels`` (0 when absent) and ``volume_ml`` from the voxel ``spacing`` (mm),
+    or ``area_mm2`` (x, y spacing) for a single-slice (2-D) image."""
+    sx, sy, sz = (float(v) for v in spacing)
+    counts = np.bincount(np.asarray(labels, np.uint8).ravel(), minlength=max(names, default=0) + 1)
+    rows = []
+    for value, name in sorted(names.items()):
+        n = int(counts[value])
+        size = {"area_mm2": n * sx * sy} if two_d else {"volume_ml": n * sx * sy * sz / 1000.0}
+        rows.append({"label": int(value), "name": name, "voxels": n, **size})
+    return rows
+
+
 def describe_subject(path: str | Path, subject: Subject | None = None) -> list[str]:
     """Summary lines of a subject file (`pipeline data show`): where it came from, coils, matrix,
     voxel size and field of view, voxels (and mL) per label, and the optional datasets stored.
@@ -225,9 +239,9 @@ def describe_subject(path: str | Path, subject: Subject | None = None) -> list[s
     if s.labels is None:
         lines.append("  labels: none (segmentation training needs them)")
     else:
-        ml = float(np.prod(vox)) / 1000.0
-        counts = np.bincount(np.asarray(s.labels, np.uint8).ravel())
-        parts = [f"{v} {LABELS.get(v, 'unknown')} {int(n):,} ({n * ml:.1f} mL)" for v, n in enumerate(counts) if v and n]
+        present = {int(v): LABELS.get(int(v), "unknown") for v in np.unique(s.labels) if v}
+        parts = [f"{r['label']} {r['name']} {r['voxels']:,} ({r['volume_ml']:.1f} mL)"
+                 for r in label_sizes(s.labels, vox, present)]
         lines.append("  labels: " + ("; ".join(parts) if parts else "all 0 (no structure labelled)"))
     lines.append("  also stored: " + (", ".join(stored) or "none"))
     return lines

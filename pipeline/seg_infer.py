@@ -71,18 +71,6 @@ class Segmentation:
     structures: list[dict[str, Any]]
 
 
-def label_sizes(labels: np.ndarray, spacing, names: dict[int, str], two_d: bool = False) -> list[dict[str, Any]]:
-    """Voxel count and physical size of each label value of ``names`` (0 when absent) in ``labels``."""
-    sx, sy, sz = (float(v) for v in spacing)
-    counts = np.bincount(np.asarray(labels, np.uint8).ravel(), minlength=max(names, default=0) + 1)
-    rows = []
-    for value, name in sorted(names.items()):
-        n = int(counts[value])
-        size = {"area_mm2": n * sx * sy} if two_d else {"volume_ml": n * sx * sy * sz / 1000.0}
-        rows.append({"label": int(value), "name": name, "voxels": n, **size})
-    return rows
-
-
 def figure_path(out: str | Path) -> Path:
     """``<out without its image suffix>.png`` next to the label map."""
     from data_tools.formats.images import image_stem
@@ -101,6 +89,7 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
     from data_tools.config_io import require_count
     from data_tools.formats.images import Image, image_format, read_image, write_image
     from data_tools.seg_preprocess import channels_to_labels, label_names
+    from data_tools.subject import label_sizes
     from evaluation.benchmark import resolve_device
 
     if not 0.0 < threshold < 1.0:

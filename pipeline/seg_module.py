@@ -41,6 +41,9 @@ class SegTaskModule(TaskModule):
     seed's final run). Other arguments: :class:`pipeline.lit_module.TaskModule`.
     """
 
+    monitor = MONITOR  # best.ckpt: the trainer's ModelCheckpoint (`pipeline train`) keeps the best val/dice
+    monitor_mode = "max"
+
     def __init__(self, net, loss="dice", metrics=None, optimizer=None, scheduler=None, grad_clip=None,
                  patience: int = 10, threshold: float = 0.5, **kwargs):
         if isinstance(loss, str):
@@ -52,9 +55,6 @@ class SegTaskModule(TaskModule):
         self.threshold = threshold
         self._counts: torch.Tensor | None = None
         self.preprocess: dict[str, Any] | None = None
-
-    monitor = MONITOR  # best.ckpt: the trainer's ModelCheckpoint (`pipeline train`) keeps the best val/dice
-    monitor_mode = "max"
 
     def configure_callbacks(self):
         from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint

@@ -108,7 +108,7 @@ def test_segment_reports_structure_sizes_and_draws_a_figure(seg_run, coronal_nif
 
 def test_label_sizes_and_names():
     from data_tools.seg_preprocess import label_names
-    from pipeline.seg_infer import label_sizes
+    from data_tools.subject import label_sizes
 
     assert label_names("bone") == {1: "bone"} and label_names("patella") == {4: "patella"}
     assert label_names("multilabel") == {1: "femur", 2: "tibia", 3: "fibula", 4: "patella"}
