@@ -57,6 +57,22 @@ class Items:
         return f"{self.__name__} values"
 
 
+def doc_summary(doc: str | None) -> str:
+    """The first paragraph of a docstring on one line: a verb's ``--help`` description (its first
+    line alone can stop mid-sentence)."""
+    para = (doc or "").strip().split("\n\n")[0]
+    return " ".join(para.split())
+
+
+def doc_params(func: Callable) -> dict[str, str]:
+    """``{argument: description}`` from ``func``'s ``Args:`` section (the text jsonargparse shows for
+    options made from the signature), each on one line; for options added by hand."""
+    import docstring_parser
+
+    return {p.arg_name: " ".join((p.description or "").split())
+            for p in docstring_parser.parse(func.__doc__ or "").params}
+
+
 def join_items(parsed: Optional[list]) -> Optional[list]:
     """The values of an :class:`Items` option: its per-token lists joined (a default given as a
     plain list passes unchanged; None stays None)."""

@@ -84,9 +84,9 @@ def show(file: str, out: str, index: Optional[list[int]] = None) -> Path:
 def _show_parser():
     from jsonargparse import ArgumentParser
 
-    from pipeline.commands import Items
+    from pipeline.commands import Items, doc_summary
 
-    p = ArgumentParser(description=show.__doc__.splitlines()[0])
+    p = ArgumentParser(description=doc_summary(show.__doc__))
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("file", type=str, help="subject HDF5 file (see data_tools/subject.py) or a simulated dataset")
     p.add_argument("--out", type=str, required=True, help="PNG to write")

@@ -85,7 +85,7 @@ def _build_parser():
     p = ArgumentParser(description="Convert ISMRMRD (mridata.org), fastMRI or BART raw data into a subject file")
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("path", type=str, help="input file: ISMRMRD/fastMRI .h5, or a BART base name / .cfl / .hdr")
-    p.add_function_arguments(convert, skip={"path", "voxel_size_mm"}, fail_untyped=False)
+    p.add_function_arguments(convert, skip={"path", "voxel_size_mm"}, fail_untyped=False, as_group=False)
     p.add_argument("--voxel_size_mm", type=Items(float, "mm"), nargs="+", default=None, metavar="MM",
                    help="overrides the file's voxel size (x, y, z) in mm: three numbers (0.5 0.5 0.6) or one "
                         "list ([0.5,0.5,0.6]); BART files have none (mridata.org knees: 0.5 0.5 0.6)")

@@ -59,12 +59,16 @@ def _parser():
     """Signature options plus real on/off flags (``--coil``, ``--no_coil``) for the booleans."""
     from jsonargparse import ActionYesNo, ArgumentParser
 
-    p = ArgumentParser(description=simulate.__doc__.splitlines()[0])
+    from . import doc_params, doc_summary
+
+    p = ArgumentParser(description=doc_summary(simulate.__doc__))
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
-    p.add_function_arguments(simulate, skip=set(FLAGS), fail_untyped=False)
+    p.add_function_arguments(simulate, skip=set(FLAGS), fail_untyped=False, as_group=False)
+    said = doc_params(simulate)
     for flag in FLAGS:
+        unset = "the preset's value" if flag != "figures" else "off"
         p.add_argument(f"--{flag}", action=ActionYesNo, default=None if flag != "figures" else False,
-                       help=f"see `{flag}` above (--{flag} / --no_{flag})")
+                       help=f"{said[flag].rstrip('.')} (--{flag} / --no_{flag}; neither: {unset})")
     return p
 
 

@@ -129,3 +129,23 @@ def test_config_file_refusals_are_one_line(tmp_path, capsys):
         assert cli.main(["simulate", "--config", str(tmp_path / name)]) == 2
         assert capsys.readouterr().err.splitlines() == [
             f"error: pipeline simulate: {line} (see `pipeline simulate --help`)"]
+
+
+def _help(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        cli.main([*argv, "--help"])
+    assert e.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps at the terminal width
+
+
+def test_help_describes_every_option_in_place(capsys):
+    """simulate's on/off flags say what they do (they said "see `coil` above", with nothing above),
+    a verb's description is its docstring's whole first paragraph (data show's stopped mid-sentence
+    at "and the coil"), and no escaped percent shows through."""
+    sim = _help(["simulate"], capsys)
+    assert "--coil, --no_coil 16-channel coil set (every third slice" in sim
+    assert "--golden, --no_golden golden-angle spokes instead of the BART interleave rotation" in sim
+    assert "neither: the preset's value" in sim and "above" not in sim
+    show = _help(["data", "show"], capsys)
+    assert "and the coil maps) or of a simulated dataset" in show and "a summary of either is printed." in show
+    assert "%%" not in _help(["sweep"], capsys)
