@@ -24,6 +24,7 @@ SHORT = {"poisson": "pois", "cartesian_random": "cart_rand", "cartesian_equispac
 REF_MATRIX = (320, 320, 256)  # mridata Stanford knees: kx, ky, kz (reference §1.1)
 REF_RANGES = {"x": [15, 299], "y": [50, 279], "z": [40, 219]}  # inclusive, reference §1.2
 REF_CROP = 256
+MIN_CROP = 11  # the 11x11 window of the default M-SSIM (evaluation.ssim.GAUSSIAN_WIN): smaller images cannot be scored
 
 
 @dataclasses.dataclass
@@ -173,7 +174,8 @@ def validate(cfg: SimConfig) -> None:
             f"axes '{cfg.axes}'", field="axes", expected="distinct letters from 'xyz'")
     require(cfg.slice_stride >= 1 and cfg.coil_stride >= 1 and (cfg.batch_slices or 1) >= 1,
             "slice_stride, coil_stride and batch_slices must be >= 1", field="slice_stride", expected=">= 1")
-    require(cfg.crop is None or cfg.crop > 0, f"crop = {cfg.crop}", field="crop", expected="a positive integer")
+    require(cfg.crop is None or cfg.crop >= MIN_CROP, f"crop = {cfg.crop} is too small for the M-SSIM window",
+            field="crop", expected=f"an integer >= {MIN_CROP}")
     require(cfg.calib is None or cfg.calib >= 0, f"calib = {cfg.calib}", field="calib", expected=">= 0")
     require(cfg.max_subjects is None or cfg.max_subjects >= 1, f"max_subjects = {cfg.max_subjects}",
             field="max_subjects", expected=">= 1")
@@ -198,6 +200,8 @@ def geometry(cfg: SimConfig, matrix: tuple[int, int, int], path: Path | None = N
                 field="ranges", expected=f"indices within 0..{n - 1} (in units of {ref})")
         out[ax] = list(range(lo, hi + 1))  # unstrided: the split is defined on every slice
     crop = cfg.crop if cfg.crop is not None else min(int(round(max(matrix) * REF_CROP / REF_MATRIX[0])), min(matrix))
+    require(crop >= MIN_CROP, f"crop {crop} (of matrix {list(matrix)}) is too small for the M-SSIM window",
+            path=path, field="crop", expected=f"crop >= {MIN_CROP}: a larger matrix or --crop")
     for letter in cfg.axes:
         ax = AXES.index(letter)
         plane = [matrix[a] for a in range(3) if a != ax]

@@ -47,6 +47,15 @@ def test_geometry_defaults_match_original():
     assert c.shape == (256, 256) and c[0, 0] == 32 * 256 and c[-1, -1] == 287 * 256 + 255
 
 
+
+def test_geometry_refuses_a_crop_no_metric_can_score():
+    """Below the 11x11 M-SSIM window a dataset cannot be evaluated: the default crop of a small
+    matrix (0.8 of 12 = 10) is refused as an explicit one is; 11 is the smallest taken."""
+    with pytest.raises(PipelineInputError, match=r"\[crop\]: crop 10 \(of matrix \[12, 12, 10\]\) is too small.*>= 11"):
+        geometry(SimConfig(), (12, 12, 10))
+    assert geometry(SimConfig(crop=11), (12, 12, 12))[1] == 11
+
+
 def test_full_coverage_refuses_planes_with_different_longest_sides():
     """Full coverage sizes the spokes to each plane's longest side; a 48x40x32 matrix has x-planes
     of longest side 40 and y/z-planes of 48, which one stored trajectory cannot describe."""

@@ -71,6 +71,9 @@ def test_bad_input_one_line_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys):
     _one_line_exit_2(capsys, base + ["--pattern", "radial", "--spokes", "-3"], "spokes")
     _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--accel", "1"], "R = 1.0")
     _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--crop", "100"], "crop")
+    # a dataset no metric can score (it was written, and training stopped on the SSIM window)
+    _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--crop", "4"],
+                     "[crop]: crop = 4 is too small for the M-SSIM window (expected an integer >= 11)")
     _one_line_exit_2(capsys, base + ["--pattern", "radial", "--nufft_backend", "gpu"], "auto | finufft | torch")
     _one_line_exit_2(capsys, base + ["--pattern", "radial", "--name", "../escaped"], "cannot be a file name")
     _one_line_exit_2(capsys, base + ["--preset", "../train/unet_l2"], "cannot be a file name")
