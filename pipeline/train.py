@@ -136,7 +136,9 @@ def _build_trainer(cfg: dict, run_dir: Path, module: Any = None):
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import TensorBoardLogger
 
-    from .train_io import AppendingCSVLogger, AtomicCheckpointIO, LastCheckpoint
+    from .train_io import AppendingCSVLogger, AtomicCheckpointIO, LastCheckpoint, drop_lightning_adverts
+
+    drop_lightning_adverts()
 
     kw = dict(cfg.get("trainer") or {})
     kw.pop("gradient_clip_val", None)  # clipping lives in TaskModule.configure_gradient_clipping

@@ -96,6 +96,7 @@ def _lightning(net, loss_fn, loader, steps: int, warmup: int, precision: str, ch
     import torch
 
     from .lit_module import TaskModule
+    from .train_io import drop_lightning_adverts
 
     class Clock(pl.Callback):
         def __init__(self):
@@ -120,6 +121,7 @@ def _lightning(net, loss_fn, loader, steps: int, warmup: int, precision: str, ch
 
     module = TaskModule(net, loss_fn, optimizer={"lr": 1e-4}, channels_last=channels_last, compile=compile)
     clock = Clock()
+    drop_lightning_adverts()
     trainer = pl.Trainer(max_steps=warmup + steps, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, precision=precision,
                          callbacks=[clock], devices=1, limit_val_batches=0, num_sanity_val_steps=0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 
 import torch
@@ -12,6 +13,25 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from data_tools.atomic import atomic_path
+
+
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's "Tip: ... try installing litlogger" line, printed by every Trainer whose
+    loggers are not its cloud service's (this tool runs offline); Lightning's other lines stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.msg)
+
+
+_NO_ADVERTS = _NoAdverts()
+
+
+def drop_lightning_adverts() -> None:
+    """Install :class:`_NoAdverts` on the logger ``rank_zero_info`` writes to (Lightning picks it
+    at import); call before building a Trainer. Idempotent."""
+    import lightning_utilities.core.rank_zero as rank_zero
+
+    rank_zero.log.addFilter(_NO_ADVERTS)
 
 
 class _AppendingWriter(ExperimentWriter):

@@ -194,7 +194,8 @@ def test_every_experiment_agrees_on_its_data_shapes(name, profile):
     build_module(cfg, build_net(cfg["net"])).check_batch({"input": x, "target": y})
 
 
-def test_cli_as_typed_demo_run(sim_dir, tmp_path, capsys):
+def test_cli_as_typed_demo_run(sim_dir, tmp_path, capsys, caplog):
+    caplog.set_level("INFO")
     rc = cli.main(["train", "unet_l2", "--data-dir", str(sim_dir), "--runs-dir", str(tmp_path), "--profile", "demo",
                    "--max-steps", "3", "--set", "trainer.enable_progress_bar=false", "trainer.deterministic=true"])
     assert rc == 0
@@ -205,6 +206,9 @@ def test_cli_as_typed_demo_run(sim_dir, tmp_path, capsys):
     assert (run_dir / "checkpoints" / "best.ckpt").exists() and (run_dir / "figures" / "loss_curves.png").exists()
     net, _ = runs.load_model(run_dir)
     assert net(torch.rand(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("GPU available" in m for m in said)  # Lightning's own lines are kept ...
+    assert not any("litlogger" in m for m in said)  # ... its advert for a cloud logger is not
 
 
 def test_print_config_with_overrides(capsys):
