@@ -45,6 +45,22 @@ def _num(x: float, nd: int = 3) -> str:
     return s.replace("-", MINUS)
 
 
+_UNITS = ((3600.0, "h", 2), (60.0, "min", 1), (1.0, "s", 1))
+
+
+def _time_unit(seconds: float) -> tuple[float, str, int]:
+    """(seconds per unit, unit, decimals) that show ``seconds`` readably: s below a minute, min below an hour."""
+    return next((u for u in _UNITS if abs(seconds) >= u[0]), _UNITS[-1])
+
+
+def duration(seconds: float) -> str:
+    """``2.0 s``, ``3.4 min``, ``1.25 h`` (smoke rows take seconds: "0.0 min" told nothing)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "NA"
+    per, unit, nd = _time_unit(seconds)
+    return f"{seconds / per:.{nd}f} {unit}"
+
+
 def stars(p: float) -> str:
     """``*`` p<0.1, ``**`` p<0.05, ``***`` p<0.01 (the note under Figure 26)."""
     if p is None or not math.isfinite(p):
@@ -182,6 +198,7 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     root = sweep_dir(spec, out)
     if not (root / "plan.csv").exists():
@@ -243,6 +260,7 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
             ax.set_title(f"{group} = {level}")
             ax.set_xlabel("M-SSIM")
         axes[0][0].set_ylabel("models")
+        axes[0][0].yaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0][0].legend(fontsize=7)
         _save_fig(fig, adir / f"hist_m_ssim_by_{group}.png")
         md += ["", f"![M-SSIM by {group}](hist_m_ssim_by_{group}.png)"]
@@ -250,20 +268,24 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
     keys = [k for k in spec.grid if k in df.columns]
     best = ok.sort_values("m_ssim", ascending=False).head(top)
     trows = [["rank", "run_name", *[spec.labels.get(k) or k.rsplit(".", 1)[-1] for k in keys], "M-SSIM", "M-MAE",
-              "M-MSE", "train min"]]
+              "M-MSE", "train time"]]
     for r, (_, row) in enumerate(best.iterrows(), 1):
         trows.append([str(r), row["run_name"], *[str(row[k]) for k in keys], _num(row["m_ssim"]), _num(row["m_mae"]),
-                      _num(row["m_mse"], 4), f"{row['train_time_s'] / 60:.1f}"])
-    md += ["", f"## Top {top} successful models by M-SSIM", "", markdown_table(trows)]
+                      _num(row["m_mse"], 4), duration(row["train_time_s"])])
+    md += ["", f"## Top {top} successful models by M-SSIM", "",
+           markdown_table(trows) if len(trows) > 1 else "None: no finished model passed the failure rule."]
 
+    times = done["train_time_s"].to_numpy(dtype=float)
+    per, unit, _ = _time_unit(float(np.nanmax(times)) if len(times) else 0.0)
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.hist(done["train_time_s"].to_numpy(dtype=float) / 60.0, bins=20, color="tab:gray")
-    ax.set_xlabel("training time per model [min]")
+    ax.hist(times / per, bins=20, color="tab:gray")
+    ax.set_xlabel(f"training time per model [{unit}]")
     ax.set_ylabel("models")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 models
     _save_fig(fig, adir / "runtime_hist.png")
     md += ["", "## Runtime", "", "![runtime](runtime_hist.png)", "",
-           f"Training time: median {done['train_time_s'].median() / 60:.1f} min, max "
-           f"{done['train_time_s'].max() / 60:.1f} min, total {done['train_time_s'].sum() / 3600:.2f} h."]
+           f"Training time: median {duration(float(np.median(times)) if len(times) else math.nan)}, "
+           f"max {duration(float(times.max()) if len(times) else math.nan)}, total {duration(float(times.sum()))}."]
 
     fig, ax = plt.subplots(figsize=(1.9 * len(table[0]) + 1, 0.32 * len(table) + 0.5))
     ax.axis("off")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.sweep.analysis import _num, analyse, stars
+from pipeline.sweep.analysis import _num, analyse, duration, stars
 from pipeline.sweep.runner import run_rows
 from pipeline.sweep.spec import load_spec
 
@@ -14,6 +14,13 @@ from test_sweep_runner import FakeTrain
 def test_number_and_star_format_like_figure_26():
     assert _num(-0.0092) == "\u22120.009" and _num(0.00021) == "0.0002" and _num(0.757) == "0.757"
     assert [stars(p) for p in (0.2, 0.09, 0.04, 0.001)] == ["", "*", "**", "***"]
+
+
+def test_durations_in_a_unit_that_shows_them():
+    """A 4-step smoke row takes seconds: the report said "median 0.0 min"."""
+    assert [duration(s) for s in (0.004, 2.04, 59.9, 61.0, 204.0, 3600.0, 4500.0)] == [
+        "0.0 s", "2.0 s", "59.9 s", "1.0 min", "3.4 min", "1.00 h", "1.25 h"]
+    assert duration(float("nan")) == "NA"
 
 
 def test_regressions_recover_known_effects(tmp_path):
@@ -71,3 +78,6 @@ def test_failure_regression_without_variation_is_not_estimated(tmp_path):
     assert "(b) Failed_model: not estimated (all 8 observations are 1: no variation to explain)." in report
     assert "8/8 = 100.0 %" in report
     assert "(a) Average SSIM: not estimated (no observations)." in report and "(a) Average SSIM: dropped" not in report
+    # an empty top-15 table says why instead of showing a header alone
+    assert "## Top 15 successful models by M-SSIM\n\nNone: no finished model passed the failure rule." in report
+    assert "Training time: median 0.0 s, max 0.0 s, total 0.0 s." in report  # FakeTrain takes milliseconds
