@@ -116,6 +116,12 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
 
 
+def _as_float(y: torch.Tensor) -> torch.Tensor:
+    """A floating target in float32 (metrics of half-precision runs); class indices stay integers
+    (cross-entropy and accuracy take them as they are)."""
+    return y.float() if y.is_floating_point() else y
+
+
 def meta_forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``net(x)`` on the meta device: the output's shape and dtype, no arithmetic, no copy of the
     weights (parameters and buffers are swapped for meta tensors of their shape); ``net`` runs in
@@ -191,7 +197,7 @@ class TaskModule(pl.LightningModule):
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # PipelineInputError is a ValueError
             raise PipelineInputError(f"the network refuses a sample ({shapes}): {_first_line(exc)}", field="net",
                                      hint=hint) from None
-        p, t = torch.zeros(pred.shape, dtype=torch.float32), y.float()
+        p, t = torch.zeros(pred.shape, dtype=torch.float32), _as_float(y)
         for name, fn in (("loss", self._loss), *((f"metrics.{k}", f) for k, f in self.metrics.items())):
             try:
                 with torch.no_grad():
@@ -239,7 +245,7 @@ class TaskModule(pl.LightningModule):
         pred = self(x)
         n = x.shape[0]
         self.log("val/loss", self._loss(pred, y), on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
-        p32, y32 = pred.float(), y.float()
+        p32, y32 = pred.float(), _as_float(y)
         for name, fn in self.metrics.items():
             self.log(f"val/{name}", fn(p32, y32).float().mean(), on_epoch=True, batch_size=n, sync_dist=True)
         if batch_idx == 0 and self.figure_fn is not None and not self.trainer.sanity_checking:
