@@ -35,6 +35,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--max_concurrent", type=int | None, default=None, help="array tasks running at once (the throttle of sbatch --array)")
     p.add_argument("--time", type=str | None, default=None, help="SLURM time limit per task, HH:MM:SS")
     p.add_argument("--partition", type=str | None, default=None, help="SLURM partition")
+    p.add_argument("--container", type=str | None, default=None,
+                   help="Apptainer/Singularity image (.sif) the emitted scripts run pipeline in (slurm.container)")
     p.add_argument("--devices", type=int, default=2, help="GPUs per node of the emitted DDP script")
     p.add_argument("--nodes", type=int, default=1, help="nodes of the emitted DDP script")
     return p
@@ -76,7 +78,7 @@ def sweep(ns: Any) -> Any:
 # Options that only some actions read (an option given to another action would be silently ignored).
 _APPLIES = {"index": ("run",), "part": ("run",), "all_rows": ("run",), "max_steps": ("run",),
             "retry_failed": ("run",), "parts_max_len": ("plan", "run"), "max_concurrent": ("emit_slurm",),
-            "time": ("emit_slurm",), "partition": ("emit_slurm",)}
+            "time": ("emit_slurm",), "partition": ("emit_slurm",), "container": ("emit_slurm",)}
 
 
 def _check_options(ns: Any, action: str) -> None:
@@ -133,7 +135,7 @@ def _emit(spec: Any, ns: Any) -> list:
     from pipeline.sweep.slurm import array_script, ddp_script, train_script, write_script
 
     root = sweep_dir(spec, ns.out)
-    opts = {"max_concurrent": ns.max_concurrent, "time": ns.time, "partition": ns.partition}
+    opts = {"max_concurrent": ns.max_concurrent, "time": ns.time, "partition": ns.partition, "container": ns.container}
     spec_arg = str(spec.path)
     out = str(ns.out) if ns.out else None
     scripts = {  # every script built (and its options checked) before any is written

@@ -24,6 +24,7 @@ from data_tools.paths import ENV_FOLDERS
 DEFAULTS: dict[str, Any] = {
     "time": "04:00:00", "cpus_per_task": 8, "mem": "32G", "max_concurrent": 8, "partition": None,
     "account": None, "gpus_per_task": 1, "setup": [], "signal_seconds": 90,
+    "container": None, "container_args": ["--nv"],
 }
 
 
@@ -53,7 +54,17 @@ def task_environment(opts: dict[str, Any]) -> list[str]:
     return ["export HDF5_USE_FILE_LOCKING=FALSE", *folder_exports(), *[str(s) for s in (opts.get("setup") or [])]]
 
 
+def _in_container(opts: dict[str, Any], command: Sequence[str]) -> list[str]:
+    """``command`` as run in the spec's Apptainer/Singularity image, if it names one (``slurm.container``):
+    ``apptainer exec --nv IMAGE pipeline ...``. Apptainer keeps the working folder and binds it and
+    $HOME; folders elsewhere (a scratch file system) go in ``container_args`` (``--bind /scratch``)."""
+    if not opts.get("container"):
+        return list(command)
+    return ["apptainer", "exec", *[str(a) for a in opts["container_args"]], str(opts["container"]), *command]
+
+
 def _body(opts: dict[str, Any], command: Sequence[str]) -> list[str]:
+    command = _in_container(opts, command)
     lines = ["", "set -euo pipefail", 'cd "${SLURM_SUBMIT_DIR:-$PWD}"', "mkdir -p logs", "export PYTHONUNBUFFERED=1",
              "# HDF5 file locking fails on many cluster file systems (Lustre, BeeGFS, NFS): readers only here.",
              *task_environment(opts)]
@@ -69,6 +80,11 @@ def _opts(spec_slurm: dict[str, Any] | None, overrides: dict[str, Any]) -> dict[
     unknown = sorted(set(opts) - set(DEFAULTS))
     require(not unknown, f"unknown slurm option(s) {unknown}", field="slurm", expected=f"keys among {sorted(DEFAULTS)}")
     opts["time"] = str(opts["time"])
+    image, args = opts["container"], opts["container_args"]
+    require(image is None or (isinstance(image, str) and image.strip() != ""), f"container {image!r}",
+            field="slurm.container", expected="the path of an Apptainer/Singularity image (.sif) or null")
+    require(isinstance(args, list) and all(isinstance(a, str) for a in args), f"container_args {args!r}",
+            field="slurm.container_args", expected='a list of apptainer exec options, e.g. ["--nv", "--bind", "/scratch"]')
     slurm_time_minutes(opts["time"])              # refuse a malformed limit before sbatch does
     return opts
 
@@ -186,6 +202,8 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
     import submitit
 
     opts = _opts(spec_slurm if spec_slurm is not None else spec.slurm, overrides)
+    require(not opts["container"], f"container {opts['container']!r} with the submitit backend", field="slurm.container",
+            expected="--emit-slurm for rows in a container (submitit runs them in this Python environment)")
     minutes = slurm_time_minutes(opts["time"])
     require(minutes is not None, f"time limit {opts['time']!r} means no limit", field="slurm.time",
             expected="a finite time for submitit (it needs the limit in minutes)")
