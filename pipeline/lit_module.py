@@ -21,7 +21,9 @@ from .distributed import destroy_process_group_at_exit
 log = logging.getLogger(__name__)
 
 # Metric callables take (pred, target) and return a tensor (per-sample or scalar); its mean is logged.
-MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# The return type is Any in the hint: jsonargparse refuses a config's function without a
+# ``-> torch.Tensor`` annotation when the hint names the return type.
+MetricFn = Callable[[torch.Tensor, torch.Tensor], Any]
 
 
 def _resolve_loss(loss: nn.Module | str) -> nn.Module:
