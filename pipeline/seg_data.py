@@ -78,7 +78,7 @@ def load_volumes(data: str | Path | None) -> list[Volume]:
 
 
 def _load_pairs(root: Path) -> list[Volume]:
-    from data_tools.formats.images import EXPECTED, image_stem, is_image_file, read_image, same_geometry
+    from data_tools.formats.images import EXPECTED, image_stem, is_image_file, read_image, require_scalar, same_geometry
 
     out = []
     # image files only: a MetaImage's data file (.raw, .zraw) and anything else are not subjects
@@ -95,8 +95,7 @@ def _load_pairs(root: Path) -> list[Volume]:
         if not lab_path.exists():
             raise PipelineInputError("no label file for image", path=lab_path, expected=f"labels/{img_path.name}")
         img, lab = read_image(img_path), read_image(lab_path)
-        if img.n_components != 1:
-            raise PipelineInputError("image must be scalar", path=img_path)
+        require_scalar(img, img_path, "segmentation training")
         if lab.shape != img.shape or not same_geometry(lab, img):
             raise PipelineInputError("label geometry differs from the image", path=lab_path, field="geometry",
                                      expected=f"shape {img.shape}, spacing {img.spacing}, origin {img.origin}")

@@ -87,7 +87,7 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
     of a 2-D network."""
     from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
     from data_tools.config_io import require_count
-    from data_tools.formats.images import Image, image_format, read_image, write_image
+    from data_tools.formats.images import Image, image_format, read_image, require_scalar, write_image
     from data_tools.seg_preprocess import channels_to_labels, label_names
     from data_tools.subject import label_sizes
     from evaluation.benchmark import resolve_device
@@ -104,8 +104,7 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
         check_writable_file(png, "out")
         refuse_overwriting_inputs(png, {"input image": image_path})
     img = read_image(image_path)
-    if img.n_components != 1:
-        raise PipelineInputError(f"image has {img.n_components} components", path=image_path, expected="a scalar image")
+    require_scalar(img, image_path, "segmentation")
     net, prep, _ = load_seg_run(run_dir, which)
     if int(prep["dims"]) == 3 and min(img.shape) < 2:
         raise PipelineInputError(f"a 3-D model needs a 3-D volume, got shape {img.shape}", path=image_path,

@@ -242,6 +242,15 @@ def write_image(path: str | Path, image: Image) -> Path:
     return path
 
 
+def require_scalar(image: Image, path: str | Path, purpose: str) -> None:
+    """One value per voxel, or one clear error: a vector image and a 4-D series (time points,
+    echoes) both read as ``(X, Y, Z, C)``; ``purpose`` says what needs the scalar volume."""
+    if image.n_components != 1:
+        raise PipelineInputError(f"{purpose} needs one scalar volume, got {image.n_components} values per voxel "
+                                 f"(array {tuple(image.array.shape)}: a vector image or a 4-D series)", path=path,
+                                 expected="a 3-D (or 2-D) scalar image; take one volume of a series first")
+
+
 def same_geometry(a: Image, b: Image, tol: float = 1e-4) -> bool:
     """True when shape, spacing, origin (absolute ``tol`` mm) and direction (``tol``) agree."""
     return (a.shape == b.shape

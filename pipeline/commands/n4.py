@@ -30,7 +30,7 @@ def build_parser():
 def run_n4(ns: Any) -> dict:
     from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
     from data_tools.errors import PipelineInputError
-    from data_tools.formats.images import image_format, read_image, same_geometry
+    from data_tools.formats.images import image_format, read_image, require_scalar, same_geometry
     from data_tools.n4 import N4Params, bias_path, n4_correct, save_result
 
     bias_out = bias_path(ns.out, ns.bias_out)
@@ -41,8 +41,7 @@ def run_n4(ns: Any) -> dict:
     if ns.mask not in ("auto", "none"):
         refuse_overwriting_inputs(ns.out, {"mask image": ns.mask})
     img = read_image(ns.input)
-    if img.n_components != 1:
-        raise PipelineInputError(f"N4 needs a scalar image, got {img.n_components} components", path=ns.input)
+    require_scalar(img, ns.input, "N4")
     mask: Any = None if ns.mask == "none" else ns.mask
     if mask not in (None, "auto"):
         m = read_image(mask)

@@ -136,7 +136,7 @@ def test_n4_cli_mask_file(biased, tmp_path, capsys):
     capsys.readouterr()
     for args, expect in (([str(src), str(tmp_path / "x.nii.gz"), "--mask", str(shifted)], "[mask]: mask geometry differs"),
                          ([str(src), str(bones), "--mask", str(bones)], "mask image"),
-                         ([str(vector), str(tmp_path / "x.nii.gz")], "N4 needs a scalar image, got 2 components"),
+                         ([str(vector), str(tmp_path / "x.nii.gz")], "N4 needs one scalar volume, got 2 values per voxel (array (32, 32, 24, 2): a vector image or a 4-D series)"),
                          ([str(src), str(tmp_path / "x.txt")], "[out]: unknown image file extension"),
                          ([str(src), str(tmp_path / "x.nii.gz"), "--bias_out", str(tmp_path / "b.txt")],
                           "[bias_out]: unknown image file extension")):

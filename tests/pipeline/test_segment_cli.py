@@ -231,6 +231,14 @@ def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[out]: unknown image file extension" in err[0] and ".nrrd" in err[0]
     assert not (tmp_path / "p.txt").exists()
+    # a 4-D series (three time points): one line saying what it is, as n4 and training say it
+    import nibabel as nib
+    series = tmp_path / "series.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((32, 32, 4, 3), np.float32), np.eye(4)), series)
+    assert cli.main(["segment", str(series), "--model", str(seg_run), "--out", str(tmp_path / "p.nii.gz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("segmentation needs one scalar volume, got 3 values per voxel (array (32, 32, 4, 3): "
+                              "a vector image or a 4-D series)") in err[0], err
     # a checkpoint name other than best/last: refused by the parser, not reported as a run that
     # "has not validated yet"
     rc = cli.main(["segment", str(img), "--model", str(seg_run), "--out", str(tmp_path / "p.nii.gz"),
