@@ -36,7 +36,7 @@ def _leaf_parser(cmd: Command) -> ArgumentParser:
         return cmd.build_parser()
     p = ArgumentParser(description=cmd.help)
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
-    p.add_function_arguments(cmd.func, fail_untyped=False)
+    p.add_function_arguments(cmd.func, fail_untyped=False, as_group=False)  # its docstring line as a heading stopped mid-sentence
     return p
 
 

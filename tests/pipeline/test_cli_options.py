@@ -149,3 +149,5 @@ def test_help_describes_every_option_in_place(capsys):
     show = _help(["data", "show"], capsys)
     assert "and the coil maps) or of a simulated dataset" in show and "a summary of either is printed." in show
     assert "%%" not in _help(["sweep"], capsys)
+    # a function's docstring line was a section heading, cut mid-sentence ("... SEED+i) and:")
+    assert "and:" not in _help(["data", "phantom"], capsys) and "and:" not in _help(["bench", "simulate"], capsys)
