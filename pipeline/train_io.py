@@ -27,11 +27,11 @@ _NO_ADVERTS = _NoAdverts()
 
 
 def drop_lightning_adverts() -> None:
-    """Install :class:`_NoAdverts` on the logger ``rank_zero_info`` writes to (Lightning picks it
-    at import); call before building a Trainer. Idempotent."""
-    import lightning_utilities.core.rank_zero as rank_zero
+    """Install :class:`_NoAdverts` on the logger ``rank_zero_info`` writes to (pytorch_lightning's
+    ``utilities.rank_zero`` names it at import); call before building a Trainer. Idempotent."""
+    import pytorch_lightning.utilities.rank_zero as rank_zero
 
-    rank_zero.log.addFilter(_NO_ADVERTS)
+    logging.getLogger(rank_zero.__name__).addFilter(_NO_ADVERTS)
 
 
 class _AppendingWriter(ExperimentWriter):
