@@ -36,7 +36,8 @@ def _leaf_parser(cmd: Command) -> ArgumentParser:
         return cmd.build_parser()
     p = ArgumentParser(description=cmd.help)
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
-    p.add_function_arguments(cmd.func, fail_untyped=False, as_group=False)  # its docstring line as a heading stopped mid-sentence
+    # one heading for all options: as a group, the docstring's first line headed them, cut mid-sentence
+    p.add_function_arguments(cmd.func, fail_untyped=False, as_group=False)
     return p
 
 

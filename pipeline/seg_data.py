@@ -78,7 +78,8 @@ def load_volumes(data: str | Path | None) -> list[Volume]:
 
 
 def _load_pairs(root: Path) -> list[Volume]:
-    from data_tools.formats.images import EXPECTED, image_stem, is_image_file, read_image, require_scalar, same_geometry
+    from data_tools.formats.images import (EXPECTED, image_stem, is_image_file, read_image, require_scalar,
+                                           same_geometry)
 
     out = []
     # image files only: a MetaImage's data file (.raw, .zraw) and anything else are not subjects

@@ -32,7 +32,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--max_steps", type=int | None, default=None, help="cap every row's steps (smoke runs)")
     p.add_argument("--retry_failed", action="store_true", help="re-run rows whose status is failed")
     p.add_argument("--backend", type=str, default="local", help="local | submitit (falls back to local without SLURM)")
-    p.add_argument("--max_concurrent", type=int | None, default=None, help="array tasks running at once (the throttle of sbatch --array)")
+    p.add_argument("--max_concurrent", type=int | None, default=None,
+                   help="array tasks running at once (the throttle of sbatch --array)")
     p.add_argument("--time", type=str | None, default=None, help="SLURM time limit per task, HH:MM:SS")
     p.add_argument("--partition", type=str | None, default=None, help="SLURM partition")
     p.add_argument("--container", type=str | None, default=None,

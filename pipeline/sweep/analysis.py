@@ -275,8 +275,9 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
     md += ["", f"## Top {top} successful models by M-SSIM", "",
            markdown_table(trows) if len(trows) > 1 else "None: no finished model passed the failure rule."]
 
-    times = done["train_time_s"].to_numpy(dtype=float)
-    per, unit, _ = _time_unit(float(np.nanmax(times)) if len(times) else 0.0)
+    times = done["train_time_s"].dropna().to_numpy(dtype=float)
+    median, longest = (float(np.median(times)), float(times.max())) if len(times) else (math.nan, math.nan)
+    per, unit, _ = _time_unit(longest if len(times) else 0.0)
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.hist(times / per, bins=20, color="tab:gray")
     ax.set_xlabel(f"training time per model [{unit}]")
@@ -284,8 +285,7 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 models
     _save_fig(fig, adir / "runtime_hist.png")
     md += ["", "## Runtime", "", "![runtime](runtime_hist.png)", "",
-           f"Training time: median {duration(float(np.median(times)) if len(times) else math.nan)}, "
-           f"max {duration(float(times.max()) if len(times) else math.nan)}, total {duration(float(times.sum()))}."]
+           f"Training time: median {duration(median)}, max {duration(longest)}, total {duration(float(times.sum()))}."]
 
     fig, ax = plt.subplots(figsize=(1.9 * len(table[0]) + 1, 0.32 * len(table) + 0.5))
     ax.axis("off")
