@@ -199,6 +199,8 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
                                  hint="pass --resume to continue it, or change the config")
     if last.exists():
         runs.check_checkpoint_file(last)  # before the run folder is touched (done marker, config)
+    elif resume:  # e.g. a changed override gave another run folder than the one meant
+        log.warning("--resume: no checkpoint in %s; this run starts at step 0", run_dir)
 
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     net = build_net(cfg["net"])

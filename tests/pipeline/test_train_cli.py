@@ -44,6 +44,19 @@ def test_two_epochs_equal_one_plus_resume(sim_dir, tmp_path, recwarn):
     assert {"0", "1"} <= epochs
 
 
+def test_resume_without_a_checkpoint_says_so(sim_dir, tmp_path, caplog):
+    """--resume where the config's run folder holds no checkpoint (say, another override than the
+    run meant) trained from step 0 without a word."""
+    o = tiny_overrides(sim_dir)
+    run = train_experiment("dncnn_l2", o, max_steps=2, runs_dir=tmp_path, profile="full", resume=True)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"--resume: no checkpoint in {run}; this run starts at step 0" in said
+    caplog.clear()
+    assert train_experiment("dncnn_l2", o, max_steps=3, runs_dir=tmp_path, profile="full", resume=True) == run
+    assert not [r for r in caplog.records if "no checkpoint" in r.getMessage()]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3
+
+
 @pytest.mark.parametrize("stops", [(3,), (4,), (4, 8), (6, 8)])
 def test_resume_inside_an_epoch_equals_one_run(sim_dir, tmp_path, stops):
     # 4 steps per epoch: stop after step 3 (inside epoch 0) or 4 (its end), resume to the next stop
