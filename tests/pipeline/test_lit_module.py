@@ -13,6 +13,8 @@ from models.losses import L2Loss
 from pipeline.lit_module import TaskModule, lr_lambda
 from pipeline.train_figures import denoising_panel, panel_rows
 
+from classify_helpers import MLP, BlobData, accuracy
+
 
 class OneBatch(Dataset):
     """4 smooth 16x16 targets with noisy inputs, under arbitrary keys."""
@@ -109,31 +111,14 @@ def test_generic_keys_metrics_and_figure_hook(tmp_path):
                      (["image", "index", "label"], (2, 1, 16, 16), "val_epoch001.png")]
 
 
-class Blobs(Dataset):
-    """Three Gaussian clusters in 8-D with integer class labels: a classification task."""
-
-    def __init__(self, n=96, seed=0):
-        g = torch.Generator().manual_seed(seed)
-        centres = 3.0 * torch.eye(3, 8)
-        self.y = torch.arange(n) % 3
-        self.x = centres[self.y] + 0.5 * torch.randn(n, 8, generator=g)
-
-    def __len__(self):
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return {"input": self.x[i], "target": self.y[i]}
-
-
 def test_classifier_with_integer_labels_trains(tmp_path):
     """The module is not image-only: an MLP with cross-entropy on class indices. The shape check
     cast every target to float, so it refused cross-entropy's integer labels ("expected target
     dtype to be Long") before the first step; metrics now get the labels as they are, too."""
     torch.manual_seed(0)
-    accuracy = lambda p, t: (p.argmax(1) == t).float()  # noqa: E731
-    module = TaskModule(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)), nn.CrossEntropyLoss(),
-                        metrics={"accuracy": accuracy}, optimizer={"lr": 0.01})
-    train, val = DataLoader(Blobs(seed=0), batch_size=16, shuffle=True), DataLoader(Blobs(seed=1), batch_size=32)
+    module = TaskModule(MLP(16), nn.CrossEntropyLoss(), metrics={"accuracy": accuracy}, optimizer={"lr": 0.01})
+    data = BlobData(batch_size=16)
+    train, val = data.train_dataloader(), data.val_dataloader()
     module.check_batch(next(iter(val)))
     trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=5, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
