@@ -16,7 +16,7 @@ from data_tools.paths import default_runs_dir
 
 from . import runs
 from .train_config import (DEFAULT_SEED, apply_overrides, apply_profile, build_data, build_module, build_net,
-                           get_dotted, load_experiment, net_in_channels, set_dotted)
+                           get_dotted, load_experiment, net_in_channels, parse_override, set_dotted)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
     """The fully resolved config a run will use (what `--print_config` shows and config.yaml holds)."""
     cfg = apply_profile(load_experiment(experiment_or_config), profile)
     cfg = apply_overrides(cfg, overrides, check="--set")
+    if max_steps is not None and max_steps != -1 and not _sets_key(overrides, "trainer.max_epochs"):
+        # --max-steps is the run's length, as in Lightning when max_steps is given alone: the
+        # config's (or profile's) max_epochs stopped a `--max-steps 100000` run at its 20th epoch,
+        # and `--resume --max-steps` could never continue a run that its epochs had ended.
+        set_dotted(cfg, "trainer.max_epochs", -1)
     for key, val in (("trainer.max_steps", max_steps), ("trainer.max_time", max_time),
                      ("trainer.devices", devices), ("trainer.precision", precision),
                      ("data.init_args.data_dir", data_dir)):
@@ -61,6 +66,13 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
     if steps is not None and steps != -1:  # -1: Lightning's "no step limit" (max_epochs decides)
         require_count(steps, "trainer.max_steps", name="max_steps")  # 0 made a 'finished' untrained run
     return cfg
+
+
+def _sets_key(overrides: dict | list[str] | None, key: str) -> bool:
+    """Whether ``overrides`` set ``key`` (``trainer.max_epochs``), directly or in its section."""
+    items = [parse_override(o) for o in overrides] if isinstance(overrides, list) else list((overrides or {}).items())
+    section, _, field = key.rpartition(".")
+    return any(k == key or (k == section and isinstance(v, dict) and field in v) for k, v in items)
 
 
 def _resolve_init(init_from: str, cfg: dict, runs_dir: Path) -> tuple[Path, str]:

@@ -13,7 +13,9 @@ def _parser():
                        "runs/<experiment>/<run-name>/. Without CUDA the 'demo' profile applies "
                        "(a small network, a few steps); --profile full forces the chapter's sizes.")
     p.add_argument("experiment", type=str, help="experiment name (e.g. unet_l2) or a YAML path")
-    p.add_argument("--max-steps", type=int | None, default=None, help="stop after this many optimiser steps")
+    p.add_argument("--max-steps", type=int | None, default=None,
+                   help="train this many optimiser steps (the config's max_epochs is lifted "
+                   "unless --set trainer.max_epochs=E is given too)")
     p.add_argument("--max-time", type=str | None, default=None, help="wall-clock limit DD:HH:MM:SS")
     p.add_argument("--devices", type=str | None, default=None, help="Lightning devices (auto, 1, 2, '0,1')")
     p.add_argument("--precision", type=str | None, default=None, help="32-true, bf16-mixed, 16-mixed")

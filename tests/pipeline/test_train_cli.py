@@ -57,6 +57,32 @@ def test_resume_without_a_checkpoint_says_so(sim_dir, tmp_path, caplog):
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3
 
 
+def test_max_steps_is_the_run_length(sim_dir, tmp_path, caplog):
+    """A run its config's epochs ended ("run already finished ... pass --resume with a larger
+    --max-steps") continues with `--resume --max-steps`; the epochs stopped it again at once, and a
+    `--max-steps 100000` run stopped at the config's last epoch."""
+    exp = {"base": "dncnn_l2", "experiment": "short", "trainer": {"max_epochs": 1}}
+    o = tiny_overrides(sim_dir)
+    run = train_experiment(exp, o, runs_dir=tmp_path, profile="full")
+    per_epoch = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert per_epoch >= 1
+    train_experiment(exp, o, runs_dir=tmp_path, profile="full")
+    assert any("pass --resume with a larger --max-steps" in r.getMessage() for r in caplog.records)
+    steps = per_epoch + 3
+    assert train_experiment(exp, o, max_steps=steps, runs_dir=tmp_path, profile="full", resume=True) == run
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == steps
+    assert json.loads((run / "metrics.json").read_text())["global_step"] == steps
+    # epochs set alongside stay a limit; so do the profile's and the config's without --max-steps
+    for over, kw, want in ((["trainer.max_epochs=1"], {"max_steps": 50}, 1),
+                           ({"trainer": {"max_epochs": 3}}, {"max_steps": 50}, 3),
+                           ([], {}, 1), ([], {"max_steps": -1}, 1)):
+        cfg = resolve_config(exp, over, profile="full", **kw)
+        assert cfg["trainer"]["max_epochs"] == want, (over, kw)
+    assert resolve_config(exp, [], max_steps=50, profile="full")["trainer"]["max_epochs"] == -1
+    demo = resolve_config("dncnn_l2", [], max_steps=500, profile="demo")["trainer"]
+    assert (demo["max_steps"], demo["max_epochs"]) == (500, -1)
+
+
 @pytest.mark.parametrize("stops", [(3,), (4,), (4, 8), (6, 8)])
 def test_resume_inside_an_epoch_equals_one_run(sim_dir, tmp_path, stops):
     # 4 steps per epoch: stop after step 3 (inside epoch 0) or 4 (its end), resume to the next stop
