@@ -233,7 +233,8 @@ def describe_subject(path: str | Path, subject: Subject | None = None) -> list[s
     where = ", ".join(f"{k} {a[k]}" for k in ("source", "preset", "seed", "side", "source_file") if k in a)
     lines = [f"{path.name}: subject {a.get('subject', path.stem)}" + (f" ({where})" if where else ""),
              f"  {coils} coils, matrix {' x '.join(map(str, matrix))}, voxel {' x '.join(f'{v:g}' for v in vox)} mm "
-             f"(field of view {' x '.join(f'{m * v:g}' for m, v in zip(matrix, vox))} mm)"]
+             f"(field of view {' x '.join(f'{m * v:g}' for m, v in zip(matrix, vox))} mm)"
+             + (", assumed: the raw file had no voxel size" if a.get("geometry") == "unknown" else "")]
     if "orientation" in a:
         lines.append(f"  orientation: {a['orientation']}")
     if s.labels is None:

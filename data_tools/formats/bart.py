@@ -96,11 +96,12 @@ def write_cfl(base: str | Path, arr: np.ndarray) -> Path:
     return b
 
 
-def subject_from_bart(base: str | Path, voxel_size_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Subject:
+def subject_from_bart(base: str | Path, voxel_size_mm: tuple[float, float, float] | None = None) -> Subject:
     """A BART k-space ``(x, y, z[, coil])`` as a Subject with ``kspace`` (coil, x, y, z).
 
     BART headers carry no geometry, so ``voxel_size_mm`` is taken from the caller (mridata.org
-    knees: 0.5 x 0.5 x 0.6 mm). A 2-D array ``(x, y)`` or a 3-D single-coil one gets the missing
+    knees: 0.5 x 0.5 x 0.6 mm); without it 1 x 1 x 1 mm with ``attrs["geometry"]="unknown"`` (as
+    a fastMRI file without a header). A 2-D array ``(x, y)`` or a 3-D single-coil one gets the missing
     axes as size 1. Dimensions beyond the coil axis must be 1.
     """
     b = _base(base)
@@ -112,6 +113,8 @@ def subject_from_bart(base: str | Path, voxel_size_mm: tuple[float, float, float
                                  expected="(x, y, z, coil) k-space, further dimensions 1")
     k = k.reshape(tuple(dims[:4]) + (1,) * (4 - len(dims[:4])))
     kspace = np.ascontiguousarray(np.moveaxis(k, 3, 0))
-    attrs = {"source": "bart", "source_file": str(b), "voxel_size_mm": [float(v) for v in voxel_size_mm],
-             "side": "unknown", "subject": b.parent.name if b.name == "kspace" else b.name}
+    attrs = {"source": "bart", "source_file": str(b), "side": "unknown",
+             "subject": b.parent.name if b.name == "kspace" else b.name,
+             "voxel_size_mm": [float(v) for v in voxel_size_mm or (1.0, 1.0, 1.0)],
+             "geometry": "unknown" if voxel_size_mm is None else "given"}
     return Subject(kspace=kspace, attrs=attrs)

@@ -1,6 +1,7 @@
 """Recognise a raw-data file's format and read it as a :class:`data_tools.subject.Subject`."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -8,6 +9,7 @@ from ..errors import PipelineInputError
 from ..subject import Subject
 
 Format = Literal["auto", "ismrmrd", "bart", "fastmri", "subject"]
+log = logging.getLogger(__name__)
 KNOWN = "ISMRMRD HDF5 (mridata.org), fastMRI HDF5, BART .cfl/.hdr, or a subject .h5"
 
 
@@ -62,4 +64,9 @@ def read_any_subject(path: str | Path, format: Format = "auto", *, voxel_size_mm
         check_kspace(subject.kspace, path)
     if voxel_size_mm is not None:
         subject.attrs["voxel_size_mm"] = [float(v) for v in voxel_size_mm]
+        subject.attrs["geometry"] = "given"
+    elif subject.attrs.get("geometry") == "unknown":  # BART, or a fastMRI file without a header
+        log.warning("%s carries no voxel size: 1 x 1 x 1 mm is assumed (label volumes in mL and the "
+                    "images' spacing follow it); pass the voxel size, e.g. --voxel_size_mm 0.5 0.5 0.6 "
+                    "for the mridata.org knees", path)
     return subject

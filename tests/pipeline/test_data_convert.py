@@ -44,6 +44,30 @@ def test_convert_bart_with_voxel_size(tmp_path):
     assert not out.with_suffix(".png").exists()
 
 
+def test_convert_bart_without_voxel_size_says_it_is_assumed(tmp_path, caplog):
+    """A BART file has no voxel size: 1 mm was written without a word, and label volumes (mL),
+    N4/segment spacing and `data show`'s field of view silently followed it."""
+    from data_tools.subject import describe_subject
+
+    write_cfl(tmp_path / "kspace", _k((10, 8, 6, 2), seed=2))
+    out = tmp_path / "p.h5"
+    assert cli.main(["data", "convert", str(tmp_path / "kspace"), "--out", str(out), "--figure", "false"]) == 0
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == [f"{tmp_path / 'kspace'} carries no voxel size: 1 x 1 x 1 mm is assumed (label volumes in mL "
+                    "and the images' spacing follow it); pass the voxel size, e.g. --voxel_size_mm 0.5 0.5 0.6 "
+                    "for the mridata.org knees"]
+    s = read_subject(out)
+    assert list(s.attrs["voxel_size_mm"]) == [1.0, 1.0, 1.0] and s.attrs["geometry"] == "unknown"
+    assert describe_subject(out)[1].endswith("(field of view 10 x 8 x 6 mm), assumed: the raw file had no voxel size")
+    caplog.clear()
+    given = tmp_path / "g.h5"
+    assert cli.main(["data", "convert", str(tmp_path / "kspace"), "--out", str(given), "--figure", "false",
+                     "--voxel_size_mm", "0.5", "0.5", "0.6"]) == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert read_subject(given).attrs["geometry"] == "given"
+    assert "assumed" not in describe_subject(given)[1]
+
+
 @pytest.mark.parametrize("given,expected", [
     (["0.4", "0.4", "0.7"], [0.4, 0.4, 0.7]),     # three numbers, as typed at a shell
     (["[0.4,0.4,0.7]"], [0.4, 0.4, 0.7]),         # one list (the --config / JSON form)
