@@ -7,7 +7,7 @@ Layout::
     checkpoints/last.ckpt, checkpoints/best.ckpt   (lowest val/loss)
     metrics.csv, hparams.yaml     CSV log;  tb/  TensorBoard log
     figures/             validation panels per epoch, loss_curves.png
-    metrics.json, done   written last, when training finished
+    metrics.json, done   written last, when training finished (each metric's last logged value)
 
 The run name is ``seed<seed>-<hash>``: the hash covers what the run learns (net, task, data, seed,
 warm start), not its length or hardware, so the same config always maps to the same folder.
@@ -122,6 +122,27 @@ def write_json(path: Path, obj: Any) -> Path:
 
 def is_done(run_dir: str | Path) -> bool:
     return (Path(run_dir) / DONE).exists()
+
+
+def last_logged(metrics_csv: str | Path) -> dict[str, float]:
+    """Each metric's last logged value in Lightning's ``metrics.csv`` (resumed fits append to it),
+    without ``step``/``epoch``; {} when there is no log."""
+    import csv
+
+    path = Path(metrics_csv)
+    if not path.exists():
+        return {}
+    last: dict[str, float] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for k, v in row.items():
+                if k is None or k in ("step", "epoch") or not v:
+                    continue
+                try:
+                    last[k] = float(v)
+                except ValueError:
+                    continue
+    return last
 
 
 def mark_done(run_dir: Path, metrics: dict[str, float]) -> None:

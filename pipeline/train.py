@@ -256,7 +256,10 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
         return run_dir  # DDP (`strategy=ddp`): every rank runs this function; rank 0 writes the results
     from .train_figures import loss_curves
     loss_curves(run_dir / "metrics.csv", run_dir / "figures" / "loss_curves.png")
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    # every metric's last value over the whole run: a resumed fit's own callback_metrics lack what
+    # it did not log again (a `--resume` that ran no further step wrote {global_step, epoch} only)
+    metrics = runs.last_logged(run_dir / "metrics.csv")
+    metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1})
     metrics.update(global_step=trainer.global_step, epoch=trainer.current_epoch)
     runs.mark_done(run_dir, metrics)
     return run_dir

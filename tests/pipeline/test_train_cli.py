@@ -57,6 +57,22 @@ def test_resume_without_a_checkpoint_says_so(sim_dir, tmp_path, caplog):
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3
 
 
+def test_metrics_json_survives_a_resume(sim_dir, tmp_path):
+    """metrics.json holds each metric's last value over the whole run: a `--resume` that ran no
+    further step rewrote it as {global_step, epoch} alone, dropping val/loss and the rest."""
+    o = tiny_overrides(sim_dir, **{"trainer.max_epochs": 1})
+    run = train_experiment("dncnn_l2", o, runs_dir=tmp_path, profile="full")
+    first = json.loads((run / "metrics.json").read_text())
+    assert {"val/loss", "val/mae", "val/ssim", "train/loss_epoch", "global_step", "epoch"} <= set(first)
+    assert train_experiment("dncnn_l2", o, runs_dir=tmp_path, profile="full", resume=True) == run
+    assert json.loads((run / "metrics.json").read_text()) == pytest.approx(first, rel=1e-6)
+    more = first["global_step"] + 2  # two more steps
+    o2 = {**o, "trainer.max_epochs": -1}
+    assert train_experiment("dncnn_l2", o2, max_steps=more, runs_dir=tmp_path, profile="full", resume=True) == run
+    last = json.loads((run / "metrics.json").read_text())
+    assert last["global_step"] == more and set(first) <= set(last)
+
+
 def test_max_steps_is_the_run_length(sim_dir, tmp_path, caplog):
     """A run its config's epochs ended ("run already finished ... pass --resume with a larger
     --max-steps") continues with `--resume --max-steps`; the epochs stopped it again at once, and a
