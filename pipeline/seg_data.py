@@ -163,7 +163,7 @@ class SegDataModule(pl.LightningDataModule):
         detector: crop-centre detector (``joint`` or ``foreground``).
         batch_size: slices (2-D) or volumes (3-D) per batch (the seed gives none).
         split_seed / fractions: subject-level split (74/13/13 %).
-        data_dir: alias of ``data`` (what `pipeline train --data_dir` sets).
+        data_dir: alias of ``data`` (what `pipeline train --data-dir` sets).
         seed: training order, a permutation per (seed, epoch), resumable mid-epoch
             (:mod:`pipeline.loader`); None takes the run's seed (``pipeline train``), else 1993.
     """
@@ -174,7 +174,7 @@ class SegDataModule(pl.LightningDataModule):
                  fractions: tuple[float, float, float] = (0.74, 0.13, 0.13), augment: bool = False,
                  data_dir: Optional[str] = None, seed: Optional[int] = None):
         super().__init__()
-        data = data if data is not None else data_dir  # `pipeline train --data_dir` sets data_dir
+        data = data if data is not None else data_dir  # `pipeline train --data-dir` sets data_dir
         # checked here, when `pipeline train` builds the module, so bad settings leave no run folder
         check_mode(label_mode)
         if dims not in (2, 3):

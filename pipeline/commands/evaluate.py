@@ -27,7 +27,7 @@ def find_datasets(data_dir: Path, names: Optional[list[str]] = None) -> list[Pat
 
     from data_tools.simdata import looks_like_dataset
 
-    require_dir(data_dir, "data folder", hint="run `pipeline simulate` first or pass --data_dir")
+    require_dir(data_dir, "data folder", hint="run `pipeline simulate` first or pass --data-dir")
     found = {}
     for p in sorted(data_dir.glob("*.h5")):
         try:
@@ -147,7 +147,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         data_dir = data_dir or trained_data_dir(run_cfg)  # the folder it was trained on
     else:
         require_dir(runs_root, "runs folder", field="runs_dir",
-                    hint="train first (`pipeline train`) or pass --run / --runs_dir")
+                    hint="train first (`pipeline train`) or pass --run / --runs-dir")
         run_dirs = [Path(p) for p in find_runs(runs_root)]
         if not run_dirs:
             raise PipelineInputError("no finished run (with a checkpoint)", path=runs_root, field="runs_dir",

@@ -136,7 +136,8 @@ def test_bad_inputs_exit_2(setup, tmp_path, capsys):
         (["--run", str(no_ckpt)], "no checkpoint"),
         (["--run", str(tmp_path / "nope")], "run folder not found"),
         (["--runs-dir", str(runs), "--datasets", "rad_15"], "rad_15 not found"),
-        (["--runs-dir", str(tmp_path / "empty")], "runs folder not found"),
+        (["--runs-dir", str(tmp_path / "empty")], "runs folder not found; train first (`pipeline train`) or "
+         "pass --run / --runs-dir"),  # the options' spelling in --help (the hint said --runs_dir)
         (["--run", str(data / "pois.h5")], "pois.h5 [run]: a file, not a run folder"),
         (["--runs-dir", str(data / "pois.h5")], "pois.h5 [runs_dir]: a file, not a runs folder"),
     ]
@@ -145,7 +146,7 @@ def test_bad_inputs_exit_2(setup, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1 and msg in err[0], (args, err)
     rc = cli.main(["evaluate", "--data-dir", str(tmp_path / "nodata"), "--runs-dir", str(runs), "--no-progress"])
-    assert rc == 2 and "data folder not found" in capsys.readouterr().err
+    assert rc == 2 and "data folder not found; run `pipeline simulate` first or pass --data-dir" in capsys.readouterr().err
     (tmp_path / "no_runs").mkdir()
     (tmp_path / "subjects").mkdir()
     (tmp_path / "subjects" / "knee_000.h5").write_bytes(b"")     # not a simulated dataset: ignored
