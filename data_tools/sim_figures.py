@@ -56,13 +56,20 @@ def _draw_pattern(ax, f: h5py.File, subject: str | None = None) -> None:
         ax.set_title(f"{name}: (ky, kz) mask, {int(m.sum())} samples\nR = {m.size / max(m.sum(), 1):.2f}")
 
 
+def sample_title(idx: dict[str, np.ndarray], i: int, radial: bool) -> str:
+    """``#i subject/x27, interleave k (split)``; the interleave only for a radial dataset (a mask
+    pattern has one variant per slice, and "interleave 0" named something it does not have)."""
+    where = f"{idx['subject'][i]}/{AXES[idx['axis'][i]]}{idx['slice_index'][i]}"
+    return f"#{i} {where}" + (f", interleave {idx['interleave'][i]}" if radial else "") + f" ({idx['split'][i]})"
+
+
 def _draw_pairs(axs, f: h5py.File, idx: dict[str, np.ndarray], rows: Sequence[int], long: bool = False) -> None:
     """Row r of ``axs`` ((len(rows), 3) axes): input, target and |input - target| of sample rows[r]."""
     for r, i in enumerate(rows):
         x, y = _image(f["input"][i]), _image(f["target"][i])
         where = f"{AXES[idx['axis'][i]]}{idx['slice_index'][i]}"
         if long:  # the sample named once, over its input
-            where = f"#{i} {idx['subject'][i]}/{where}, interleave {idx['interleave'][i]} ({idx['split'][i]})\n"
+            where = sample_title(idx, i, radial="trajectory" in f) + "\n"
         for c, (img, title) in enumerate(((x, "input"), (y, "target"), (np.abs(x - y), "|input - target|"))):
             axs[r][c].imshow(img, cmap="gray", vmin=0, vmax=1 if c < 2 else None)
             axs[r][c].set_title(f"{where} {title}".strip() if c == 0 or not long else title, fontsize=9)
@@ -117,7 +124,7 @@ def check_rows(path: str | Path, rows: Sequence[int], n: int) -> list[int]:
 def plot_dataset(path: str | Path, out: str | Path, rows: Sequence[int] | None = None) -> Path:
     """One PNG of a simulated dataset: the sampling pattern (left) and input / target / |difference|
     of the samples ``rows`` (default :func:`default_rows`), each titled with its index, subject,
-    slice, interleave and split."""
+    slice, interleave (radial datasets) and split."""
     plt = _pyplot()
     idx = read_index(path)
     rows = default_rows(idx) if rows is None else check_rows(path, rows, len(idx["split"]))

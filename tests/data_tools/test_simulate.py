@@ -272,6 +272,17 @@ def test_dataset_view_summary_and_figure(sets, subjects, tmp_path):
             plot_dataset(sets["rad"], tmp_path / "bad.png", [0, bad])
     assert not (tmp_path / "bad.png").exists()
 
+    import data_tools.sim_figures as sf  # each sample titled once; "interleave k" for a radial dataset only
+    titles = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sf, "_save", lambda fig, path, dpi: titles.setdefault(path.stem, [a.get_title() for a in fig.axes]))
+        for name in ("rad", "pois"):
+            plot_dataset(sets[name], tmp_path / f"{name}.png", [1])
+            i = read_index(sets[name])
+            want = f"#1 {i['subject'][1]}/{'xyz'[i['axis'][1]]}{i['slice_index'][1]}"
+            want += f", interleave {i['interleave'][1]} ({i['split'][1]})" if name == "rad" else f" ({i['split'][1]})"
+            assert titles[name][1:] == [f"{want}\n input", "target", "|input - target|"], titles[name]
+
     per = simulate("poisson", data=subjects, out=tmp_path, accel=3.0, mask_per_subject=True, name="per", **COMMON)
     with h5py.File(per) as f:  # each knee's own mask is drawn for its samples
         masks = f["masks"][()]
