@@ -87,6 +87,42 @@ def plot_label_map(image: np.ndarray, labels: np.ndarray, spacing, names: dict[i
     return out
 
 
+def plot_n4(image: np.ndarray, corrected: np.ndarray, bias: np.ndarray, spacing, out: str | Path,
+            title: str = "") -> Path:
+    """One PNG of an N4 correction (arrays (X, Y, Z)): rows input / corrected / bias field, columns
+    the x-y, x-z and y-z slices through the volume centre (one x-y slice for a single-slice image).
+    Input and corrected are each scaled to their 99.5th percentile; the field has a colour bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    vox = np.asarray(spacing, dtype=float)
+    shape = np.asarray(image).shape
+    centre = tuple(n // 2 for n in shape)
+    views = [(f"{('z', 'y', 'x')[i]} = {centre[2 - i]} ({plane})", sl, aspect)
+             for i, ((_, sl, aspect), plane) in enumerate(zip(_orthogonal_views(centre, vox), ("x-y", "x-z", "y-z")))]
+    views = views[:1] if shape[2] == 1 else views
+    rows = [("input", np.asarray(image, np.float32), "gray"), ("N4 corrected", np.asarray(corrected, np.float32), "gray"),
+            ("bias field", np.asarray(bias, np.float32), "viridis")]
+    fig, axes = plt.subplots(3, len(views), figsize=(4.2 * len(views) + 0.8, 11.5), squeeze=False)
+    for r, (what, vol, cmap) in enumerate(rows):
+        lo, hi = (0.0, float(np.percentile(vol, 99.5)) or 1.0) if cmap == "gray" else (float(vol.min()), float(vol.max()))
+        for c, (name, sl, aspect) in enumerate(views):
+            shown = axes[r][c].imshow(vol[sl], cmap=cmap, vmin=lo, vmax=hi, aspect=aspect, interpolation="nearest")
+            axes[r][c].set_title(f"{what}: {name}", fontsize=9)
+            axes[r][c].axis("off")
+        if cmap != "gray":
+            fig.colorbar(shown, ax=list(axes[r]), shrink=0.8, label="multiplicative field")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
 def plot_subject(subject: Subject, out: str | Path, title: str | None = None) -> Path:
     """One PNG: sagittal (x-y), coronal (x-z) and axial (y-z) slices of the RSS image with the label
     overlay and a legend of the label names (top row); coil-map magnitudes on the axial slice (bottom).

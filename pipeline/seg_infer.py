@@ -71,23 +71,17 @@ class Segmentation:
     structures: list[dict[str, Any]]
 
 
-def figure_path(out: str | Path) -> Path:
-    """``<out without its image suffix>.png`` next to the label map."""
-    from data_tools.formats.images import image_stem
-
-    return Path(out).with_name(image_stem(out) + ".png")
-
-
 def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, which: str = "best",
                  threshold: float = 0.5, device: str = "cpu", batch_size: int = 8,
                  figure: bool = True) -> Segmentation:
     """Segment ``image_path`` with the run and write the label map with the input's geometry
-    (and, with ``figure``, :func:`figure_path`: the label map on the image, orthogonal slices).
+    (and, with ``figure``, :func:`data_tools.formats.images.figure_path`: the label map on the image, orthogonal slices).
     ``device``: auto (CUDA when present), cpu or cuda[:n]; ``batch_size``: slices per forward pass
     of a 2-D network."""
     from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
     from data_tools.config_io import require_count
-    from data_tools.formats.images import Image, image_format, read_image, require_scalar, write_image
+    from data_tools.formats.images import (Image, figure_path, image_format, read_image, require_scalar,
+                                           write_image)
     from data_tools.seg_preprocess import channels_to_labels, label_names
     from data_tools.subject import label_sizes
     from evaluation.benchmark import resolve_device

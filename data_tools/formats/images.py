@@ -131,6 +131,12 @@ def image_stem(path: str | Path) -> str:
     return name[:-len(sfx)] if sfx else Path(path).stem
 
 
+def figure_path(out: str | Path) -> Path:
+    """``<out without its image suffix>.png`` next to an image written by a command (the quick look
+    of `pipeline segment` and `pipeline n4`)."""
+    return Path(out).with_name(image_stem(out) + ".png")
+
+
 def read_image(path: str | Path) -> Image:
     """Read a NIfTI or MetaImage file into an :class:`Image` (array ``(X, Y, Z[, C])``, LPS geometry)."""
     path = Path(path)

@@ -2,10 +2,12 @@
 
 ``--shrink 1 --mask none`` is SimpleITK's default (seed 001 L205); the default ``--shrink 4``
 fits on a shrunk image and applies the field at full resolution. Writes OUT and the bias field
-(``OUT_bias.<ext>`` unless ``--bias_out``) with the input's geometry.
+(``OUT_bias.<ext>`` unless ``--bias_out``) with the input's geometry, and (``--figure``, default on)
+``<OUT without suffix>.png``: input, corrected image and bias field on three orthogonal slices.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from . import Command, Items, join_items
@@ -24,13 +26,16 @@ def build_parser():
                    metavar="N", help="iterations per fitting level (--levels 50 50 30, or [50,50,30])")
     p.add_argument("--bias_out", type=str, default=None, help="where to write the bias field")
     p.add_argument("--no_cache", type=bool, default=False, help="recompute even if a cached result exists")
+    p.add_argument("--figure", type=bool, default=True,
+                   help="also save <out without suffix>.png: input, corrected image and bias field, three "
+                   "orthogonal slices")
     return p
 
 
 def run_n4(ns: Any) -> dict:
     from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
     from data_tools.errors import PipelineInputError
-    from data_tools.formats.images import image_format, read_image, require_scalar, same_geometry
+    from data_tools.formats.images import figure_path, image_format, read_image, require_scalar, same_geometry
     from data_tools.n4 import N4Params, bias_path, n4_correct, save_result
 
     bias_out = bias_path(ns.out, ns.bias_out)
@@ -38,6 +43,10 @@ def run_n4(ns: Any) -> dict:
         image_format(name, field)
         check_writable_file(name, field)
     refuse_overwriting_inputs(bias_out, {"input image": ns.input, "corrected image (OUT)": ns.out}, field="bias_out")
+    png = figure_path(ns.out) if ns.figure else None
+    if png is not None:
+        check_writable_file(png, "out")
+        refuse_overwriting_inputs(png, {"input image": ns.input, "bias field": bias_out})
     if ns.mask not in ("auto", "none"):
         refuse_overwriting_inputs(ns.out, {"mask image": ns.mask})
     img = read_image(ns.input)
@@ -53,8 +62,15 @@ def run_n4(ns: Any) -> dict:
                      params=N4Params(shrink=ns.shrink, levels=tuple(join_items(ns.levels))), use_cache=not ns.no_cache,
                      source=ns.input)
     out, bias = save_result(res, ns.out, bias_out, img)
-    print(f"N4 {'(cached) ' if res.cached else ''}{res.seconds:.1f} s (shrink {ns.shrink}): {out}, bias field {bias}")
-    return {"out": str(out), "bias_field": str(bias), "seconds": res.seconds, "cached": res.cached}
+    if png is not None:
+        from data_tools.visualize import plot_n4
+
+        plot_n4(img.array, res.corrected, res.bias_field, img.spacing, png,
+                title=f"N4 of {Path(ns.input).name} (shrink {ns.shrink})")
+    print(f"N4 {'(cached) ' if res.cached else ''}{res.seconds:.1f} s (shrink {ns.shrink}): {out}, bias field {bias}"
+          + (f", figure {png}" if png is not None else ""))
+    return {"out": str(out), "bias_field": str(bias), "figure": str(png) if png is not None else None,
+            "seconds": res.seconds, "cached": res.cached}
 
 
 COMMANDS = [Command(path=("n4",), func=run_n4, build_parser=build_parser,

@@ -97,6 +97,15 @@ def test_n4_cli_writes_image_and_bias(biased, tmp_path, capsys):
     bias = read_image(tmp_path / "out_bias.mhd")
     assert out.shape == img.shape and np.allclose(out.spacing, (5, 5, 6.4)) and np.allclose(out.origin, (1, 2, 3))
     assert np.allclose(out.array * bias.array, img, rtol=1e-4, atol=1e-6)
+    # the quick look: input / corrected / bias rows of three orthogonal slices (none with --figure false)
+    import matplotlib.image
+
+    assert "figure " + str(tmp_path / "out.png") in capsys.readouterr().out
+    h, w = matplotlib.image.imread(tmp_path / "out.png").shape[:2]
+    assert h > 600 and w > 600
+    assert cli.main(["n4", str(src), str(tmp_path / "quiet.mhd"), "--shrink", "2", "--levels", "[5, 5]",
+                     "--figure", "false"]) == 0
+    assert (tmp_path / "quiet.mhd").exists() and not (tmp_path / "quiet.png").exists()
     capsys.readouterr()
     for bad in (["n4", str(tmp_path / "missing.nii.gz"), str(tmp_path / "x.nii.gz")],
                 ["n4", str(src), str(tmp_path / "x.nii.gz"), "--levels", "[]"]):

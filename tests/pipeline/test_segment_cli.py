@@ -173,6 +173,10 @@ def test_segment_and_n4_keep_a_2d_image_2d(seg_run, coronal_nifti, tmp_path):
                      "--levels", "5", "5"]) == 0
     for name in ("slice_n4.mha", "slice_n4_bias.mha"):
         assert read_image(tmp_path / name).file_dims == 2 and read_image(tmp_path / name).shape == (*sl.shape, 1)
+    import matplotlib.image  # one column (the slice) of input / corrected / bias
+
+    h, w = matplotlib.image.imread(tmp_path / "slice_n4.png").shape[:2]
+    assert h > 2 * w
 
 
 def test_inference_turns_logits_into_probabilities(seg_run, coronal_nifti):
