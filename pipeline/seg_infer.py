@@ -75,7 +75,8 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
                  threshold: float = 0.5, device: str = "cpu", batch_size: int = 8,
                  figure: bool = True) -> Segmentation:
     """Segment ``image_path`` with the run and write the label map with the input's geometry
-    (and, with ``figure``, :func:`data_tools.formats.images.figure_path`: the label map on the image, orthogonal slices).
+    (and, with ``figure``, :func:`data_tools.formats.images.figure_path`: the label map on the
+    image, orthogonal slices).
     ``device``: auto (CUDA when present), cpu or cuda[:n]; ``batch_size``: slices per forward pass
     of a 2-D network."""
     from data_tools.atomic import check_writable_file, refuse_overwriting_inputs

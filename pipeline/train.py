@@ -16,7 +16,7 @@ from data_tools.paths import default_runs_dir
 
 from . import runs
 from .train_config import (DEFAULT_SEED, apply_overrides, apply_profile, build_data, build_module, build_net,
-                           get_dotted, load_experiment, net_in_channels, parse_override, set_dotted)
+                           get_dotted, load_experiment, net_in_channels, override_items, set_dotted)
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,8 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
 
 def _sets_key(overrides: dict | list[str] | None, key: str) -> bool:
     """Whether ``overrides`` set ``key`` (``trainer.max_epochs``), directly or in its section."""
-    items = [parse_override(o) for o in overrides] if isinstance(overrides, list) else list((overrides or {}).items())
     section, _, field = key.rpartition(".")
-    return any(k == key or (k == section and isinstance(v, dict) and field in v) for k, v in items)
+    return any(k == key or (k == section and isinstance(v, dict) and field in v) for k, v in override_items(overrides))
 
 
 def _resolve_init(init_from: str, cfg: dict, runs_dir: Path) -> tuple[Path, str]:

@@ -241,13 +241,17 @@ def check_config_key(cfg: dict, key: str, path: Path | None = None, what: str = 
                                  expected=f"one of {choices}" if choices else "an existing config key")
 
 
+def override_items(overrides: dict[str, Any] | list[str] | None) -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` pairs of ``{"a.b": 1}`` or ``["a.b=1"]`` (values parsed as YAML), in order."""
+    return [parse_override(o) for o in overrides] if isinstance(overrides, list) else list((overrides or {}).items())
+
+
 def apply_overrides(cfg: dict, overrides: dict[str, Any] | list[str] | None, check: str | None = None) -> dict:
     """``cfg`` with dotted ``overrides`` set, in order. ``check``: the name of their option (e.g.
     ``--set``) to refuse a key that is not a field of the config as it stands (a typo would add
     an unused key and train with the default)."""
     cfg = copy.deepcopy(cfg)
-    items = [parse_override(o) for o in overrides] if isinstance(overrides, list) else list((overrides or {}).items())
-    for k, v in items:
+    for k, v in override_items(overrides):
         if check:
             check_config_key(cfg, k, what=f"{check} key")
         set_dotted(cfg, k, v)

@@ -44,9 +44,8 @@ def run_n4(ns: Any) -> dict:
         check_writable_file(name, field)
     refuse_overwriting_inputs(bias_out, {"input image": ns.input, "corrected image (OUT)": ns.out}, field="bias_out")
     png = figure_path(ns.out) if ns.figure else None
-    if png is not None:
+    if png is not None:  # (no input can be a .png: images are NIfTI/MHD)
         check_writable_file(png, "out")
-        refuse_overwriting_inputs(png, {"input image": ns.input, "bias field": bias_out})
     if ns.mask not in ("auto", "none"):
         refuse_overwriting_inputs(ns.out, {"mask image": ns.mask})
     img = read_image(ns.input)
