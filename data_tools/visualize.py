@@ -32,6 +32,24 @@ def _orthogonal_views(centre, vox) -> list[tuple[str, tuple, float]]:
             ("axial (y-z)", np.s_[cx, :, :], vox[1] / vox[2])]
 
 
+def _indexed_views(centre, vox) -> list[tuple[str, tuple, float]]:
+    """:func:`_orthogonal_views` titled by index (``z = 12 (x-y)``): an image file's axes need not
+    be the phantom's anatomical ones."""
+    return [(f"{('z', 'y', 'x')[i]} = {centre[2 - i]} ({plane})", sl, aspect)
+            for i, ((_, sl, aspect), plane) in enumerate(zip(_orthogonal_views(centre, vox), ("x-y", "x-z", "y-z")))]
+
+
+def _save_png(fig, out: str | Path, tight: bool = True) -> Path:
+    """Write ``fig`` to ``out`` atomically (90 dpi PNG) and close it."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png", **({"bbox_inches": "tight"} if tight else {}))
+    plt.close(fig)
+    return out
+
+
 def _draw_overlay(ax, image: np.ndarray, labels: np.ndarray | None, vmax: float, aspect: float, title: str) -> None:
     """Grey ``image`` with ``labels`` (values 1..7, colours LABEL_COLOURS; 0 transparent) on top."""
     from matplotlib.colors import ListedColormap
@@ -68,9 +86,7 @@ def plot_label_map(image: np.ndarray, labels: np.ndarray, spacing, names: dict[i
     img = np.asarray(image, dtype=np.float32)
     vox = np.asarray(spacing, dtype=float)
     centre = _centroid(labels > 0, img.shape)
-    # titled by index: an image file's axes need not be the phantom's anatomical ones
-    views = [(f"{('z', 'y', 'x')[i]} = {centre[2 - i]} ({plane})", sl, aspect)
-             for i, ((_, sl, aspect), plane) in enumerate(zip(_orthogonal_views(centre, vox), ("x-y", "x-z", "y-z")))]
+    views = _indexed_views(centre, vox)
     if img.shape[2] == 1:  # one slice: the title goes above it
         views = [(f"{title}\n{views[0][0]}" if title else views[0][0], *views[0][1:])]
     vmax = float(np.percentile(img, 99.5)) or 1.0
@@ -80,11 +96,7 @@ def plot_label_map(image: np.ndarray, labels: np.ndarray, spacing, names: dict[i
     _legend(fig, names, top=False)
     if len(views) > 1:
         fig.suptitle(title, y=0.92, fontsize=10)
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=90, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return out
+    return _save_png(fig, out)
 
 
 def plot_n4(image: np.ndarray, corrected: np.ndarray, bias: np.ndarray, spacing, out: str | Path,
@@ -99,9 +111,7 @@ def plot_n4(image: np.ndarray, corrected: np.ndarray, bias: np.ndarray, spacing,
 
     vox = np.asarray(spacing, dtype=float)
     shape = np.asarray(image).shape
-    centre = tuple(n // 2 for n in shape)
-    views = [(f"{('z', 'y', 'x')[i]} = {centre[2 - i]} ({plane})", sl, aspect)
-             for i, ((_, sl, aspect), plane) in enumerate(zip(_orthogonal_views(centre, vox), ("x-y", "x-z", "y-z")))]
+    views = _indexed_views(tuple(n // 2 for n in shape), vox)
     views = views[:1] if shape[2] == 1 else views
     rows = [("input", np.asarray(image, np.float32), "gray"), ("N4 corrected", np.asarray(corrected, np.float32), "gray"),
             ("bias field", np.asarray(bias, np.float32), "viridis")]
@@ -116,11 +126,7 @@ def plot_n4(image: np.ndarray, corrected: np.ndarray, bias: np.ndarray, spacing,
             fig.colorbar(shown, ax=list(axes[r]), shrink=0.8, label="multiplicative field")
     if title:
         fig.suptitle(title, fontsize=10)
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=90, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return out
+    return _save_png(fig, out)
 
 
 def plot_subject(subject: Subject, out: str | Path, title: str | None = None) -> Path:
@@ -157,8 +163,4 @@ def plot_subject(subject: Subject, out: str | Path, title: str | None = None) ->
             ax.set_title(f"|S{c}| axial", fontsize=8)
             ax.axis("off")
     fig.suptitle(title or str(subject.attrs.get("subject", "")), y=0.94)
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return out
+    return _save_png(fig, out, tight=False)
