@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from .errors import PipelineInputError
+from .formats._h5 import unreadable
 
 SPLITS = ("train", "val", "test")
 AXES = "xyz"
@@ -78,7 +79,7 @@ def open_sim(path: str | Path) -> h5py.File:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise PipelineInputError(f"not a readable HDF5 file ({exc.__class__.__name__}; truncated?)", path=path) from None
+        raise PipelineInputError(unreadable(path, exc), path=path, expected="a file written by `pipeline simulate`") from None
     for name in REQUIRED:
         if name not in f:
             f.close()

@@ -30,6 +30,7 @@ from .atomic import atomic_path, check_writable
 from .coils import coil_to_channels, rss
 from .errors import PipelineInputError, require
 from .fft import ifft3c
+from .formats._h5 import unreadable
 from .masks import create_mask
 from .nufft import (NUFFT2D, TorchNUFFT2D, cg_inverse_many, dcf_adjoint, make_nufft, nufft_settings, resolve_backend,
                     to_numpy)
@@ -66,7 +67,8 @@ def _probe(path: Path) -> tuple[tuple[int, int, int], int]:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise PipelineInputError(f"not a readable HDF5 file ({exc.__class__.__name__})", path=path) from None
+        raise PipelineInputError(unreadable(path, exc), path=path,
+                                 expected="a subject file with multi-coil k-space (see data_tools/subject.py)") from None
     with f:
         if "kspace" not in f:
             raise PipelineInputError("missing dataset 'kspace'", path=path, field="kspace",

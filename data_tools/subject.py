@@ -33,6 +33,7 @@ from .atomic import atomic_path
 from .coils import rss as rss_combine
 from .errors import PipelineInputError, require, require_dir
 from .fft import ifft3c
+from .formats._h5 import open_h5
 
 LABELS: dict[int, str] = {
     0: "other",
@@ -133,14 +134,8 @@ def write_subject(path: str | Path, subject: Subject) -> Path:
 
 
 def _open(path: Path) -> h5py.File:
-    if not path.exists():
-        raise PipelineInputError("file not found", path=path,
-                                 hint="generate one with `pipeline data phantom --out DIR` or pass an existing subject file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise PipelineInputError(f"not a readable HDF5 file ({exc.__class__.__name__}: truncated or corrupt?)",
-                                 path=path, expected="an HDF5 subject file written by `pipeline data phantom` or a reader") from None
+    return open_h5(path, "an HDF5 subject file written by `pipeline data phantom` or a reader",
+                   hint="generate one with `pipeline data phantom --out DIR` or pass an existing subject file")
 
 
 def not_a_subject_hint(f: h5py.File, otherwise: str) -> str:

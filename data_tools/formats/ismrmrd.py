@@ -44,7 +44,7 @@ from ..atomic import atomic_path
 from ..errors import PipelineInputError
 from ..fft import fftnc
 from ..subject import Subject
-from ._h5 import as_text, open_h5
+from ._h5 import as_text, open_h5, unreadable
 from .ismrmrd_header import HeaderInfo, parse_header
 
 EXPECTED = "an ISMRMRD HDF5 file (group 'dataset' with 'xml' and 'data')"
@@ -68,8 +68,8 @@ def _read_xml_and_weights(path: Path, group: str) -> tuple[str, np.ndarray | Non
 
     try:
         ds = ismrmrd.Dataset(str(path), group, mode="r")
-    except OSError:
-        raise PipelineInputError("not a readable HDF5 file (truncated or corrupt?)", path=path, expected=EXPECTED) from None
+    except OSError as exc:
+        raise PipelineInputError(unreadable(path, exc), path=path, expected=EXPECTED) from None
     try:
         try:
             xml = as_text(ds.read_xml_header())

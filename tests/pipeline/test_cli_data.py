@@ -107,6 +107,23 @@ def test_show_bad_input_one_line_exit_2(tiny_phantom_dir, tmp_path, capsys, make
     assert list(out_dir.iterdir()) == []  # no figure, no temp file
 
 
+def test_show_names_an_image_or_folder_given_for_an_hdf5_file(tmp_path, capsys):
+    """`data show` on a segmentation's NIfTI label map says it is an image, not a corrupt HDF5 file;
+    on junk bytes that no HDF5 signature starts it says so; on a folder, that it is a folder."""
+    from data_tools.formats.images import Image, write_image
+
+    seg = write_image(tmp_path / "knee_seg.nii.gz", Image(np.zeros((4, 4, 4), np.uint8)))
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    for bad, expect in [(seg, "not a readable HDF5 file (a .nii.gz image)"),
+                        (junk, "not a readable HDF5 file (no HDF5 signature)"),
+                        (tmp_path, "a folder, not a file")]:
+        rc = cli.main(["data", "show", str(bad), "--out", str(tmp_path / "fig.png")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and f"{bad}: {expect}" in err[0] and "expected an HDF5 subject" in err[0], err
+    assert not (tmp_path / "fig.png").exists()
+
+
 
 def test_show_a_simulated_dataset(sim_dir, tiny_phantom_dir, tmp_path, capsys):
     """A dataset from `pipeline simulate` is drawn (pattern, input/target/difference of the samples
