@@ -26,7 +26,7 @@ def run_bench_n4(out: str = "reports/bench_n4.json", shrink: int = 4, preset: st
     from data_tools.n4 import N4Params, bias_field_error, coefficient_of_variation, n4_correct, otsu_mask
     from data_tools.phantom import generate_subject
     from data_tools.seg_preprocess import SIZE, crop_resize_z
-    from pipeline.seg_data import phantom_to_coronal
+    from data_tools.coronal import phantom_to_coronal
 
     s = generate_subject(preset, seed=seed)
     img = phantom_to_coronal(s.rss)

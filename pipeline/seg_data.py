@@ -5,7 +5,8 @@ Sources (``data``):
 * None: the demo phantom (``data_tools.phantom.ensure_demo_phantom``), or a folder of subject
   ``.h5`` files (data_tools.subject; ``rss`` + ``labels``). The phantom is a sagittal 3-D scan
   (x = SI, y = AP, z = LR); it is re-sliced coronally like the seed's data (L155-156): arrays
-  become (LR, SI, AP), AP being the slice axis the z rule applies to.
+  become (LR, SI, AP), AP being the slice axis the z rule applies to (data_tools.coronal; `pipeline
+  data export` writes that view as images/ + labels/, which train to the same volumes).
 * a folder with ``images/`` and ``labels/`` holding NIfTI/MHD files of the same names (labels a
   label map, or the seed's 3-channel femur/tibia/fibula mask); slice axis = the third axis. Only
   image files count (``formats.images.is_image_file``); the subject name is the file name without
@@ -46,13 +47,9 @@ class Volume:
     spacing: tuple[float, float, float]
 
 
-def phantom_to_coronal(arr: np.ndarray) -> np.ndarray:
-    """(SI, AP, LR) phantom array -> (LR, SI, AP): coronal slices along the last axis."""
-    return np.ascontiguousarray(np.asarray(arr).transpose(2, 0, 1))
-
-
 def load_volumes(data: str | Path | None) -> list[Volume]:
     """Read every labelled subject of ``data`` (see the module docstring)."""
+    from data_tools.coronal import coronal_images
     from data_tools.subject import list_subjects, read_subject
 
     if data is None:
@@ -69,9 +66,8 @@ def load_volumes(data: str | Path | None) -> list[Volume]:
             log.warning("%s has no labels; skipped", p)
             continue
         check_labels(s.labels, str(p))
-        v = [float(x) for x in s.attrs.get("voxel_size_mm", (1.0, 1.0, 1.0))]
-        out.append(Volume(p.stem, str(s.attrs.get("source", "unknown")), phantom_to_coronal(s.rss),
-                          phantom_to_coronal(s.labels), (v[2], v[0], v[1])))
+        image, labels = coronal_images(s)
+        out.append(Volume(p.stem, str(s.attrs.get("source", "unknown")), image.array, labels.array, image.spacing))
     if not out:
         raise PipelineInputError("no subject with labels", path=root, expected="subject files with a 'labels' dataset")
     return out

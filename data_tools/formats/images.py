@@ -116,7 +116,9 @@ def image_format(path: str | Path, field: str | None = None) -> str:
     (and ``field``, the option it came from)."""
     sfx = image_suffix(path)
     if sfx is None:
-        raise PipelineInputError("unknown image file extension", path=path, field=field, expected=EXPECTED)
+        hint = ("a subject file: write it as images with `pipeline data export FILE --out DIR`"
+                if str(path).lower().endswith(".h5") else None)
+        raise PipelineInputError("unknown image file extension", path=path, field=field, expected=EXPECTED, hint=hint)
     return "nifti" if sfx.lower() in NIFTI_SUFFIXES else "itk"
 
 

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 from pipeline.commands import Command
 
-GROUP_HELP = "Data: generate the embedded knee phantom, inspect and convert subject files"
+GROUP_HELP = "Data: generate the embedded knee phantom, inspect, convert and export subject files"
 
 
 def phantom(out: str, subjects: int = 4, preset: Literal["demo", "full", "tiny"] = "demo", seed: int = 0,
@@ -102,10 +102,80 @@ def _show_cli(ns) -> Path:
     return show(file=ns.file, out=ns.out, index=join_items(ns.index))
 
 
+EXPORT_SUFFIXES = (".nii.gz", ".nii", ".mhd", ".mha")
+
+
+def export(files: list[str], out: str, suffix: str = ".nii.gz") -> list[Path]:
+    """Write subject files as images: OUT/images/NAME.nii.gz (the RSS image, float32) and
+    OUT/labels/NAME.nii.gz (the label map, when the subject has one), coronal slices along the third
+    axis with the voxel size and, for the phantom, its patient orientation. The inputs of `pipeline
+    n4` and `pipeline segment`, a folder `pipeline train seg_*` reads, and files any viewer opens.
+
+    Args:
+        files: subject .h5 files, or folders of them.
+        out: output folder (images/ and labels/ are made in it).
+        suffix: image format: .nii.gz, .nii, .mhd or .mha.
+    """
+    from data_tools.atomic import check_writable
+    from data_tools.coronal import coronal_images, orientation_known
+    from data_tools.errors import PipelineInputError, require
+    from data_tools.formats.images import write_image
+    from data_tools.subject import list_subjects, read_subject
+
+    require(suffix in EXPORT_SUFFIXES, f"unknown image format {suffix!r}", field="suffix",
+            expected=" | ".join(EXPORT_SUFFIXES))
+    paths: list[Path] = []
+    for f in files:
+        paths += list_subjects(f) if Path(f).is_dir() else [Path(f)]
+    names: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in names and names[p.stem] != p:
+            raise PipelineInputError(f"two subjects named '{p.stem}': {names[p.stem]} and {p}", path=p,
+                                     field="files", expected="one file per subject name (the output file name)")
+        names[p.stem] = p
+    for p in names.values():
+        read_subject(p, load=())  # every file's layout checked before anything is written
+    check_writable(out)
+    written = []
+    for name, p in names.items():
+        subject = read_subject(p, load=("rss", "labels"))
+        image, labels = coronal_images(subject)
+        written.append(write_image(Path(out) / "images" / f"{name}{suffix}", image))
+        note = "" if orientation_known(subject) else ", orientation unknown (identity direction)"
+        if labels is not None:
+            written.append(write_image(Path(out) / "labels" / f"{name}{suffix}", labels))
+        else:
+            note += ", no labels"
+        shape = "x".join(str(n) for n in image.shape)
+        spacing = "x".join(f"{v:g}" for v in image.spacing)
+        print(f"{p} -> images/{name}{suffix}{'' if labels is None else ' + labels'}: {shape} at {spacing} mm{note}")
+    print(f"wrote {len(names)} subject(s) to {out}")
+    return written
+
+
+def _export_parser():
+    from jsonargparse import ArgumentParser
+
+    from pipeline.commands import doc_summary
+
+    p = ArgumentParser(description=doc_summary(export.__doc__))
+    p.add_argument("--config", action="config", help="YAML file with any of the options below")
+    p.add_argument("files", type=str, nargs="+", help="subject .h5 files, or folders of them")
+    p.add_argument("--out", type=str, required=True, help="output folder (images/ and labels/ are made in it)")
+    p.add_argument("--suffix", type=str, default=".nii.gz", help="image format: " + ", ".join(EXPORT_SUFFIXES))
+    return p
+
+
+def _export_cli(ns) -> list[Path]:
+    return export(files=ns.files, out=ns.out, suffix=ns.suffix)
+
+
 COMMANDS = [
     Command(path=("data", "phantom"), func=phantom, group_help=GROUP_HELP,
             help="Generate the synthetic multi-coil 3-D knee phantom (subject HDF5 files + figures)"),
     Command(path=("data", "show"), func=_show_cli, build_parser=_show_parser, group_help=GROUP_HELP,
             help="Plot a subject file (orthogonal RSS slices, labels, coil maps) or a simulated dataset "
                  "(pattern, input/target pairs)"),
+    Command(path=("data", "export"), func=_export_cli, build_parser=_export_parser, group_help=GROUP_HELP,
+            help="Write subject files as NIfTI/MHD images + label maps (coronal; for n4, segment, viewers)"),
 ]

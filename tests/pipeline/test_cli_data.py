@@ -146,3 +146,80 @@ def test_show_a_simulated_dataset(sim_dir, tiny_phantom_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "invalid sample index value: 'x'" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.png"]
+
+
+def _centroid_lps(image, labels, value):
+    idx = np.argwhere(labels == value)
+    return image.world(idx).mean(axis=0)
+
+
+def test_export_writes_coronal_images_in_the_patients_frame(tiny_phantom_dir, tmp_path, capsys):
+    """`data export` writes images/ + labels/ that the segmentation data module reads to exactly the
+    volumes it reads from the subject files, in the phantom's patient orientation: the femur lies
+    superior to the tibia, the patella anterior to the femur, the fibula (lateral, a right knee) to
+    the patient's right of the tibia; NIfTI axis codes L, I, P. MetaImage output reads the same."""
+    import nibabel as nib
+
+    from data_tools.formats.images import read_image
+    from pipeline.seg_data import load_volumes
+
+    out = tmp_path / "exp"
+    assert cli.main(["data", "export", str(tiny_phantom_dir), "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[-1] == f"wrote 2 subject(s) to {out}"
+    assert "images/knee_000.nii.gz + labels: 48x64x64 at 3.2x2.5x2.5 mm" in lines[0]
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["knee_000.nii.gz", "knee_001.nii.gz"]
+    from_h5, from_images = load_volumes(tiny_phantom_dir), load_volumes(out)
+    assert [v.name for v in from_images] == [v.name for v in from_h5] == ["knee_000", "knee_001"]
+    for a, b in zip(from_h5, from_images):
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.labels, b.labels)
+        assert b.spacing == pytest.approx(a.spacing)
+    img, lab = read_image(out / "images/knee_000.nii.gz"), read_image(out / "labels/knee_000.nii.gz")
+    assert nib.aff2axcodes(nib.load(out / "images/knee_000.nii.gz").affine) == ("L", "I", "P")
+    femur, tibia, fibula, patella = (_centroid_lps(img, lab.array, v) for v in (1, 2, 3, 4))
+    assert femur[2] > tibia[2] + 10         # LPS z points superior
+    assert patella[1] < femur[1] - 10       # LPS y points posterior
+    assert fibula[0] < tibia[0] - 5         # LPS x points to the patient's left
+    assert cli.main(["data", "export", str(tiny_phantom_dir / "knee_001.h5"), "--out", str(out), "--suffix", ".mhd"]) == 0
+    mhd = read_image(out / "images/knee_001.mhd")
+    nii = read_image(out / "images/knee_001.nii.gz")
+    assert np.array_equal(mhd.array, nii.array) and np.allclose(mhd.direction, nii.direction)
+
+
+def test_export_without_labels_or_orientation_and_bad_input(tiny_phantom_dir, sim_dir, tmp_path, capsys):
+    """A subject without labels (or orientation, as converted raw data) gives an image only, with
+    the identity direction, said on its line; an unknown format, a simulated dataset (after a good
+    subject) and two subjects of one name stop with one line, exit 2, nothing written."""
+    import shutil
+
+    bare = tmp_path / "bare" / "scan_1.h5"
+    bare.parent.mkdir()
+    shutil.copy(tiny_phantom_dir / "knee_000.h5", bare)
+    with h5py.File(bare, "a") as f:
+        del f["labels"]
+        del f.attrs["orientation"]
+    out = tmp_path / "exp"
+    assert cli.main(["data", "export", str(bare), "--out", str(out)]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.endswith("orientation unknown (identity direction), no labels")
+    from data_tools.formats.images import read_image
+    assert np.array_equal(read_image(out / "images/scan_1.nii.gz").direction, np.eye(3))
+    assert not (out / "labels").exists()
+
+    twin = tmp_path / "twin" / "knee_000.h5"
+    twin.parent.mkdir()
+    shutil.copy(tiny_phantom_dir / "knee_000.h5", twin)
+    fresh = tmp_path / "fresh"
+    for args, expect in [([str(bare), "--suffix", ".png"], "[suffix]: unknown image format '.png'"),
+                         ([str(bare), str(sim_dir / "rad_41.h5")], "rad_41.h5 [kspace]: missing dataset 'kspace'"),
+                         ([str(tiny_phantom_dir), str(twin)], "two subjects named 'knee_000'")]:
+        assert cli.main(["data", "export", *args, "--out", str(fresh)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expect in err[0], err
+        assert not fresh.exists()
+
+
+def test_n4_and_segment_point_a_subject_file_to_export(tiny_phantom_dir, tmp_path, capsys):
+    assert cli.main(["n4", str(tiny_phantom_dir / "knee_000.h5"), str(tmp_path / "o.nii.gz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown image file extension" in err and "pipeline data export" in err

@@ -98,7 +98,7 @@ def test_list_options_refuse_other_types(root, argv, needle, capsys):
     (["data", "show", "x.h5"], "pipeline data show: missing --out"),
     (["train"], "pipeline train: missing EXPERIMENT"),
     ([], "pipeline: name what to run: one of bench, data, demo, evaluate, n4, segment, simulate, sweep, train"),
-    (["data"], "pipeline data: name what to run: one of convert, phantom, show"),
+    (["data"], "pipeline data: name what to run: one of convert, export, phantom, show"),
 ])
 def test_parser_refusals_are_one_line(argv, line, capsys, tmp_path, monkeypatch):
     """Refusals of the parser itself read like the tool's other bad-input errors: one line naming

@@ -26,7 +26,7 @@ def seg_run(tiny_phantom_dir, tmp_path_factory):
 def coronal_nifti(tiny_phantom_dir, tmp_path_factory):
     from data_tools.formats.images import Image, write_image
     from data_tools.subject import read_subject
-    from pipeline.seg_data import phantom_to_coronal
+    from data_tools.coronal import phantom_to_coronal
 
     s = read_subject(tiny_phantom_dir / "knee_000.h5", load=("rss", "labels"))
     v = s.attrs["voxel_size_mm"]
