@@ -147,7 +147,7 @@ def _build_trainer(cfg: dict, run_dir: Path, module: Any = None):
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import TensorBoardLogger
 
-    from .train_io import AppendingCSVLogger, AtomicCheckpointIO, LastCheckpoint, drop_lightning_adverts
+    from .train_io import AppendingCSVLogger, AtomicCheckpointIO, LastCheckpoint, drop_lightning_adverts, progress_bar
 
     drop_lightning_adverts()
 
@@ -175,8 +175,10 @@ def _build_trainer(cfg: dict, run_dir: Path, module: Any = None):
     check_trainer_section(kw)
     try:
         last = LastCheckpoint(run_dir / "checkpoints" / "last.ckpt")
-        return pl.Trainer(default_root_dir=run_dir, callbacks=[ckpt, last, LearningRateMonitor("step")], logger=loggers,
-                          plugins=plugins, **kw)
+        callbacks = [ckpt, last, LearningRateMonitor("step")]
+        if kw.get("enable_progress_bar", True):
+            callbacks.append(progress_bar())
+        return pl.Trainer(default_root_dir=run_dir, callbacks=callbacks, logger=loggers, plugins=plugins, **kw)
     except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, MisconfigurationException, ...
         msg = " ".join(str(exc).split())[:400]
         raise PipelineInputError(f"{exc.__class__.__name__}: {msg}", field="trainer",

@@ -107,3 +107,23 @@ class LastCheckpoint(Checkpoint):
 
     def on_validation_end(self, trainer, pl_module) -> None:
         self.save(trainer)
+
+
+def progress_bar():
+    """Lightning's default progress bar (rich when installed, else tqdm), except that a run with
+    unbounded epochs (``max_epochs`` -1: a step or time budget, e.g. ``--max-steps`` and the demo)
+    reads "Epoch 3" instead of rich's "Epoch 3/-2" (it prints ``max_epochs - 1``); tqdm never
+    prints a total."""
+    from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
+    from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
+
+    if not _RICH_AVAILABLE:
+        return TQDMProgressBar()
+
+    class _EpochBar(RichProgressBar):
+        def _get_train_description(self, current_epoch: int) -> str:
+            if self.trainer.max_epochs is None or self.trainer.max_epochs >= 0:
+                return super()._get_train_description(current_epoch)
+            return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"  # padded as Lightning's
+
+    return _EpochBar()

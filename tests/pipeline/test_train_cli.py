@@ -99,6 +99,22 @@ def test_max_steps_is_the_run_length(sim_dir, tmp_path, caplog):
     assert (demo["max_steps"], demo["max_epochs"]) == (500, -1)
 
 
+
+def test_progress_bar_of_unbounded_epochs_shows_no_negative_total(tmp_path):
+    """A step- or time-budget run (max_epochs -1, as `--max-steps` and the demo set) reads
+    "Epoch 3" on the rich bar, not Lightning's "Epoch 3/-2"; a bounded run keeps "Epoch 3/9"; a
+    config that turns the bar off gets none (and no Lightning error for a bar it did not want)."""
+    from pytorch_lightning.callbacks import RichProgressBar
+
+    for trainer_cfg, want in (({"max_epochs": -1, "max_steps": 5}, "Epoch 3"), ({"max_epochs": 10}, "Epoch 3/9")):
+        trainer = train_mod._build_trainer({"trainer": {**trainer_cfg, "accelerator": "cpu"}}, tmp_path)
+        bar = trainer.progress_bar_callback
+        assert isinstance(bar, RichProgressBar)
+        bar.setup(trainer, None, "fit")
+        assert bar._get_train_description(3).strip() == want
+    quiet = train_mod._build_trainer({"trainer": {"enable_progress_bar": False, "accelerator": "cpu"}}, tmp_path)
+    assert quiet.progress_bar_callback is None
+
 @pytest.mark.parametrize("stops", [(3,), (4,), (4, 8), (6, 8)])
 def test_resume_inside_an_epoch_equals_one_run(sim_dir, tmp_path, stops):
     # 4 steps per epoch: stop after step 3 (inside epoch 0) or 4 (its end), resume to the next stop
