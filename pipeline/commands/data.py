@@ -142,6 +142,8 @@ def export(files: list[str], out: str, suffix: str = ".nii.gz") -> list[Path]:
         image, labels = coronal_images(subject)
         written.append(write_image(Path(out) / "images" / f"{name}{suffix}", image))
         note = "" if orientation_known(subject) else ", orientation unknown (identity direction)"
+        if subject.attrs.get("geometry") == "unknown":
+            note += ", voxel size assumed (the raw file had none)"
         if labels is not None:
             written.append(write_image(Path(out) / "labels" / f"{name}{suffix}", labels))
         else:

@@ -187,8 +187,8 @@ def test_export_writes_coronal_images_in_the_patients_frame(tiny_phantom_dir, tm
 
 
 def test_export_without_labels_or_orientation_and_bad_input(tiny_phantom_dir, sim_dir, tmp_path, capsys):
-    """A subject without labels (or orientation, as converted raw data) gives an image only, with
-    the identity direction, said on its line; an unknown format, a simulated dataset (after a good
+    """A subject without labels (or orientation, as converted raw data; or voxel size, as BART
+    input) gives an image only, with the identity direction, each said on its line; an unknown format, a simulated dataset (after a good
     subject) and two subjects of one name stop with one line, exit 2, nothing written."""
     import shutil
 
@@ -198,10 +198,11 @@ def test_export_without_labels_or_orientation_and_bad_input(tiny_phantom_dir, si
     with h5py.File(bare, "a") as f:
         del f["labels"]
         del f.attrs["orientation"]
+        f.attrs["geometry"] = "unknown"  # as BART input without --voxel_size_mm
     out = tmp_path / "exp"
     assert cli.main(["data", "export", str(bare), "--out", str(out)]) == 0
     line = capsys.readouterr().out.splitlines()[0]
-    assert line.endswith("orientation unknown (identity direction), no labels")
+    assert line.endswith("orientation unknown (identity direction), voxel size assumed (the raw file had none), no labels")
     from data_tools.formats.images import read_image
     assert np.array_equal(read_image(out / "images/scan_1.nii.gz").direction, np.eye(3))
     assert not (out / "labels").exists()
