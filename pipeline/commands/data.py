@@ -114,7 +114,7 @@ def export(files: list[str], out: str, suffix: str = ".nii.gz") -> list[Path]:
     Args:
         files: subject .h5 files, or folders of them.
         out: output folder (images/ and labels/ are made in it).
-        suffix: image format: .nii.gz, .nii, .mhd or .mha.
+        suffix: image format: .nii.gz, .nii, .mhd or .mha (the dot may be left out).
     """
     from data_tools.atomic import check_writable
     from data_tools.coronal import coronal_images, orientation_known
@@ -122,6 +122,7 @@ def export(files: list[str], out: str, suffix: str = ".nii.gz") -> list[Path]:
     from data_tools.formats.images import write_image
     from data_tools.subject import list_subjects, read_subject
 
+    suffix = suffix if suffix.startswith(".") else f".{suffix}"  # nii.gz as .nii.gz
     require(suffix in EXPORT_SUFFIXES, f"unknown image format {suffix!r}", field="suffix",
             expected=" | ".join(EXPORT_SUFFIXES))
     paths: list[Path] = []

@@ -180,7 +180,7 @@ def test_export_writes_coronal_images_in_the_patients_frame(tiny_phantom_dir, tm
     assert femur[2] > tibia[2] + 10         # LPS z points superior
     assert patella[1] < femur[1] - 10       # LPS y points posterior
     assert fibula[0] < tibia[0] - 5         # LPS x points to the patient's left
-    assert cli.main(["data", "export", str(tiny_phantom_dir / "knee_001.h5"), "--out", str(out), "--suffix", ".mhd"]) == 0
+    assert cli.main(["data", "export", str(tiny_phantom_dir / "knee_001.h5"), "--out", str(out), "--suffix", "mhd"]) == 0
     mhd = read_image(out / "images/knee_001.mhd")
     nii = read_image(out / "images/knee_001.nii.gz")
     assert np.array_equal(mhd.array, nii.array) and np.allclose(mhd.direction, nii.direction)
