@@ -84,10 +84,28 @@ def write_config(run_dir: Path, cfg: dict) -> Path:
     return write_text_atomic(Path(run_dir) / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
 
+def require_run_dir(run_dir: str | Path, field: str | None = None) -> Path:
+    """``run_dir`` if it is a run folder (holds ``config.yaml``); otherwise one error, which names
+    the runs inside when it is an experiment's folder (``runs/unet_l2``) or the runs root, the
+    likely mix-up, so the message says which folder to pass."""
+    from data_tools.errors import require_dir
+
+    run_dir = Path(run_dir)
+    require_dir(run_dir, "run folder", field=field)
+    if (run_dir / "config.yaml").is_file():
+        return run_dir
+    inside = sorted({p.parent for pattern in ("*/config.yaml", "*/*/config.yaml") for p in run_dir.glob(pattern)})
+    hint = None
+    if inside:
+        names = ", ".join(str(p.relative_to(run_dir)) for p in inside[:4])
+        more = f" and {len(inside) - 4} more" if len(inside) > 4 else ""
+        hint = f"it holds {len(inside)} run(s): {names}{more}; pass one, e.g. {inside[-1]}"
+    raise PipelineInputError("not a run folder (no config.yaml)", path=run_dir, field=field,
+                             expected="a run folder <runs>/<experiment>/<run> written by `pipeline train`", hint=hint)
+
+
 def read_config(run_dir: str | Path) -> dict:
-    p = Path(run_dir) / "config.yaml"
-    if not p.exists():
-        raise PipelineInputError("not a run folder (no config.yaml)", path=run_dir)
+    p = require_run_dir(run_dir) / "config.yaml"
     return read_yaml_mapping(p, expected="the resolved config written by `pipeline train`")
 
 
@@ -160,7 +178,7 @@ def find_runs(root: str | Path | None = None) -> list[Path]:
 
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
-    run_dir = Path(run_dir)
+    run_dir = require_run_dir(run_dir)
     p = run_dir / "checkpoints" / f"{which}.ckpt"
     if not p.exists():
         raise PipelineInputError(f"no {which}.ckpt", path=run_dir / "checkpoints",

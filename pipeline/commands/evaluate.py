@@ -71,7 +71,9 @@ def run_name(run_dir: Path) -> str:
 
 
 def _check_run(run_dir: Path, which: str) -> None:
-    require_dir(run_dir, "run folder", field="run")
+    from pipeline.runs import require_run_dir
+
+    require_run_dir(run_dir, field="run")
     ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
     if not ckpt.is_file():
         raise PipelineInputError("run has no checkpoint", path=ckpt, field="run",

@@ -135,6 +135,10 @@ def test_bad_inputs_exit_2(setup, tmp_path, capsys):
     cases = [
         (["--run", str(no_ckpt)], "no checkpoint"),
         (["--run", str(tmp_path / "nope")], "run folder not found"),
+        # an experiment's folder (runs/<experiment>) for its run: the message names the runs in it
+        (["--run", str(no_ckpt.parent)], "exp [run]: not a run folder (no config.yaml)"),
+        (["--run", str(no_ckpt.parent)], f"run(s): {', '.join(sorted(p.name for p in no_ckpt.parent.iterdir()))}; "
+                                         f"pass one, e.g. {no_ckpt.parent}/"),
         (["--runs-dir", str(runs), "--datasets", "rad_15"], "rad_15 not found"),
         (["--runs-dir", str(tmp_path / "empty")], "runs folder not found; train first (`pipeline train`) or "
          "pass --run / --runs-dir"),  # the options' spelling in --help (the hint said --runs_dir)

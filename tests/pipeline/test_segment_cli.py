@@ -251,6 +251,12 @@ def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path,
     assert rc == 2 and err == ["error: pipeline segment: [checkpoint] --checkpoint 'bset': expected 'best' | 'last' "
                                "(see `pipeline segment --help`)"]
     assert not (tmp_path / "p.nii.gz").exists()
+    # the experiment's folder (runs/seg_unet2d) for its run: named, with the run to pass
+    rc = cli.main(["segment", str(img), "--model", str(seg_run.parent), "--out", str(tmp_path / "p.nii.gz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "not a run folder (no config.yaml)" in err[0]
+    assert f"it holds 1 run(s): {seg_run.name}; pass one, e.g. {seg_run}" in err[0], err
+    assert not (tmp_path / "p.nii.gz").exists()
 
 
 def test_image_label_pairs_bad_geometry_and_values(coronal_nifti, tmp_path):
