@@ -42,10 +42,10 @@ def coronal_images(subject: Subject) -> tuple[Image, Image | None]:
     """The subject's RSS image (float32) and label map (uint8, or None without labels), coronal,
     with its voxel size; the direction is :data:`CORONAL_LPS` when :func:`orientation_known`, else
     the identity (array axes taken as the physical axes). Origin 0."""
-    geo = dict(spacing=coronal_spacing(subject.attrs.get("voxel_size_mm", (1.0, 1.0, 1.0))),
-               direction=CORONAL_LPS if orientation_known(subject) else np.eye(3))
     if subject.rss is None:
         raise ValueError("coronal_images needs the subject read with load=('rss', ...)")
+    geo = dict(spacing=coronal_spacing(subject.attrs.get("voxel_size_mm", (1.0, 1.0, 1.0))),
+               direction=CORONAL_LPS if orientation_known(subject) else np.eye(3))
     image = Image(phantom_to_coronal(subject.rss).astype(np.float32), **geo)
     labels = None if subject.labels is None else Image(phantom_to_coronal(subject.labels).astype(np.uint8), **geo)
     return image, labels

@@ -6,7 +6,7 @@ import logging
 import os
 
 import torch
-from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.callbacks import Checkpoint, RichProgressBar, TQDMProgressBar
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
@@ -109,21 +109,20 @@ class LastCheckpoint(Checkpoint):
         self.save(trainer)
 
 
+class _EpochBar(RichProgressBar):
+    """Lightning's rich bar; with unbounded epochs (``max_epochs`` -1) "Epoch 3", not "Epoch 3/-2"."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        if self.trainer.max_epochs is None or self.trainer.max_epochs >= 0:
+            return super()._get_train_description(current_epoch)
+        return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"  # padded as Lightning's
+
+
 def progress_bar():
     """Lightning's default progress bar (rich when installed, else tqdm), except that a run with
     unbounded epochs (``max_epochs`` -1: a step or time budget, e.g. ``--max-steps`` and the demo)
     reads "Epoch 3" instead of rich's "Epoch 3/-2" (it prints ``max_epochs - 1``); tqdm never
     prints a total."""
-    from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
     from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
 
-    if not _RICH_AVAILABLE:
-        return TQDMProgressBar()
-
-    class _EpochBar(RichProgressBar):
-        def _get_train_description(self, current_epoch: int) -> str:
-            if self.trainer.max_epochs is None or self.trainer.max_epochs >= 0:
-                return super()._get_train_description(current_epoch)
-            return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"  # padded as Lightning's
-
-    return _EpochBar()
+    return _EpochBar() if _RICH_AVAILABLE else TQDMProgressBar()
