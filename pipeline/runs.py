@@ -177,12 +177,15 @@ def find_runs(root: str | Path | None = None) -> list[Path]:
                   key=lambda d: ((d / DONE).stat().st_mtime, str(d)))
 
 
-def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
-    run_dir = require_run_dir(run_dir)
+def checkpoint_path(run_dir: str | Path, which: str = "best", field: str | None = None) -> Path:
+    """``<run>/checkpoints/<which>.ckpt``; a folder that is no run, or a run without that checkpoint
+    yet, is one error (``field``: the option that named the run)."""
+    run_dir = require_run_dir(run_dir, field=field)
     p = run_dir / "checkpoints" / f"{which}.ckpt"
-    if not p.exists():
-        raise PipelineInputError(f"no {which}.ckpt", path=run_dir / "checkpoints",
-                                 hint="the run has not validated yet; train it (pipeline train ... --resume)")
+    if not p.is_file():
+        raise PipelineInputError("run has no checkpoint", path=p, field=field,
+                                 expected=f"checkpoints/{which}.ckpt written by `pipeline train`",
+                                 hint="the run has not validated yet; finish (or resume) training first")
     return p
 
 

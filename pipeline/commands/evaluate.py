@@ -70,17 +70,6 @@ def run_name(run_dir: Path) -> str:
     return f"{run_dir.parent.name}/{run_dir.name}"
 
 
-def _check_run(run_dir: Path, which: str) -> None:
-    from pipeline.runs import require_run_dir
-
-    require_run_dir(run_dir, field="run")
-    ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
-    if not ckpt.is_file():
-        raise PipelineInputError("run has no checkpoint", path=ckpt, field="run",
-                                 expected=f"checkpoints/{which}.ckpt written by `pipeline train`",
-                                 hint="finish (or resume) training first")
-
-
 def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
              ssim: Literal["gaussian", "fastmri", "pil"] = "gaussian", split: str = "test",
              out: Optional[str] = None, data_dir: Optional[str] = None, runs_dir: Optional[str] = None,
@@ -135,11 +124,11 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         return evaluate_segmentation_run(Path(run), seg_out, which=checkpoint, split=split, device=device,
                                          batch_size=batch_size, data=data_dir, figures=figures, progress=progress)
 
-    from pipeline.runs import find_runs, load_model, not_denoising, read_config, trained_data_dir
+    from pipeline.runs import checkpoint_path, find_runs, load_model, not_denoising, read_config, trained_data_dir
 
     if run is not None:
         run_dirs = [Path(run)]
-        _check_run(run_dirs[0], checkpoint)
+        checkpoint_path(run_dirs[0], checkpoint, field="run")
         run_cfg = read_config(run_dirs[0])
         reason = not_denoising(run_cfg)
         if reason is not None:
@@ -180,7 +169,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
     models: dict[str, torch.nn.Module] = {}
     for rd in run_dirs:
         if run is None:
-            _check_run(rd, checkpoint)
+            checkpoint_path(rd, checkpoint, field="run")
         model, _cfg = load_model(rd, which=checkpoint)
         models[run_name(rd)] = model
     results = [evaluate_dataset(f, models, split=split, batch_size=batch_size, device=device, ssim_variant=ssim,
