@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import warnings
 from pathlib import Path
@@ -65,7 +66,32 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
     steps = get_dotted(cfg, "trainer.max_steps")
     if steps is not None and steps != -1:  # -1: Lightning's "no step limit" (max_epochs decides)
         require_count(steps, "trainer.max_steps", name="max_steps")  # 0 made a 'finished' untrained run
+    _check_run_length(cfg.get("trainer") or {})
     return cfg
+
+
+_DURATION = re.compile(r"(\d+):(\d\d):(\d\d):(\d\d)")  # Lightning's Timer format, DD:HH:MM:SS
+
+
+def _check_run_length(trainer: dict) -> None:
+    """Refuse a ``max_epochs`` or ``max_time`` that ends a run before its first step: pl.Trainer
+    accepts ``max_epochs=0`` and ``max_time="00:00:00:00"`` and then writes a finished run of the
+    untrained network (best.ckpt included). A malformed ``max_time`` is named here too (Lightning's
+    Timer error named only the trainer section). Values of the wrong type are left to
+    :func:`check_trainer_section`."""
+    epochs = trainer.get("max_epochs")
+    if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs != -1 and epochs < 1:
+        raise PipelineInputError(f"max_epochs = {epochs}", field="trainer.max_epochs",
+                                 expected="an integer >= 1, or -1 for no epoch limit")
+    limit = trainer.get("max_time")
+    if isinstance(limit, str):
+        m = _DURATION.fullmatch(limit.strip())
+        if m is None:
+            raise PipelineInputError(f"max_time = {limit!r}", field="trainer.max_time",
+                                     expected="DD:HH:MM:SS, e.g. 00:12:00:00 for 12 hours")
+        if not any(int(g) for g in m.groups()):
+            raise PipelineInputError(f"max_time = {limit!r} ends the run before its first step",
+                                     field="trainer.max_time", expected="a duration > 0 in DD:HH:MM:SS")
 
 
 def _sets_key(overrides: dict | list[str] | None, key: str) -> bool:

@@ -453,7 +453,12 @@ def test_bad_override_one_line_exit_2(sim_dir, tmp_path, capsys, sets, needle):
     (["trainer.max_epochs=2.5"], "[trainer.max_epochs]: 2.5 is not accepted (expected an integer)"),
     (["trainer.enable_progress_bar=maybe"],
      "[trainer.enable_progress_bar]: 'maybe' is not accepted (expected true | false)"),
-    (["trainer.max_time=abc"], "[trainer]: MisconfigurationException: `Timer(duration='abc')` is not a valid"),
+    (["trainer.max_time=abc"], "[trainer.max_time]: max_time = 'abc' (expected DD:HH:MM:SS, e.g. 00:12:00:00"),
+    (["trainer.max_time=1h"], "[trainer.max_time]: max_time = '1h' (expected DD:HH:MM:SS"),  # was [trainer]: Timer...
+    # pl.Trainer took these and wrote a finished run of the untrained network
+    (["trainer.max_epochs=0"], "[trainer.max_epochs]: max_epochs = 0 (expected an integer >= 1, or -1 for no"),
+    (["trainer.max_epochs=-2"], "[trainer.max_epochs]: max_epochs = -2 (expected an integer >= 1, or -1"),
+    (["trainer.max_time='00:00:00:00'"], "[trainer.max_time]: max_time = '00:00:00:00' ends the run before its"),
     (["trainer.max_time=1:00:00:00"], "[trainer.max_time]: time limit 216000 is a number"),   # YAML base 60
 ])
 def test_bad_trainer_section_one_line_exit_2_no_run_folder(sim_dir, tmp_path, capsys, sets, needle):
