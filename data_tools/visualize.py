@@ -123,7 +123,8 @@ def plot_n4(image: np.ndarray, corrected: np.ndarray, bias: np.ndarray, spacing,
             axes[r][c].set_title(f"{what}: {name}", fontsize=9)
             axes[r][c].axis("off")
         if cmap != "gray":
-            fig.colorbar(shown, ax=list(axes[r]), shrink=0.8, label="multiplicative field")
+            # beside the last panel, so the row keeps the panel sizes of the image rows
+            fig.colorbar(shown, cax=axes[r][-1].inset_axes([1.04, 0.1, 0.04, 0.8]), label="multiplicative field")
     if title:
         fig.suptitle(title, fontsize=10)
     return _save_png(fig, out)

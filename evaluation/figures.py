@@ -93,7 +93,7 @@ def example_panels(result: DatasetResult, model: str, out: str | Path) -> Path:
             ax.set_title(f"{label} ({e.get('slice_id', a)})", fontsize=8)
             ax.axis("off")
             if c == 3:
-                fig.colorbar(im, ax=ax, fraction=0.046)
+                fig.colorbar(im, cax=ax.inset_axes([1.04, 0.0, 0.05, 1.0]))  # outside: the panel keeps its size
     fig.suptitle(f"{result.name} / {result.split}: {model}")
     return _save(fig, Path(out))
 
