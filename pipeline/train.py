@@ -66,7 +66,6 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
     steps = get_dotted(cfg, "trainer.max_steps")
     if steps is not None and steps != -1:  # -1: Lightning's "no step limit" (max_epochs decides)
         require_count(steps, "trainer.max_steps", name="max_steps")  # 0 made a 'finished' untrained run
-    _check_run_length(cfg.get("trainer") or {})
     return cfg
 
 
@@ -143,7 +142,8 @@ def check_trainer_section(kw: dict) -> None:
     """Type-check the ``trainer`` section against pl.Trainer's signature (jsonargparse, as
     LightningCLI does): pl.Trainer stores e.g. ``max_epochs="x"`` unchecked and fails inside ``fit``
     with a bare AssertionError, after the run folder was written. Raises a PipelineInputError
-    naming ``trainer.<key>``, the value and the types it takes."""
+    naming ``trainer.<key>``, the value and the types it takes; a run length that ends before the
+    first step too (:func:`_check_run_length`)."""
     import argparse
 
     import pytorch_lightning as pl
@@ -151,6 +151,7 @@ def check_trainer_section(kw: dict) -> None:
 
     from .arg_errors import key_report
 
+    _check_run_length(kw)
     p = ArgumentParser(exit_on_error=False)
     p.add_class_arguments(pl.Trainer, "trainer", skip=_RUN_OWNED, instantiate=False)
     # precision null / auto: the run's default (_default_precision), not a value of pl.Trainer's

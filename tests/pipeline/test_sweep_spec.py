@@ -93,6 +93,11 @@ def test_trainer_values_are_type_checked_at_plan_time(tmp_path):
         load_spec(write_spec(tmp_path, {"trainer.max_epochs": [2, "x"]}))
     with pytest.raises(PipelineInputError, match=r"\[fixed.trainer.enable_progress_bar\]: 'maybe' is not accepted"):
         load_spec(write_spec(tmp_path, {"net.init_args.depth": [1]}, fixed={"trainer.enable_progress_bar": "maybe"}))
+    # a run length that ends before the first step (each row would train nothing and finish)
+    with pytest.raises(PipelineInputError, match=r"\[grid.trainer.max_epochs\]: max_epochs = 0 \(expected an integer >= 1, or -1"):
+        load_spec(write_spec(tmp_path, {"trainer.max_epochs": [0, 2]}))
+    with pytest.raises(PipelineInputError, match=r"\[fixed.trainer.max_time\]: max_time = '1h' \(expected DD:HH:MM:SS"):
+        load_spec(write_spec(tmp_path, {"net.init_args.depth": [1]}, fixed={"trainer.max_time": "1h"}))
     ok = write_spec(tmp_path, {"trainer.max_epochs": [1, 3], "trainer.precision": ["32-true", "bf16-mixed"]},
                     fixed={"trainer.limit_val_batches": 0.5})
     assert load_spec(ok).n_rows == 4
