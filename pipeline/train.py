@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from data_tools.atomic import make_dir
-from data_tools.config_io import require_count, require_seed, require_time_string
+from data_tools.config_io import require_seed, require_time_string
 from data_tools.errors import PipelineInputError
 from data_tools.machine import cpu_label
 from data_tools.paths import default_runs_dir
@@ -63,9 +63,7 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
             set_dotted(cfg, key, val)
     cfg.setdefault("seed", DEFAULT_SEED)
     require_seed(cfg["seed"])
-    steps = get_dotted(cfg, "trainer.max_steps")
-    if steps is not None and steps != -1:  # -1: Lightning's "no step limit" (max_epochs decides)
-        require_count(steps, "trainer.max_steps", name="max_steps")  # 0 made a 'finished' untrained run
+    _check_run_length(cfg.get("trainer") or {})  # early: before datasets are opened
     return cfg
 
 
@@ -73,15 +71,16 @@ _DURATION = re.compile(r"(\d+):(\d\d):(\d\d):(\d\d)")  # Lightning's Timer forma
 
 
 def _check_run_length(trainer: dict) -> None:
-    """Refuse a ``max_epochs`` or ``max_time`` that ends a run before its first step: pl.Trainer
-    accepts ``max_epochs=0`` and ``max_time="00:00:00:00"`` and then writes a finished run of the
-    untrained network (best.ckpt included). A malformed ``max_time`` is named here too (Lightning's
-    Timer error named only the trainer section). Values of the wrong type are left to
-    :func:`check_trainer_section`."""
-    epochs = trainer.get("max_epochs")
-    if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs != -1 and epochs < 1:
-        raise PipelineInputError(f"max_epochs = {epochs}", field="trainer.max_epochs",
-                                 expected="an integer >= 1, or -1 for no epoch limit")
+    """Refuse a ``max_steps``, ``max_epochs`` or ``max_time`` that ends a run before its first
+    step: pl.Trainer accepts 0 (and ``max_time="00:00:00:00"``) and then writes a finished run of
+    the untrained network (best.ckpt included). -1 is Lightning's "no limit" for steps and epochs.
+    A malformed ``max_time`` is named here too (Lightning's Timer error named only the trainer
+    section). Values of the wrong type are left to :func:`check_trainer_section`."""
+    for key, unit in (("max_steps", "step"), ("max_epochs", "epoch")):
+        n = trainer.get(key)
+        if isinstance(n, int) and not isinstance(n, bool) and n != -1 and n < 1:
+            raise PipelineInputError(f"{key} = {n}", field=f"trainer.{key}",
+                                     expected=f"an integer >= 1, or -1 for no {unit} limit")
     limit = trainer.get("max_time")
     if isinstance(limit, str):
         m = _DURATION.fullmatch(limit.strip())

@@ -158,7 +158,8 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
 def _check_trainer_values(spec: SweepSpec, fixed_cfg: dict) -> None:
     """The trainer section with the fixed values, then with each grid value of a ``trainer.*`` key,
     type-checked as `pipeline train` does: a bad value is refused by --plan, naming the spec's
-    field, not found row by row at run time."""
+    field, not found row by row at run time. So are the runner keys (``steps``, ``max_time``,
+    ``devices``, ``precision`` of the spec; ``max_steps``/``max_time`` grid keys)."""
     from pipeline.train import check_trainer_section
 
     def check(trainer: dict, field: str) -> None:
@@ -175,6 +176,14 @@ def _check_trainer_values(spec: SweepSpec, fixed_cfg: dict) -> None:
         if key.startswith("trainer.") and key.count(".") == 1:
             for v in values:
                 check({**trainer, key.split(".", 1)[1]: v}, f"grid.{key}")
+        elif key in RUNNER_KEYS:  # grid.max_steps / grid.max_time: the runner passes them to the trainer
+            for v in values:
+                check({**trainer, key: v}, f"grid.{key}")
+    # the spec's own fields that become trainer arguments of every row
+    for key, field, v in (("max_steps", "steps", spec.steps), ("max_time", "max_time", spec.max_time),
+                          ("devices", "devices", spec.devices), ("precision", "precision", spec.precision)):
+        if v is not None:
+            check({**trainer, key: v}, field)
 
 
 def _inherit(raw: dict, path: Path, chain: tuple[Path, ...] = ()) -> dict:

@@ -103,6 +103,27 @@ def test_trainer_values_are_type_checked_at_plan_time(tmp_path):
     assert load_spec(ok).n_rows == 4
 
 
+@pytest.mark.parametrize("grid,extra,needle", [
+    # the spec's runner fields and grid keys reach pl.Trainer through train_experiment: they were
+    # taken by --plan and failed (or trained nothing) row by row at run time
+    ({"net.init_args.depth": [1]}, {"steps": 0}, r"t.yaml \[steps\]: max_steps = 0 \(expected an integer >= 1"),
+    ({"net.init_args.depth": [1]}, {"steps": "abc"}, r"t.yaml \[steps\]: 'abc' is not accepted \(expected an integer"),
+    ({"net.init_args.depth": [1]}, {"max_time": "1h"}, r"t.yaml \[max_time\]: max_time = '1h' \(expected DD:HH:MM:SS"),
+    ({"net.init_args.depth": [1]}, {"precision": "foo"}, r"t.yaml \[precision\]: 'foo' is not accepted"),
+    ({"max_steps": [4, 0]}, {}, r"t.yaml \[grid.max_steps\]: max_steps = 0 \(expected an integer >= 1"),
+    ({"max_time": ["00:01:00:00", "00:00:00:00"]}, {}, r"\[grid.max_time\]: max_time = '00:00:00:00' ends the run"),
+])
+def test_runner_fields_are_checked_at_plan_time(tmp_path, grid, extra, needle):
+    with pytest.raises(PipelineInputError, match=needle):
+        load_spec(write_spec(tmp_path, grid, **extra))
+
+
+def test_runner_fields_accepted(tmp_path):
+    spec = load_spec(write_spec(tmp_path, {"max_steps": [2, 4], "max_time": ["00:00:10:00"]}, max_time="00:01:00:00",
+                                precision="32-true"))
+    assert [(r.max_steps, r.max_time) for r in spec.rows()] == [(2, "00:00:10:00"), (4, "00:00:10:00")]
+
+
 def test_empty_product_is_rejected(tmp_path):
     with pytest.raises(PipelineInputError, match="empty"):
         load_spec(write_spec(tmp_path, {"net.init_args.depth": []}))
