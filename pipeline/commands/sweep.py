@@ -5,6 +5,7 @@ SPEC is a name in ``configs/sweep/`` (``dncnn_grid``) or a path to a sweep YAML.
 """
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from jsonargparse import ArgumentParser
@@ -148,7 +149,7 @@ def _emit(spec: Any, ns: Any) -> list:
     written = [write_script(text, root / "slurm" / name) for name, text in scripts.items()]
     for w in written:
         print(f"wrote {w}")
-    print(f"submit: mkdir -p logs && sbatch {written[0]}")
+    print(f"submit: mkdir -p logs && sbatch {shlex.quote(str(written[0]))}")
     return written
 
 

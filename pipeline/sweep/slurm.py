@@ -74,33 +74,71 @@ def _body(opts: dict[str, Any], command: Sequence[str]) -> list[str]:
     return lines
 
 
-def _opts(spec_slurm: dict[str, Any] | None, overrides: dict[str, Any]) -> dict[str, Any]:
+_MEM = re.compile(r"\d+[KMGTkmgt]?")  # sbatch --mem: a size, megabytes without a unit
+
+
+def _count(opts: dict[str, Any], key: str, least: int, path: Any, meaning: str = "") -> int:
+    v = opts[key]
+    require(isinstance(v, int) and not isinstance(v, bool) and v >= least, f"{key} {v!r}", path=path,
+            field=f"slurm.{key}", expected=f"an integer >= {least}{meaning}")
+    return int(v)
+
+
+def slurm_options(spec_slurm: dict[str, Any] | None, overrides: dict[str, Any] | None = None,
+                  path: str | Path | None = None) -> dict[str, Any]:
+    """The spec's ``slurm`` section with the command line's ``overrides`` over :data:`DEFAULTS`,
+    every value checked before a script is written or a job submitted (an error names
+    ``slurm.<key>`` and ``path``, the spec file): values land on ``#SBATCH`` lines and in the
+    tasks' shell, where sbatch or bash would misread them (``mem: 4 G``, a partition with a space,
+    ``setup`` given as one string was written one character per line)."""
     opts = {**DEFAULTS, **(spec_slurm or {})}
-    opts.update({k: v for k, v in overrides.items() if v is not None})
+    opts.update({k: v for k, v in (overrides or {}).items() if v is not None})
     unknown = sorted(set(opts) - set(DEFAULTS))
-    require(not unknown, f"unknown slurm option(s) {unknown}", field="slurm", expected=f"keys among {sorted(DEFAULTS)}")
+    require(not unknown, f"unknown slurm option(s) {unknown}", path=path, field="slurm",
+            expected=f"keys among {sorted(DEFAULTS)}")
     opts["time"] = str(opts["time"])
+    _count(opts, "cpus_per_task", 1, path)
+    _count(opts, "gpus_per_task", 0, path, "; 0 = a CPU job (no --gres line)")
+    _count(opts, "max_concurrent", 0, path, "; 0 = no throttle")
+    _count(opts, "signal_seconds", 1, path, ": the seconds before the time limit at which SIGUSR1 comes")
+    mem = opts["mem"]
+    require(not isinstance(mem, bool) and _MEM.fullmatch(str(mem)) is not None, f"mem {mem!r}", path=path,
+            field="slurm.mem", expected="a size such as 32G, 4000M or 16000 (megabytes)")
+    opts["mem"] = str(mem)
+    for key in ("partition", "account"):
+        v = opts[key]
+        require(v is None or (isinstance(v, str) and v.strip() != "" and not any(c.isspace() for c in v)),
+                f"{key} {v!r}", path=path, field=f"slurm.{key}", expected="a name without spaces (or a comma list), or null")
+    setup = opts["setup"]
+    setup = [setup] if isinstance(setup, str) else setup  # one line given as a string
+    require(isinstance(setup, list) and all(isinstance(line, str) for line in setup), f"setup {setup!r}", path=path,
+            field="slurm.setup", expected='a list of shell lines, e.g. ["module load cuda", "source env/bin/activate"]')
+    opts["setup"] = setup
     image, args = opts["container"], opts["container_args"]
-    require(image is None or (isinstance(image, str) and image.strip() != ""), f"container {image!r}",
+    require(image is None or (isinstance(image, str) and image.strip() != ""), f"container {image!r}", path=path,
             field="slurm.container", expected="the path of an Apptainer/Singularity image (.sif) or null")
-    require(isinstance(args, list) and all(isinstance(a, str) for a in args), f"container_args {args!r}",
+    require(isinstance(args, list) and all(isinstance(a, str) for a in args), f"container_args {args!r}", path=path,
             field="slurm.container_args", expected='a list of apptainer exec options, e.g. ["--nv", "--bind", "/scratch"]')
-    slurm_time_minutes(opts["time"])              # refuse a malformed limit before sbatch does
+    slurm_time_minutes(opts["time"], path)        # refuse a malformed limit before sbatch does
     return opts
+
+
+def _gres(n: int) -> list[str]:
+    return [f"#SBATCH --gres=gpu:{n}"] if n > 0 else []
 
 
 _TIME = re.compile(r"^(?:(?P<d>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
                    r"|(?P<h>\d+):(?P<hm>\d+):(?P<hs>\d+)|(?P<m>\d+)(?::(?P<ms>\d+))?)$")
 
 
-def slurm_time_minutes(text: str) -> int | None:
+def slurm_time_minutes(text: str, path: str | Path | None = None) -> int | None:
     """A SLURM ``--time`` value in whole minutes (seconds round up), accepting every sbatch form:
     ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``; None for no limit (``0``,
     ``UNLIMITED``, ``INFINITE``)."""
     if str(text).strip().lower() in ("unlimited", "infinite"):
         return None
     m = _TIME.match(str(text).strip())
-    require(m is not None, f"time limit {text!r}", field="slurm.time",
+    require(m is not None, f"time limit {text!r}", path=path, field="slurm.time",
             expected="a SLURM time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS")
     g = {k: int(v) for k, v in m.groupdict().items() if v is not None}
     seconds = (g.get("d", 0) * 86400 + (g.get("dh", 0) + g.get("h", 0)) * 3600
@@ -112,11 +150,11 @@ def array_script(spec_arg: str, n_rows: int, job_name: str, out: str | None = No
                  spec_slurm: dict[str, Any] | None = None, **overrides: Any) -> str:
     """sbatch script of a job array, one GPU per task, each task running one plan row."""
     require(n_rows >= 1, "empty plan", field="n_rows", expected=">= 1 row")
-    opts = _opts(spec_slurm, overrides)
-    conc = int(opts["max_concurrent"])
+    opts = slurm_options(spec_slurm, overrides)
+    conc = opts["max_concurrent"]
     extra = [f"#SBATCH --array=0-{n_rows - 1}%{conc}" if conc > 0 else f"#SBATCH --array=0-{n_rows - 1}",
-             "#SBATCH --ntasks=1", f"#SBATCH --gres=gpu:{int(opts['gpus_per_task'])}",
-             f"#SBATCH --cpus-per-task={int(opts['cpus_per_task'])}", "#SBATCH --output=logs/%x_%A_%a.out"]
+             "#SBATCH --ntasks=1", *_gres(opts["gpus_per_task"]),
+             f"#SBATCH --cpus-per-task={opts['cpus_per_task']}", "#SBATCH --output=logs/%x_%A_%a.out"]
     cmd = ["pipeline", "sweep", spec_arg, "--run", "--index", '"${SLURM_ARRAY_TASK_ID}"']
     if out:
         cmd += ["--out", out]
@@ -126,8 +164,8 @@ def array_script(spec_arg: str, n_rows: int, job_name: str, out: str | None = No
 def train_script(experiment: str, job_name: str, train_args: Sequence[str] = (),
                  spec_slurm: dict[str, Any] | None = None, **overrides: Any) -> str:
     """sbatch script of one `pipeline train` job on one GPU."""
-    opts = _opts(spec_slurm, overrides)
-    extra = ["#SBATCH --ntasks=1", "#SBATCH --gres=gpu:1", f"#SBATCH --cpus-per-task={int(opts['cpus_per_task'])}",
+    opts = slurm_options(spec_slurm, overrides)
+    extra = ["#SBATCH --ntasks=1", "#SBATCH --gres=gpu:1", f"#SBATCH --cpus-per-task={opts['cpus_per_task']}",
              "#SBATCH --output=logs/%x_%j.out"]
     cmd = ["pipeline", "train", experiment, "--devices", "1", "--profile", "full", *train_args]
     return "\n".join(_header(job_name, opts, extra) + _body(opts, cmd)) + "\n"
@@ -139,9 +177,9 @@ def ddp_script(experiment: str, job_name: str, devices: int, nodes: int = 1, tra
     = devices), launched by ``srun`` so Lightning's SLURMEnvironment reads rank and world size."""
     for name, value in (("devices", devices), ("nodes", nodes)):
         require(value >= 1, f"--{name} {value}", field=name, expected="an integer >= 1")
-    opts = _opts(spec_slurm, overrides)
+    opts = slurm_options(spec_slurm, overrides)
     extra = [f"#SBATCH --nodes={nodes}", f"#SBATCH --ntasks-per-node={devices}", f"#SBATCH --gres=gpu:{devices}",
-             f"#SBATCH --cpus-per-task={int(opts['cpus_per_task'])}", "#SBATCH --output=logs/%x_%j.out"]
+             f"#SBATCH --cpus-per-task={opts['cpus_per_task']}", "#SBATCH --output=logs/%x_%j.out"]
     cmd = ["pipeline", "train", experiment, "--devices", str(devices), "--profile", "full",
            "--set", f"trainer.num_nodes={nodes}", "trainer.strategy=ddp", *train_args]
     return "\n".join(_header(job_name, opts, extra) + _body(opts, cmd)) + "\n"
@@ -201,7 +239,7 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
         return run_rows(spec, indices, out, max_steps=max_steps, retry_failed=retry_failed)
     import submitit
 
-    opts = _opts(spec_slurm if spec_slurm is not None else spec.slurm, overrides)
+    opts = slurm_options(spec_slurm if spec_slurm is not None else spec.slurm, overrides, spec.path)
     require(not opts["container"], f"container {opts['container']!r} with the submitit backend", field="slurm.container",
             expected="--emit-slurm for rows in a container (submitit runs them in this Python environment)")
     minutes = slurm_time_minutes(opts["time"])
@@ -209,10 +247,11 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
             expected="a finite time for submitit (it needs the limit in minutes)")
     params: dict[str, Any] = dict(
         name=f"sweep-{spec.name}", timeout_min=minutes,
-        gpus_per_node=int(opts["gpus_per_task"]), tasks_per_node=1, cpus_per_task=int(opts["cpus_per_task"]),
-        slurm_mem=opts["mem"], slurm_array_parallelism=int(opts["max_concurrent"]),
-        slurm_partition=opts["partition"], slurm_signal_delay_s=int(opts["signal_seconds"]),
+        gpus_per_node=opts["gpus_per_task"], tasks_per_node=1, cpus_per_task=opts["cpus_per_task"],
+        slurm_mem=opts["mem"], slurm_partition=opts["partition"], slurm_signal_delay_s=opts["signal_seconds"],
         slurm_setup=task_environment(opts))
+    if opts["max_concurrent"] > 0:  # 0: no throttle (submitit's own default then applies)
+        params["slurm_array_parallelism"] = opts["max_concurrent"]
     if opts.get("account"):
         params["slurm_account"] = opts["account"]
     ex = submitit.AutoExecutor(folder=str(folder))

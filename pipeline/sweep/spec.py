@@ -32,6 +32,8 @@ from data_tools.config_io import extend_base_chain, read_yaml_mapping, require_f
 from data_tools.errors import PipelineInputError, require
 from data_tools.paths import CONFIG_DIR
 
+from .slurm import slurm_options
+
 # Keys the runner handles itself (arguments of `train_experiment`, not config fields).
 RUNNER_KEYS = ("max_steps", "max_time")
 _SPEC_FIELDS = {"base", "name", "experiment", "steps", "max_time", "devices", "precision", "profile", "fixed", "grid",
@@ -124,8 +126,10 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
     require(isinstance(grid, dict), "must be a mapping of dotted key -> list of values", path=path, field="grid")
     for k, v in grid.items():
         require(isinstance(v, list), f"grid values of '{k}' must be a list", path=path, field=f"grid.{k}")
-    slurm_time = (raw.get("slurm") or {}).get("time") if isinstance(raw.get("slurm"), dict) else None
-    require_time_string(slurm_time, "slurm.time", "12:00:00", path=path)
+    require(isinstance(raw.get("slurm") or {}, dict), f"slurm {raw.get('slurm')!r}", path=path, field="slurm",
+            expected="a mapping of sbatch options (time, mem, partition, ...)")
+    require_time_string((raw.get("slurm") or {}).get("time"), "slurm.time", "12:00:00", path=path)
+    slurm_options(raw.get("slurm"), path=path)  # the #SBATCH values, before any row runs or script is written
     out = SweepSpec(
         name=require_file_name(raw.get("name") or path.stem, "name", path=path), path=path, experiment=str(raw["experiment"]),
         grid={str(k): list(v) for k, v in grid.items()}, fixed=dict(raw.get("fixed") or {}),

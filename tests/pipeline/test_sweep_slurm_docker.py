@@ -18,6 +18,8 @@ from pipeline.sweep.slurm import (SubmititRow, array_script, ddp_script, parse_d
                                 submit_submitit, train_script)
 from pipeline.sweep.spec import load_spec
 
+from sweep_helpers import write_spec
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = [REPO / "docker" / "Dockerfile", REPO / "docker" / "Dockerfile.cpu"]
 
@@ -144,6 +146,40 @@ def test_slurm_time_minutes_every_sbatch_form(text, minutes):
 def test_slurm_time_malformed(text):
     with pytest.raises(PipelineInputError, match=r"\[slurm.time\].*D-HH:MM:SS"):
         slurm_time_minutes(text)
+
+
+@pytest.mark.parametrize("slurm,needle", [
+    # were written onto #SBATCH lines as given (sbatch then misread them), or a ValueError traceback
+    ({"cpus_per_task": "abc"}, "[slurm.cpus_per_task]: cpus_per_task 'abc' (expected an integer >= 1)"),
+    ({"cpus_per_task": True}, "[slurm.cpus_per_task]: cpus_per_task True"),
+    ({"mem": "4 G"}, "[slurm.mem]: mem '4 G' (expected a size such as 32G"),
+    ({"partition": "gpu a100"}, "[slurm.partition]: partition 'gpu a100' (expected a name without spaces"),
+    ({"account": ""}, "[slurm.account]: account ''"),
+    ({"signal_seconds": -5}, "[slurm.signal_seconds]: signal_seconds -5 (expected an integer >= 1"),
+    ({"gpus_per_task": -1}, "[slurm.gpus_per_task]: gpus_per_task -1 (expected an integer >= 0; 0 = a CPU job"),
+    ({"setup": [1, 2]}, "[slurm.setup]: setup [1, 2] (expected a list of shell lines"),
+    ({"max_concurrent": None}, "[slurm.max_concurrent]: max_concurrent None (expected an integer >= 0; 0 = no throttle"),
+])
+def test_bad_slurm_section_refused_at_load_naming_the_spec(tmp_path, slurm, needle):
+    spec = write_spec(tmp_path, {"net.init_args.depth": [1]}, slurm=slurm)
+    with pytest.raises(PipelineInputError) as exc:
+        load_spec(spec)
+    assert str(exc.value).startswith(f"{spec} {needle}")
+
+
+def test_slurm_values_that_sbatch_takes(tmp_path):
+    """``setup`` given as one string is one line (it was written one character per line);
+    ``gpus_per_task: 0`` is a CPU job (no --gres line); ``max_concurrent: 0`` no throttle; a
+    memory without a unit is megabytes, as sbatch reads it."""
+    slurm = {"setup": "module load cuda", "gpus_per_task": 0, "max_concurrent": 0, "mem": 16000,
+             "partition": "gpu,gpu-long"}
+    spec = load_spec(write_spec(tmp_path, {"net.init_args.depth": [1, 2]}, slurm=slurm))
+    text = array_script(str(spec.path), spec.n_rows, "j", None, spec.slurm)
+    d = parse_directives(text)
+    assert "gres" not in d and d["array"] == "0-1" and d["mem"] == "16000" and d["partition"] == "gpu,gpu-long"
+    body = text.splitlines()
+    assert "module load cuda" in body and "m" not in body
+    _bash_syntax_ok(text, tmp_path)
 
 
 def test_emit_slurm_bad_time_exit_2_nothing_written(tmp_path, capsys):
