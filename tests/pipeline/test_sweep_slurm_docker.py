@@ -284,3 +284,12 @@ def test_dockerfile_structure(path, tmp_path):
         assert "--constraint" in runs and "pip install torch" not in runs
     else:
         assert 'torch==' in runs and "download.pytorch.org/whl/cpu" in runs
+
+
+def test_emit_slurm_prints_a_command_that_runs_as_pasted(tmp_path, capsys):
+    """The printed sbatch line quotes the script's path (a folder with a space broke it)."""
+    out = tmp_path / "my sweeps"
+    assert cli.main(["sweep", "smoke_grid", "--emit-slurm", "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line == f"submit: mkdir -p logs && sbatch '{out / 'slurm' / 'array.sbatch'}'"
+    assert (out / "slurm" / "array.sbatch").is_file()
