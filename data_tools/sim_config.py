@@ -172,8 +172,9 @@ def validate(cfg: SimConfig) -> None:
     require(cfg.split in MODES, f"unknown split '{cfg.split}'", field="split", expected=" | ".join(MODES))
     require(bool(cfg.axes) and set(cfg.axes) <= set(AXES) and len(set(cfg.axes)) == len(cfg.axes),
             f"axes '{cfg.axes}'", field="axes", expected="distinct letters from 'xyz'")
-    require(cfg.slice_stride >= 1 and cfg.coil_stride >= 1 and (cfg.batch_slices or 1) >= 1,
-            "slice_stride, coil_stride and batch_slices must be >= 1", field="slice_stride", expected=">= 1")
+    for key in ("slice_stride", "coil_stride", "batch_slices"):  # batch_slices None: the backend's choice
+        v = getattr(cfg, key)
+        require(v is None or v >= 1, f"{key} = {v}", field=key, expected="an integer >= 1")
     require(cfg.crop is None or cfg.crop >= MIN_CROP, f"crop = {cfg.crop} is too small for the M-SSIM window",
             field="crop", expected=f"an integer >= {MIN_CROP}")
     require(cfg.calib is None or cfg.calib >= 0, f"calib = {cfg.calib}", field="calib", expected=">= 0")

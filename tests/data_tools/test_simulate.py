@@ -193,6 +193,8 @@ def test_bad_inputs_leave_no_file(subjects, tmp_path):
         simulate("poisson", data=subjects, out=tmp_path / "o", accel=1.0)
     with pytest.raises(PipelineInputError, match="spokes"):
         simulate("radial", data=subjects, out=tmp_path / "o", spokes=0)
+    with pytest.raises(PipelineInputError, match=r"\[coil_stride\]: coil_stride = 0 \(expected an integer >= 1\)"):
+        simulate("poisson", data=subjects, out=tmp_path / "o", coil=True, coil_stride=0)
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
 
 

@@ -75,6 +75,9 @@ def test_bad_input_one_line_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys):
     _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--crop", "4"],
                      "[crop]: crop = 4 is too small for the M-SSIM window (expected an integer >= 11)")
     _one_line_exit_2(capsys, base + ["--pattern", "radial", "--nufft_backend", "gpu"], "auto | finufft | torch")
+    # each stride is named by itself (the message named all three, and as slice_stride)
+    _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--slice_stride", "0"],
+                     "[slice_stride]: slice_stride = 0 (expected an integer >= 1)")
     _one_line_exit_2(capsys, base + ["--pattern", "radial", "--name", "../escaped"], "cannot be a file name")
     _one_line_exit_2(capsys, base + ["--preset", "../train/unet_l2"], "cannot be a file name")
     # an option of the other kind of pattern was ignored without a word
