@@ -32,7 +32,37 @@ def bench_evaluate(out: str = "reports/bench_evaluate.json", n_images: int = 64,
     return doc
 
 
-COMMANDS = [Command(path=("bench", "evaluate"), func=bench_evaluate,
+def build_parser():
+    """Options from :func:`bench_evaluate`'s signature and docstring; ``--variants`` takes its values
+    as typed (``--variants gaussian fastmri``) or as a list (``[gaussian]``), like the other verbs'
+    multi-value options (jsonargparse's list type from the signature took only the bracketed form)."""
+    from jsonargparse import ArgumentParser
+
+    from . import Items, doc_params, doc_summary
+
+    doc = doc_params(bench_evaluate)
+    p = ArgumentParser(description=doc_summary(bench_evaluate.__doc__))
+    p.add_argument("--config", action="config", help="YAML file with any of the options below")
+    p.add_argument("--out", type=str, default="reports/bench_evaluate.json", help=doc["out"])
+    p.add_argument("--n_images", type=int, default=64, help=doc["n_images"])
+    p.add_argument("--size", type=int, default=256, help=doc["size"])
+    p.add_argument("--variants", type=Items(str, "SSIM variant"), nargs="+", default=["gaussian", "fastmri"],
+                   metavar="NAME", help=doc["variants"])
+    p.add_argument("--threads", type=int, default=1, help=doc["threads"])
+    p.add_argument("--device", type=str, default="cpu", help=doc["device"])
+    p.add_argument("--repeats", type=int, default=3, help=doc["repeats"])
+    p.add_argument("--seed", type=int, default=0, help=doc["seed"])
+    return p
+
+
+def _cli(ns) -> dict:
+    from . import join_items
+
+    return bench_evaluate(out=ns.out, n_images=ns.n_images, size=ns.size, variants=join_items(ns.variants),
+                          threads=ns.threads, device=ns.device, repeats=ns.repeats, seed=ns.seed)
+
+
+COMMANDS = [Command(path=("bench", "evaluate"), func=_cli, build_parser=build_parser,
                     help="SSIM: our batched torch SSIM vs skimage structural_similarity in a loop (images/s)",
                     group_help="Benchmarks: JSON figures against the library a user would otherwise use, "
                                "measured in the same run")]

@@ -210,6 +210,11 @@ def test_bench_evaluate_json(tmp_path, capsys):
     assert doc["machine"]["cpu"] == cpu_model() and len(doc["machine"]["load_average_before"]) == 3
     assert "load_average" not in doc["machine"] and len(doc["machine"]["load_average_after"]) == 3  # once each
     assert cli.main(["bench", "evaluate", "--out", str(out), "--variants", "[pil]"]) == 2
+    # several values as typed at a shell, and one (both were refused: "expected a list")
+    for typed, want in ((["fastmri", "gaussian"], ["fastmri", "gaussian"]), (["fastmri"], ["fastmri"])):
+        assert cli.main(["bench", "evaluate", "--out", str(out), "--n_images", "2", "--size", "32", "--repeats", "1",
+                         "--variants", *typed]) == 0
+        assert [r["variant"] for r in json.loads(out.read_text())["results"]] == want
 
 
 @pytest.mark.parametrize("bad, field", [(["--n_images", "0"], "n_images"), (["--repeats", "0"], "repeats"),
