@@ -49,13 +49,22 @@ class N4Params:
 
 @dataclasses.dataclass
 class N4Result:
-    """``corrected`` = image / ``bias_field`` (both (X, Y, Z) float32); ``seconds`` of the fit."""
+    """``corrected`` = image / ``bias_field`` (both (X, Y, Z) float32); ``seconds`` of the fit;
+    ``shrink_factors``: the shrink applied per axis (X, Y, Z) (see :func:`shrink_factors`)."""
 
     corrected: np.ndarray
     bias_field: np.ndarray
     seconds: float
     params: N4Params
     cached: bool = False
+    shrink_factors: tuple[int, ...] = (1, 1, 1)
+
+
+def shrink_factors(shape: Sequence[int], shrink: int) -> tuple[int, ...]:
+    """The shrink N4 applies per axis of an (X, Y, Z) image: ``shrink``, but at most what keeps 8
+    voxels along the axis (and 1 along a singleton axis), so a large ``--shrink`` on a small image
+    still leaves the B-spline fit an image to work on."""
+    return tuple(min(int(shrink), max(1, int(n) // 8)) for n in shape)
 
 
 def _to_sitk(arr: np.ndarray, spacing: Sequence[float]):
@@ -135,9 +144,11 @@ def n4_correct(image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), ma
                                      expected=str(img.shape))
     key = _key(img, spacing, mask, params)
     cache = cache_dir() / "n4" / f"{key}.npz"
+    factors = shrink_factors(img.shape, params.shrink)
     if use_cache and cache.exists():
         with np.load(cache) as z:
-            return N4Result(z["corrected"], z["bias_field"], float(z["seconds"]), params, cached=True)
+            return N4Result(z["corrected"], z["bias_field"], float(z["seconds"]), params, cached=True,
+                            shrink_factors=factors)
 
     # N4 fits log intensities; SimpleITK warns that values < 1 fit poorly, so fit on a copy scaled
     # to a 99th percentile of 1000 (a multiplicative bias is unaffected by a global scale).
@@ -148,7 +159,7 @@ def n4_correct(image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), ma
     fit_img = full
     fit_mask = _to_sitk(mask.reshape(fit_shape).astype(np.uint8), fit_spacing) if mask is not None else None
     if params.shrink > 1:
-        f = [min(params.shrink, max(1, n // 8)) for n in full.GetSize()]
+        f = [factors[a] for a in fit_axes]  # SimpleITK's axis order is the array's (see _to_sitk)
         fit_img = sitk.Shrink(full, f)
         if fit_mask is not None:
             fit_mask = sitk.Shrink(fit_mask, f)
@@ -174,7 +185,7 @@ def n4_correct(image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), ma
         with atomic_path(cache) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, corrected=corrected, bias_field=bias, seconds=seconds)
-    return N4Result(corrected, bias, seconds, params)
+    return N4Result(corrected, bias, seconds, params, shrink_factors=factors)
 
 
 def coefficient_of_variation(image: np.ndarray, mask: np.ndarray) -> float:

@@ -61,15 +61,18 @@ def run_n4(ns: Any) -> dict:
                      params=N4Params(shrink=ns.shrink, levels=tuple(join_items(ns.levels))), use_cache=not ns.no_cache,
                      source=ns.input)
     out, bias = save_result(res, ns.out, bias_out, img)
+    shrink = f"shrink {ns.shrink}"
+    if any(f != ns.shrink for f, n in zip(res.shrink_factors, img.array.shape) if n > 1):
+        # a small image: the fit keeps 8 voxels per axis (data_tools.n4.shrink_factors)
+        shrink += f", applied {'x'.join(map(str, res.shrink_factors))}"
     if png is not None:
         from data_tools.visualize import plot_n4
 
-        plot_n4(img.array, res.corrected, res.bias_field, img.spacing, png,
-                title=f"N4 of {Path(ns.input).name} (shrink {ns.shrink})")
-    print(f"N4 {'(cached) ' if res.cached else ''}{res.seconds:.1f} s (shrink {ns.shrink}): {out}, bias field {bias}"
+        plot_n4(img.array, res.corrected, res.bias_field, img.spacing, png, title=f"N4 of {Path(ns.input).name} ({shrink})")
+    print(f"N4 {'(cached) ' if res.cached else ''}{res.seconds:.1f} s ({shrink}): {out}, bias field {bias}"
           + (f", figure {png}" if png is not None else ""))
     return {"out": str(out), "bias_field": str(bias), "figure": str(png) if png is not None else None,
-            "seconds": res.seconds, "cached": res.cached}
+            "seconds": res.seconds, "cached": res.cached, "shrink_factors": list(res.shrink_factors)}
 
 
 COMMANDS = [Command(path=("n4",), func=run_n4, build_parser=build_parser,

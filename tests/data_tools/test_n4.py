@@ -55,6 +55,27 @@ def test_n4_cache_and_bad_input(biased, tmp_path):
         n4_correct(img - img.max())
 
 
+def test_shrink_factors_keep_eight_voxels_and_are_reported(biased, tmp_path, capsys):
+    """A --shrink too large for the image is applied as far as 8 voxels per axis allow; the result
+    and the command's line say what was applied (it printed the requested factor alone)."""
+    from data_tools.formats.images import Image, write_image
+    from data_tools.n4 import shrink_factors
+    from pipeline import cli
+
+    assert shrink_factors((48, 64, 64), 100) == (6, 8, 8)
+    assert shrink_factors((48, 64, 1), 4) == (4, 4, 1) and shrink_factors((5, 200, 30), 4) == (1, 4, 3)
+    img = biased[0][::2, ::2, ::2].copy()
+    res = n4_correct(img, (5, 5, 6.4), params=N4Params(shrink=50, levels=(5,)), use_cache=False)
+    assert res.shrink_factors == shrink_factors(img.shape, 50) and max(res.shrink_factors) < 50
+    src = write_image(tmp_path / "in.nii.gz", Image(img, spacing=(5, 5, 6.4)))
+    capsys.readouterr()
+    assert cli.main(["n4", str(src), str(tmp_path / "o.nii.gz"), "--shrink", "50", "--levels", "[5]"]) == 0
+    applied = "x".join(map(str, res.shrink_factors))
+    assert f"(shrink 50, applied {applied}): " in capsys.readouterr().out
+    assert cli.main(["n4", str(src), str(tmp_path / "o2.nii.gz"), "--shrink", "1", "--levels", "[5]"]) == 0
+    assert "(shrink 1): " in capsys.readouterr().out
+
+
 def test_n4_single_slice_is_fitted_in_2d(biased):
     """ITK cannot fit a B-spline along an axis of one voxel; a (X, Y, 1) slice is corrected in 2-D."""
     img, lab, bias, sp = biased
