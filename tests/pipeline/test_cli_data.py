@@ -23,7 +23,9 @@ def test_phantom_writes_subjects_and_figures(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad, field", [(["--subjects", "0"], "subjects"), (["--seed", "-1"], "seed"),
-                                        (["--snr", "0"], "snr"), (["--snr", "-5"], "snr")])
+                                        (["--snr", "0"], "snr"), (["--snr", "-5"], "snr"),
+                                        # the last subject's seed overflowed after the first file was written
+                                        (["--seed", "4294967295", "--subjects", "2"], "seed")])
 def test_phantom_rejects_bad_options(tmp_path, capsys, bad, field):
     assert cli.main(["data", "phantom", "--out", str(tmp_path / "x"), "--preset", "tiny", *bad]) == 2
     err = capsys.readouterr().err.strip().splitlines()
