@@ -195,6 +195,11 @@ def test_bad_inputs_leave_no_file(subjects, tmp_path):
         simulate("radial", data=subjects, out=tmp_path / "o", spokes=0)
     with pytest.raises(PipelineInputError, match=r"\[coil_stride\]: coil_stride = 0 \(expected an integer >= 1\)"):
         simulate("poisson", data=subjects, out=tmp_path / "o", coil=True, coil_stride=0)
+    # per-subject masks take mask_seed + i: the last one overflowed after the first subject's work
+    with pytest.raises(PipelineInputError, match=r"\[mask_seed\]: mask_seed 4294967295 with mask_per_subject and 3 "
+                                                 r"subjects needs seeds up to 4294967297"):
+        simulate("poisson", data=subjects, out=tmp_path / "o", accel=3.0, mask_seed=2**32 - 1, mask_per_subject=True,
+                 progress=False)
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
 
 
