@@ -77,11 +77,10 @@ def _body(opts: dict[str, Any], command: Sequence[str]) -> list[str]:
 _MEM = re.compile(r"\d+[KMGTkmgt]?")  # sbatch --mem: a size, megabytes without a unit
 
 
-def _count(opts: dict[str, Any], key: str, least: int, path: Any, meaning: str = "") -> int:
+def _check_count(opts: dict[str, Any], key: str, least: int, path: Any, meaning: str = "") -> None:
     v = opts[key]
     require(isinstance(v, int) and not isinstance(v, bool) and v >= least, f"{key} {v!r}", path=path,
             field=f"slurm.{key}", expected=f"an integer >= {least}{meaning}")
-    return int(v)
 
 
 def slurm_options(spec_slurm: dict[str, Any] | None, overrides: dict[str, Any] | None = None,
@@ -97,10 +96,10 @@ def slurm_options(spec_slurm: dict[str, Any] | None, overrides: dict[str, Any] |
     require(not unknown, f"unknown slurm option(s) {unknown}", path=path, field="slurm",
             expected=f"keys among {sorted(DEFAULTS)}")
     opts["time"] = str(opts["time"])
-    _count(opts, "cpus_per_task", 1, path)
-    _count(opts, "gpus_per_task", 0, path, "; 0 = a CPU job (no --gres line)")
-    _count(opts, "max_concurrent", 0, path, "; 0 = no throttle")
-    _count(opts, "signal_seconds", 1, path, ": the seconds before the time limit at which SIGUSR1 comes")
+    _check_count(opts, "cpus_per_task", 1, path)
+    _check_count(opts, "gpus_per_task", 0, path, "; 0 = a CPU job (no --gres line)")
+    _check_count(opts, "max_concurrent", 0, path, "; 0 = no throttle")
+    _check_count(opts, "signal_seconds", 1, path, ": the seconds before the time limit at which SIGUSR1 comes")
     mem = opts["mem"]
     require(not isinstance(mem, bool) and _MEM.fullmatch(str(mem)) is not None, f"mem {mem!r}", path=path,
             field="slurm.mem", expected="a size such as 32G, 4000M or 16000 (megabytes)")
