@@ -38,14 +38,14 @@ def phantom(out: str, subjects: int = 4, preset: Literal["demo", "full", "tiny"]
     return files
 
 
-def show(file: str, out: str, index: Optional[list[int]] = None) -> Path:
+def show(file: str, out: Optional[str] = None, index: Optional[list[int]] = None) -> Optional[Path]:
     """Figure of a subject file (three orthogonal RSS slices with the label overlay, and the coil
     maps) or of a simulated dataset (its sampling pattern and input / target / |difference| of a few
-    samples); a summary of either is printed.
+    samples); a summary of either is printed. Without OUT only the summary is printed.
 
     Args:
         file: subject HDF5 file (see data_tools/subject.py) or a dataset written by `pipeline simulate`.
-        out: PNG to write.
+        out: PNG to write; none: print the summary only (returns None).
         index: dataset samples to draw (default: the middle slice of each axis of the first subject).
     """
     import h5py
@@ -57,27 +57,35 @@ def show(file: str, out: str, index: Optional[list[int]] = None) -> Path:
     from data_tools.subject import describe_subject, read_subject
     from data_tools.visualize import plot_subject
 
-    require(Path(out).suffix.lower() == ".png", "the figure is a PNG", path=out, field="out",
-            expected="a file name ending in .png")
-    check_writable_file(out)
+    if index is not None and out is None:
+        raise PipelineInputError("--index picks the samples to draw; there is no figure without --out", path=file,
+                                 field="index", expected="--out FIG.png with --index, or neither")
+    if out is not None:
+        require(Path(out).suffix.lower() == ".png", "the figure is a PNG", path=out, field="out",
+                expected="a file name ending in .png")
+        check_writable_file(out)
     try:
         with h5py.File(file, "r") as f:
             is_dataset = looks_like_dataset(f)
     except OSError:
         is_dataset = False  # missing or unreadable: read_subject says which
+    path = None
     if is_dataset:
         lines = describe_dataset(file)
-        path = plot_dataset(file, out, index)
+        if out is not None:
+            path = plot_dataset(file, out, index)
         print("\n".join(lines))
     else:
         if index is not None:
             raise PipelineInputError("--index picks samples of a simulated dataset; this is not one", path=file,
                                      field="index", expected="a dataset written by `pipeline simulate`, "
                                                              "or no --index for a subject file")
-        subject = read_subject(file, load=("rss", "labels", "coil_maps"))
-        path = plot_subject(subject, out, title=Path(file).name)
+        subject = read_subject(file, load=("rss", "labels", "coil_maps") if out is not None else ("labels",))
+        if out is not None:
+            path = plot_subject(subject, out, title=Path(file).name)
         print("\n".join(describe_subject(file, subject)))
-    print(f"wrote {path}")
+    if path is not None:
+        print(f"wrote {path}")
     return path
 
 
@@ -89,14 +97,14 @@ def _show_parser():
     p = ArgumentParser(description=doc_summary(show.__doc__))
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("file", type=str, help="subject HDF5 file (see data_tools/subject.py) or a simulated dataset")
-    p.add_argument("--out", type=str, required=True, help="PNG to write")
+    p.add_argument("--out", type=str, default=None, help="PNG to write (without it only the summary is printed)")
     p.add_argument("--index", type=Items(int, "sample index"), nargs="+", default=None, metavar="I",
                    help="dataset samples to draw, e.g. --index 0 17 40 (default: the middle slice of each axis "
                         "of the first subject)")
     return p
 
 
-def _show_cli(ns) -> Path:
+def _show_cli(ns) -> Optional[Path]:
     from pipeline.commands import join_items
 
     return show(file=ns.file, out=ns.out, index=join_items(ns.index))

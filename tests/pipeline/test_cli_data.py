@@ -63,6 +63,23 @@ def test_show_summarises_a_subject(tiny_phantom_dir, tmp_path, capsys):
     assert "labels: none (segmentation training needs them)" in text and "also stored: none" in text
 
 
+def test_show_without_out_prints_the_summary_only(tiny_phantom_dir, sim_dir, tmp_path, capsys, monkeypatch):
+    """`data show FILE` without --out prints the summary (like h5ls) and writes nothing; it was
+    refused as 'missing --out'. --index without --out is refused: there is nothing to draw."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["data", "show", str(tiny_phantom_dir / "knee_000.h5")]) == 0
+    text = capsys.readouterr().out
+    assert "knee_000.h5: subject " in text and "8 coils, matrix 64 x 64 x 48" in text and "2 tibia " in text
+    assert "wrote" not in text
+    assert cli.main(["data", "show", str(sim_dir / "rad_41.h5")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "rad_41.h5: dataset rad_41, pattern not recorded" and not any("wrote" in line for line in out)
+    rc = cli.main(["data", "show", str(sim_dir / "rad_41.h5"), "--index", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "[index]" in err[0] and "without --out" in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["fig.txt", "fig", "fig.pdf"])
 def test_show_refuses_a_non_png_name(tiny_phantom_dir, tmp_path, capsys, name):
     """The figure is always a PNG: another suffix (it was written as PNG bytes under that name) is

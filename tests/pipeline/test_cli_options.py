@@ -95,7 +95,7 @@ def test_list_options_refuse_other_types(root, argv, needle, capsys):
     (["evaluate", "--foo", "1"], "pipeline evaluate: unrecognized arguments: --foo 1"),
     (["n4", "a.nii", "b.nii", "--levels", "20", "1.5"],
      "pipeline n4: argument --levels: invalid iteration count value: '1.5'"),
-    (["data", "show", "x.h5"], "pipeline data show: missing --out"),
+    (["data", "export", "x.h5"], "pipeline data export: missing --out"),
     (["train"], "pipeline train: missing EXPERIMENT"),
     ([], "pipeline: name what to run: one of bench, data, demo, evaluate, n4, segment, simulate, sweep, train"),
     (["data"], "pipeline data: name what to run: one of convert, export, phantom, show"),
