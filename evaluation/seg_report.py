@@ -89,7 +89,7 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
     require_count(batch_size, "batch_size")
     dev = resolve_device(device)
     run_dir, out = Path(run_dir), Path(out)
-    net, prep, cfg = load_seg_run(run_dir, which)
+    net, prep, cfg = load_seg_run(run_dir, which, field="run")
     net = net.to(dev)
     if data is None:
         data = trained_data_dir(cfg)

@@ -16,11 +16,18 @@ import torch
 from data_tools.errors import PipelineInputError
 
 
-def load_seg_run(run_dir: str | Path, which: str = "best") -> tuple[torch.nn.Module, dict[str, Any], dict]:
-    """(net in eval mode, preprocessing state, run config) of a segmentation run."""
-    from pipeline.runs import checkpoint_path, load_model, read_checkpoint
+def load_seg_run(run_dir: str | Path, which: str = "best",
+                 field: str | None = None) -> tuple[torch.nn.Module, dict[str, Any], dict]:
+    """(net in eval mode, preprocessing state, run config) of a segmentation run; ``field``: the
+    option that named the run (in the errors: a folder that is no run, a missing checkpoint, a
+    denoising run)."""
+    from pipeline.runs import checkpoint_path, load_model, not_denoising, read_checkpoint, read_config
 
-    path = checkpoint_path(run_dir, which)
+    path = checkpoint_path(run_dir, which, field=field)
+    if not_denoising(read_config(run_dir)) is None:
+        raise PipelineInputError("a denoising run, not a segmentation run", path=run_dir, field=field,
+                                 expected="a run of a segmentation experiment (`pipeline train seg_unet2d` ...)",
+                                 hint=f"evaluate it with `pipeline evaluate --run {run_dir}`")
     ckpt = read_checkpoint(path)  # read once: weights and preprocessing state
     net, cfg = load_model(run_dir, which, checkpoint=ckpt)
     prep = ckpt.get("seg_preprocess") if isinstance(ckpt, dict) else None
@@ -98,9 +105,9 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
     if png is not None:
         check_writable_file(png, "out")
         refuse_overwriting_inputs(png, {"input image": image_path})
+    net, prep, _ = load_seg_run(run_dir, which, field="model")  # before a large image is read
     img = read_image(image_path)
     require_scalar(img, image_path, "segmentation")
-    net, prep, _ = load_seg_run(run_dir, which)
     if int(prep["dims"]) == 3 and min(img.shape) < 2:
         raise PipelineInputError(f"a 3-D model needs a 3-D volume, got shape {img.shape}", path=image_path,
                                  field="image", expected="(X, Y, Z) with Z > 1")

@@ -257,6 +257,24 @@ def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path,
     assert rc == 2 and len(err) == 1 and "not a run folder (no config.yaml)" in err[0]
     assert f"it holds 1 run(s): {seg_run.name}; pass one, e.g. {seg_run}" in err[0], err
     assert not (tmp_path / "p.nii.gz").exists()
+    # a missing run and a denoising run are named as --model (segment) / --run (evaluate), before
+    # the image is read; a denoising run was "checkpoint has no segmentation preprocessing state"
+    rc = cli.main(["segment", str(img), "--model", str(tmp_path / "no_run"), "--out", str(tmp_path / "p.nii.gz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"error: {tmp_path / 'no_run'} [model]: run folder not found"], err
+    den = tmp_path / "den"
+    (den / "checkpoints").mkdir(parents=True)
+    torch.save(ck, den / "checkpoints" / "best.ckpt")
+    cfg["data"] = {"class_path": "pipeline.data_module.SimDataModule", "init_args": {}}
+    (den / "config.yaml").write_text(yaml.safe_dump(cfg))
+    rc = cli.main(["segment", str(tmp_path / "nope.nii.gz"), "--model", str(den), "--out", str(tmp_path / "p.nii.gz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and f"{den} [model]: a denoising run, not a segmentation run" in err[0], err
+    assert f"evaluate it with `pipeline evaluate --run {den}`" in err[0]
+    rc = cli.main(["evaluate", "--task", "segmentation", "--run", str(den), "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and f"{den} [run]: a denoising run, not a segmentation run" in err[0], err
+    assert not (tmp_path / "p.nii.gz").exists() and not (tmp_path / "ev").exists()
 
 
 def test_image_label_pairs_bad_geometry_and_values(coronal_nifti, tmp_path):
