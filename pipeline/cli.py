@@ -6,6 +6,7 @@ stderr and exit code 2.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import pkgutil
 import sys
@@ -50,6 +51,7 @@ def build_parser(cmds: list[Command] | None = None,
     by_path = {c.path: c for c in cmds}
     root = ArgumentParser(prog="pipeline", description="Knee MRI: simulate undersampling, train artifact-removal "
                           "and segmentation networks, evaluate against the benchmark.")
+    root.add_argument("--version", "-V", action=_Version)
     sub = root.add_subcommands(dest="verb", required=True)
     groups: dict[str, list[Command]] = {}
     for c in cmds:
@@ -73,9 +75,22 @@ def build_parser(cmds: list[Command] | None = None,
     return root, by_path
 
 
-def _all_parsers(parser: ArgumentParser):
-    import argparse
+class _Version(argparse.Action):
+    """``--version``: the tool's version, git commit and library versions (printed when asked:
+    the git call is not made on every command)."""
 
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+                         help="print the version, git commit and library versions, then exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .runs import version_text
+
+        print(version_text())
+        parser.exit()
+
+
+def _all_parsers(parser: ArgumentParser):
     yield parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -116,8 +131,6 @@ def _strip(ns: Any) -> dict:
 def run(argv: list[str] | None = None) -> Any:
     """Parse ``argv`` and run the verb; returns the verb's return value. Raises on bad input, the
     parser's own refusals included (as one-line :class:`PipelineInputError`, see pipeline.arg_errors)."""
-    import argparse
-
     from .arg_errors import one_line
 
     parser, by_path = build_parser(exit_on_error=False)

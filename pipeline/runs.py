@@ -121,15 +121,34 @@ def _git() -> dict[str, Any]:
     return {"sha": sha, "dirty": None if status is None else bool(status)}
 
 
-def provenance(seed: int, argv: list[str] | None, device: str) -> dict[str, Any]:
+#: the packages whose versions a run's provenance records (and `pipeline --version` prints)
+VERSIONED = ("knee-pipeline", "torch", "pytorch-lightning", "torchmetrics", "numpy", "h5py", "jsonargparse", "monai")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed version of each of :data:`VERSIONED` (None when not installed), without importing them."""
     import importlib.metadata as md
-    versions = {}
-    for pkg in ("torch", "pytorch-lightning", "torchmetrics", "numpy", "h5py", "jsonargparse", "monai", "knee-pipeline"):
+    versions: dict[str, str | None] = {}
+    for pkg in VERSIONED:
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    return {"git": _git(), "versions": versions, "python": platform.python_version(), "seed": seed,
+    return versions
+
+
+def version_text() -> str:
+    """What `pipeline --version` prints: the tool's version and git commit, Python and the
+    versions of the libraries that decide the results."""
+    v = package_versions()
+    git = _git()
+    sha = "no git checkout" if git["sha"] is None else f"git {git['sha'][:12]}" + (" (dirty)" if git["dirty"] else "")
+    libs = ", ".join(f"{k} {val}" for k, val in v.items() if k != "knee-pipeline" and val is not None)
+    return f"pipeline (knee-pipeline {v['knee-pipeline'] or 'not installed'}), {sha}; python {platform.python_version()}, {libs}"
+
+
+def provenance(seed: int, argv: list[str] | None, device: str) -> dict[str, Any]:
+    return {"git": _git(), "versions": package_versions(), "python": platform.python_version(), "seed": seed,
             "argv": list(sys.argv if argv is None else argv), "host": socket.gethostname(), "device": device,
             "slurm": {k: os.environ.get(k) for k in SLURM_VARS}}
 

@@ -71,6 +71,26 @@ def test_list_options_take_values_or_a_list(root, argv, key, expected):
     assert join_items(ns) == expected
 
 
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_names_the_tool_commit_and_libraries(flag, capsys):
+    """`pipeline --version` (it was "unrecognized arguments") prints one line: the tool's version,
+    the git commit a bug report needs, Python and the versions of the libraries behind the results."""
+    import importlib.metadata as md
+    import platform
+
+    from pipeline import runs
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main([flag])
+    out = capsys.readouterr().out.splitlines()
+    assert exc.value.code == 0 and len(out) == 1
+    assert out[0].startswith(f"pipeline (knee-pipeline {md.version('knee-pipeline')}), ")
+    sha = runs._git()["sha"]
+    assert (f"git {sha[:12]}" if sha else "no git checkout") in out[0]
+    assert f"python {platform.python_version()}" in out[0] and f"torch {md.version('torch')}" in out[0]
+    assert f"pytorch-lightning {md.version('pytorch-lightning')}" in out[0]
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["n4", "a.nii", "b.nii", "--levels", "20", "1.5"], "invalid iteration count value: '1.5'"),
     (["n4", "a.nii", "b.nii", "--levels", "true"], "invalid iteration count value: 'true'"),
