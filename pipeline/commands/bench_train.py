@@ -11,6 +11,7 @@ def _parser():
     p = ArgumentParser(description="Training throughput (images/s, warm-up excluded) of MODEL on synthetic "
                        "batches: TaskModule + Lightning Trainer vs the same net in a bare PyTorch loop; on CUDA "
                        "also the share of step time waiting for data. JSON to stdout and --out.")
+    p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("model", type=str, help="registry name (dncnn, unet, unet_coil_wide, scalable_unet) or experiment")
     p.add_argument("--out", type=str, default="reports/bench_train.json")
     p.add_argument("--size", type=int, default=256, help="image side")

@@ -141,6 +141,7 @@ def _parser():
     from jsonargparse import ArgumentParser
 
     p = ArgumentParser(description=demo.__doc__.splitlines()[0])
+    p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("--out", type=str, default="demo_out", help="output folder (data/, runs/, reports/, figures/)")
     p.add_argument("--seg_minutes", type=float, default=3.0, help="wall-clock minutes of the short segmentation run")
     p.add_argument("--train_steps", type=int, default=300, help="optimiser steps of the denoising run")

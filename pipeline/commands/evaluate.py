@@ -187,6 +187,7 @@ def _parser():
     p = ArgumentParser(description="Evaluate trained runs against the benchmark (undersampled input vs fully "
                        "sampled target): M-MAE / M-MSE / M-SSIM per test set, failure flag, figures and a report "
                        "in reports/<name>/ (see docs/evaluation.md).")
+    p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("--run", type=Optional[str], default=None,
                    help="one run folder runs/<experiment>/<run-name>; default: every finished run under --runs-dir")
     p.add_argument("--datasets", type=Items(str, "dataset name"), nargs="+", default=None, metavar="NAME",

@@ -18,6 +18,7 @@ from . import Command
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(description="Grid search over a base experiment (configs/sweep/*.yaml): plan, run rows, "
                                    "analyse, or write SLURM scripts.")
+    p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("spec", type=str, help="sweep name in configs/sweep/ or path to a sweep YAML")
     p.add_argument("--plan", action="store_true", help="write the plan CSV (one row per run)")
     p.add_argument("--run", action="store_true", help="train + evaluate rows (with --index, --part or --all)")
