@@ -207,7 +207,7 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
     done = df[df["status"] == "done"].copy()
     if done.empty:
         raise PipelineInputError("no finished rows to analyse", path=root / "plan.csv", field="status",
-                                 hint=f"run rows first: pipeline sweep {spec.name} --run --all")
+                                 hint=f"run rows first: {spec.command('--run', '--all', out=out)}")
     adir = root / "analysis"
     cov, cat, group = _analysis_cfg(spec)
     done["model_failed"] = done["model_failed"].fillna(1).astype(int)

@@ -88,6 +88,15 @@ class SweepSpec:
     def rows(self) -> list[Row]:
         return expand(self)
 
+    def command(self, *options: str, out: str | Path | None = None) -> str:
+        """The `pipeline sweep` command line for this spec (by name when it is ``configs/sweep/<name>.yaml``,
+        else by its path) with ``options`` and, when given, ``--out`` (for hints in errors)."""
+        import shlex
+
+        by_name = self.path.resolve() == (CONFIG_DIR / "sweep" / f"{self.path.stem}.yaml").resolve()
+        return shlex.join(["pipeline", "sweep", self.path.stem if by_name else str(self.path), *options,
+                           *(["--out", str(out)] if out is not None else [])])
+
 
 def resolve_spec_path(spec: str | Path) -> Path:
     """A name in ``configs/sweep/`` (``dncnn_grid``) or a path to a YAML file."""

@@ -38,6 +38,24 @@ def test_cli_spec_that_is_not_yaml_exit_2_one_line(tmp_path, capsys):
     assert not (tmp_path / "sw").exists()
 
 
+def test_analyse_before_any_row_names_the_command_to_run_with_out_and_spec(smoke_env, capsys):
+    """The hint of `--analyse` on a sweep without finished rows is a command that runs this sweep:
+    it dropped --out (the rows would go to runs/sweeps/<name>, and --analyse would still find
+    none) and named a spec given as a path by its `name` (not found as a sweep name)."""
+    import shutil
+
+    from data_tools.paths import CONFIG_DIR
+
+    out = smoke_env / "sw out"
+    assert cli.main(["sweep", "smoke_grid", "--analyse", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(f"run rows first: pipeline sweep smoke_grid --run --all --out '{out}'"), err
+    spec = shutil.copy(CONFIG_DIR / "sweep" / "smoke_grid.yaml", smoke_env / "mine.yaml")
+    assert cli.main(["sweep", str(spec), "--analyse", "--out", str(smoke_env / "sw2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].endswith(f"pipeline sweep {spec} --run --all --out {smoke_env / 'sw2'}"), err
+
+
 def test_cli_status_run_index_then_status(smoke_env, capsys):
     out = smoke_env / "sweep"
     assert cli.main(["sweep", "smoke_grid", "--status", "--out", str(out)]) == 0
