@@ -1,4 +1,4 @@
-"""`pipeline n4 IN OUT`: N4 bias-field correction of a NIfTI/MHD image (data_tools.n4).
+"""`pipeline n4 IN OUT` (or `IN --out OUT`): N4 bias-field correction of a NIfTI/MHD image (data_tools.n4).
 
 ``--shrink 1 --mask none`` is SimpleITK's default (seed 001 L205); the default ``--shrink 4``
 fits on a shrunk image and applies the field at full resolution. Writes OUT and the bias field
@@ -8,7 +8,7 @@ fits on a shrunk image and applies the field at full resolution. Writes OUT and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from . import Command, Items, join_items
 
@@ -19,7 +19,10 @@ def build_parser():
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("input", type=str, help="input image (.nii, .nii.gz, .mhd, .mha)")
-    p.add_argument("out", type=str, help="corrected image (format from the suffix)")
+    p.add_argument("out", type=Optional[str], nargs="?", default=None,
+                   help="corrected image (format from the suffix); or give it as --out OUT")
+    p.add_argument("--out", dest="out_option", type=Optional[str], default=None, metavar="OUT",
+                   help="the corrected image, as the other verbs name their output (instead of the positional OUT)")
     p.add_argument("--shrink", type=int, default=4, help="fit on an image shrunk by this factor (1 = SimpleITK default)")
     p.add_argument("--mask", type=str, default="auto", help="auto (Otsu foreground), none, or a mask image file")
     p.add_argument("--levels", type=Items(int, "iteration count"), nargs="+", default=[50, 50, 50, 50],
@@ -38,6 +41,11 @@ def run_n4(ns: Any) -> dict:
     from data_tools.formats.images import figure_path, image_format, read_image, require_scalar, same_geometry
     from data_tools.n4 import N4Params, bias_path, n4_correct, save_result
 
+    given = [v for v in (ns.out, ns.get("out_option")) if v is not None]
+    if len(given) != 1:
+        raise PipelineInputError("missing OUT" if not given else f"OUT given twice: {given[0]} and --out {given[1]}",
+                                 field="out", expected="pipeline n4 IN OUT, or pipeline n4 IN --out OUT")
+    ns.out = given[0]
     bias_out = bias_path(ns.out, ns.bias_out)
     for name, field in ((ns.out, "out"), (bias_out, "bias_out")):  # checked before the fit, not after it
         image_format(name, field)

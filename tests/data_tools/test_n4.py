@@ -143,6 +143,29 @@ def test_n4_cli_writes_image_and_bias(biased, tmp_path, capsys):
         assert not (tmp_path / "x.nii.gz").exists()
 
 
+def test_n4_cli_takes_out_as_an_option_too(biased, tmp_path, capsys):
+    """`pipeline n4 IN --out OUT`, the way segment / data convert name their output, writes what
+    `pipeline n4 IN OUT` writes (it was "unrecognized arguments: --out"); OUT missing or given
+    both ways is one line naming [out], exit 2, nothing written."""
+    from data_tools.formats.images import Image, read_image, write_image
+    from pipeline import cli
+
+    src = write_image(tmp_path / "in.nii.gz", Image(biased[0][::2, ::2, ::2].copy(), spacing=(5, 5, 6.4)))
+    args = ["--shrink", "2", "--levels", "[5, 5]", "--figure", "false", "--no_cache", "true"]
+    assert cli.main(["n4", str(src), "--out", str(tmp_path / "opt.nii.gz"), *args]) == 0
+    assert cli.main(["n4", str(src), str(tmp_path / "pos.nii.gz"), *args]) == 0
+    assert np.allclose(read_image(tmp_path / "opt.nii.gz").array, read_image(tmp_path / "pos.nii.gz").array)
+    assert (tmp_path / "opt_bias.nii.gz").exists()
+    capsys.readouterr()
+    for argv, expect in (([], "[out]: missing OUT"),
+                         ([str(tmp_path / "a.nii.gz"), "--out", str(tmp_path / "b.nii.gz")], "[out]: OUT given twice")):
+        assert cli.main(["n4", str(src), *argv, *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expect in err[0] and "pipeline n4 IN --out OUT" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nii.gz", "opt.nii.gz", "opt_bias.nii.gz", "pos.nii.gz",
+                                                         "pos_bias.nii.gz"]
+
+
 def test_n4_cli_mask_file(biased, tmp_path, capsys):
     """--mask FILE reaches N4 (a bone mask gives another bias field than Otsu's 'auto'); a mask of
     another geometry, an OUT that would replace the mask, and a vector image are one error each."""
