@@ -6,6 +6,7 @@ the input geometry, using the preprocessing state ``prep`` saved in the checkpoi
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ def load_seg_run(run_dir: str | Path, which: str = "best",
     if not_denoising(read_config(run_dir)) is None:
         raise PipelineInputError("a denoising run, not a segmentation run", path=run_dir, field=field,
                                  expected="a run of a segmentation experiment (`pipeline train seg_unet2d` ...)",
-                                 hint=f"evaluate it with `pipeline evaluate --run {run_dir}`")
+                                 hint=f"evaluate it with `pipeline evaluate --run {shlex.quote(str(run_dir))}`")
     ckpt = read_checkpoint(path)  # read once: weights and preprocessing state
     net, cfg = load_model(run_dir, which, checkpoint=ckpt)
     prep = ckpt.get("seg_preprocess") if isinstance(ckpt, dict) else None

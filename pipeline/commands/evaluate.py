@@ -6,6 +6,7 @@ is written to ``reports/<deterministic name>/``. Heavy imports stay inside the f
 """
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -147,7 +148,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         for rd, reason in other.items():
             if reason is not None:
                 print(f"note: {run_name(rd)} left out: {reason} (for a segmentation run: "
-                      f"pipeline evaluate --task segmentation --run {rd})")
+                      f"pipeline evaluate --task segmentation --run {shlex.quote(str(rd))})")
         run_dirs = [rd for rd in run_dirs if other[rd] is None]
         if not run_dirs:
             raise PipelineInputError("no finished denoising run (every run here was trained on other data)",

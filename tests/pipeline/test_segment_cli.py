@@ -262,7 +262,7 @@ def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path,
     rc = cli.main(["segment", str(img), "--model", str(tmp_path / "no_run"), "--out", str(tmp_path / "p.nii.gz")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err == [f"error: {tmp_path / 'no_run'} [model]: run folder not found"], err
-    den = tmp_path / "den"
+    den = tmp_path / "den run"   # a space: the hint's command quotes the path
     (den / "checkpoints").mkdir(parents=True)
     torch.save(ck, den / "checkpoints" / "best.ckpt")
     cfg["data"] = {"class_path": "pipeline.data_module.SimDataModule", "init_args": {}}
@@ -270,7 +270,7 @@ def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path,
     rc = cli.main(["segment", str(tmp_path / "nope.nii.gz"), "--model", str(den), "--out", str(tmp_path / "p.nii.gz")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and f"{den} [model]: a denoising run, not a segmentation run" in err[0], err
-    assert f"evaluate it with `pipeline evaluate --run {den}`" in err[0]
+    assert f"evaluate it with `pipeline evaluate --run '{den}'`" in err[0]
     rc = cli.main(["evaluate", "--task", "segmentation", "--run", str(den), "--out", str(tmp_path / "ev")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and f"{den} [run]: a denoising run, not a segmentation run" in err[0], err
