@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import h5py
@@ -262,7 +263,9 @@ def test_segmentation_runs_are_not_evaluated_as_denoisers(setup, tmp_path, capsy
     rc = cli.main(["evaluate", "--data-dir", str(data), "--runs-dir", str(runs), "--out", str(out), "--no-progress",
                    "--no-figures", "--datasets", "pois"])
     assert rc == 0
-    assert "exp/seg left out: trained on 'pipeline.seg_data.SegDataModule'" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "exp/seg left out: trained on 'pipeline.seg_data.SegDataModule'" in text
+    assert f"(for a segmentation run: pipeline evaluate --task segmentation --run {shlex.quote(str(seg))})" in text
     models = json.loads((out / "metrics.json").read_text())["datasets"]["pois"]["models"]
     assert sorted(models) == ["exp/conv", "exp/identity", "exp/sim"]
     rc = cli.main(["evaluate", "--run", str(seg), "--data-dir", str(data), "--out", str(tmp_path / "o"),
