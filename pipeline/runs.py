@@ -266,10 +266,11 @@ def describe_net(net_cfg: dict) -> str:
     return f"{net_cfg.get('class_path')}({args})"
 
 
-def load_model(run_dir: str | Path, which: str = "best", checkpoint: Any = None):
+def load_model(run_dir: str | Path, which: str = "best", checkpoint: Any = None, cfg: dict | None = None):
     """(network in eval mode with the run's ``which`` checkpoint loaded, the run's config dict);
-    ``checkpoint``: that file's content when the caller has read it already (read once)."""
-    cfg = read_config(run_dir)
+    ``checkpoint`` / ``cfg``: that file's content / the run's config when the caller has read it
+    already (each read once)."""
+    cfg = read_config(run_dir) if cfg is None else cfg
     net = build_net(cfg["net"])
     load_weights(net, checkpoint_path(run_dir, which), want=describe_net(cfg["net"]), have=describe_net(cfg["net"]),
                  obj=checkpoint)

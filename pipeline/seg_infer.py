@@ -25,12 +25,13 @@ def load_seg_run(run_dir: str | Path, which: str = "best",
     from pipeline.runs import checkpoint_path, load_model, not_denoising, read_checkpoint, read_config
 
     path = checkpoint_path(run_dir, which, field=field)
-    if not_denoising(read_config(run_dir)) is None:
+    cfg = read_config(run_dir)
+    if not_denoising(cfg) is None:
         raise PipelineInputError("a denoising run, not a segmentation run", path=run_dir, field=field,
                                  expected="a run of a segmentation experiment (`pipeline train seg_unet2d` ...)",
                                  hint=f"evaluate it with `pipeline evaluate --run {shlex.quote(str(run_dir))}`")
     ckpt = read_checkpoint(path)  # read once: weights and preprocessing state
-    net, cfg = load_model(run_dir, which, checkpoint=ckpt)
+    net, cfg = load_model(run_dir, which, checkpoint=ckpt, cfg=cfg)
     prep = ckpt.get("seg_preprocess") if isinstance(ckpt, dict) else None
     if not prep or not prep.get("zscore"):
         raise PipelineInputError("checkpoint has no segmentation preprocessing state", path=path,

@@ -131,6 +131,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         run_dirs = [Path(run)]
         checkpoint_path(run_dirs[0], checkpoint, field="run")
         run_cfg = read_config(run_dirs[0])
+        configs = {run_dirs[0]: run_cfg}
         reason = not_denoising(run_cfg)
         if reason is not None:
             raise PipelineInputError(f"not a denoising run: {reason}", path=run_dirs[0], field="task",
@@ -144,7 +145,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         if not run_dirs:
             raise PipelineInputError("no finished run (with a checkpoint)", path=runs_root, field="runs_dir",
                                      hint="train first (`pipeline train`)")
-        other = {rd: not_denoising(read_config(rd)) for rd in run_dirs}
+        configs = {rd: read_config(rd) for rd in run_dirs}
+        other = {rd: not_denoising(configs[rd]) for rd in run_dirs}
         for rd, reason in other.items():
             if reason is not None:
                 print(f"note: {run_name(rd)} left out: {reason} (for a segmentation run: "
@@ -171,7 +173,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
     for rd in run_dirs:
         if run is None:
             checkpoint_path(rd, checkpoint, field="run")
-        model, _cfg = load_model(rd, which=checkpoint)
+        model, _cfg = load_model(rd, which=checkpoint, cfg=configs[rd])
         models[run_name(rd)] = model
     results = [evaluate_dataset(f, models, split=split, batch_size=batch_size, device=device, ssim_variant=ssim,
                                 data_range=data_range, progress=progress) for f in files]
