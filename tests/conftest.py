@@ -2,8 +2,19 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+#: Folders the CLI and the sbatch scripts write by default relative to the working folder; a test
+#: that makes one in the repository wrote outside its tmp_path.
+DEFAULT_OUTPUT_FOLDERS = ("data", "runs", "reports", "logs", "demo_out")
+
+
+def new_folders(root: Path, before: set[str]) -> list[str]:
+    """The :data:`DEFAULT_OUTPUT_FOLDERS` under ``root`` that are not in ``before``."""
+    return [n for n in DEFAULT_OUTPUT_FOLDERS if n not in before and (root / n).exists()]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -27,6 +38,17 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("KNEE_PIPELINE_CACHE", str(base / "cache"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _repo_untouched():
+    """Fail the session if a test left a default output folder in the repository."""
+    before = set(new_folders(REPO, set()))
+    yield
+    made = new_folders(REPO, before)
+    if made:
+        pytest.fail(f"tests wrote into the repository: {', '.join(str(REPO / n) for n in made)} "
+                    "(write under tmp_path; pass cwd=tmp_path to subprocesses)", pytrace=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

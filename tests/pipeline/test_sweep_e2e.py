@@ -80,9 +80,10 @@ def test_sbatch_body_runs_one_index_locally_with_fake_slurm(smoke_env, tmp_path)
     (tmp_path / "bin" / "srun").write_text('#!/bin/bash\nexec "$@"\n')
     (tmp_path / "bin" / "srun").chmod(0o755)
     fake = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_JOB_ID": "4242", "SLURM_JOB_ID": "4243",
-            "SLURM_SUBMIT_DIR": str(REPO)}
+            "SLURM_SUBMIT_DIR": str(tmp_path)}  # the script cds there and makes logs/ (not in the repo)
     r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env={**env, **fake}, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rec = read_result(out, 1)
     assert rec["status"] == "done" and rec["slurm_array_task_id"] == "1" and rec["slurm_job_id"] == "4243"
     assert read_result(out, 0) is None and read_result(out, 2) is None       # only index 1 ran
+    assert (tmp_path / "logs").is_dir()  # made by the script in the submit folder, for sbatch's --output
