@@ -4,14 +4,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import signal
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 from data_tools.atomic import make_dir
 from data_tools.config_io import require_seed, require_time_string
-from data_tools.errors import PipelineInputError
+from data_tools.errors import PipelineInputError, require
 from data_tools.machine import cpu_label
 from data_tools.paths import default_runs_dir
 
@@ -43,6 +45,24 @@ def save_running_checkpoint() -> Path | None:
         return None
     log.info("saved %s at step %d", last.path, trainer.global_step)
     return Path(last.path)
+
+
+def interrupted_message(trainer, run_dir: Path, argv: list[str] | None, resume: bool | str = False) -> str:
+    """What a user needs after stopping a fit: the step it reached, the step its ``last.ckpt`` holds
+    and the command that continues from there (``argv`` plus ``--resume``; the same command where
+    ``resume`` is ``"unfinished"``, as in `pipeline demo`)."""
+    from .train_io import LastCheckpoint
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    head = f"training interrupted at step {trainer.global_step}"
+    if not last.exists():
+        return f"{head}, before its first checkpoint: nothing to resume; the same command starts {run_dir} again"
+    saved = next((cb.step for cb in trainer.callbacks if isinstance(cb, LastCheckpoint)), None)
+    kept = f"{head}; {last} ({f'step {saved}' if saved is not None else 'the checkpoint it resumed from'}) keeps the run"
+    if not argv:
+        return f"{kept}; resuming continues from it"
+    again = list(argv) if resume == "unfinished" or "--resume" in argv else [*argv, "--resume"]
+    return f"{kept}: continue with {shlex.join(again)}"
 
 
 def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | list[str] | None = None,
@@ -213,32 +233,40 @@ def _build_trainer(cfg: dict, run_dir: Path, module: Any = None):
 
 def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | list[str] | None = None,
                      max_steps: int | None = None, max_time: str | None = None, devices: Any = None,
-                     precision: str | None = None, resume: bool = False, runs_dir: str | Path | None = None,
+                     precision: str | None = None, resume: bool | str = False, runs_dir: str | Path | None = None,
                      data_dir: str | None = None, profile: str | None = "auto",
                      argv: list[str] | None = None) -> Path:
     """Train one experiment; returns its run folder (``<runs>/<experiment>/<run-name>``).
 
     ``overrides``: ``{"net.init_args.width": 32}`` or ``["net.init_args.width=32"]``.
     ``resume``: continue from ``checkpoints/last.ckpt`` if there is one. A finished run of the same
-    config is returned as is unless ``resume`` (e.g. with a larger ``max_steps``).
+    config is returned as is unless ``resume`` is True (e.g. with a larger ``max_steps``);
+    ``"unfinished"`` continues an interrupted run and returns a finished one as is (what re-running
+    `pipeline demo` does). ``argv``: the command line, for provenance.json and the hint after Ctrl-C.
     """
     import pytorch_lightning as pl
+
+    require(resume in (True, False, "unfinished"), f"resume = {resume!r}", field="resume",
+            expected="True, False or 'unfinished'")
 
     cfg = resolve_config(experiment_or_config, overrides, max_steps, max_time, devices, precision, data_dir, profile)
     runs_root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     run_dir = runs.resolve_run_dir(cfg, runs_root)
     last = run_dir / "checkpoints" / "last.ckpt"
     requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
-    if runs.is_done(run_dir) and not resume:
+    if runs.is_done(run_dir) and resume is not True:
         _build_trainer(cfg, run_dir)  # a bad trainer option is refused here too, not ignored
-        log.warning("run already finished: %s (pass --resume with a larger --max-steps to continue)", run_dir)
+        if resume == "unfinished":
+            log.info("run already finished, reused: %s", run_dir)
+        else:
+            log.warning("run already finished: %s (pass --resume with a larger --max-steps to continue)", run_dir)
         return run_dir
     if last.exists() and not (resume or requeued):
         raise PipelineInputError("run folder already holds a checkpoint", path=run_dir,
                                  hint="pass --resume to continue it, or change the config")
     if last.exists():
         runs.check_checkpoint_file(last)  # before the run folder is touched (done marker, config)
-    elif resume:  # e.g. a changed override gave another run folder than the one meant
+    elif resume is True:  # e.g. a changed override gave another run folder than the one meant
         log.warning("--resume: no checkpoint in %s; this run starts at step 0", run_dir)
 
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
@@ -266,11 +294,21 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     if requeued and list(run_dir.glob("hpc_ckpt_*.ckpt")):
         ckpt_path = None  # Lightning restores its newer SIGUSR1 checkpoint itself
     _ACTIVE.append(trainer)
+    sigint = signal.getsignal(signal.SIGINT)
     try:
         with warnings.catch_warnings():
             # a resumed run's checkpoints folder is meant to hold its checkpoints
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        # Lightning answers Ctrl-C with a graceful shutdown, then sys.exit(1), leaving SIGINT ignored:
+        # say where the run stands and how to continue it, and let the caller see the interrupt
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, sigint)
+        log.warning("%s", interrupted_message(trainer, run_dir, argv, resume))
+        raise KeyboardInterrupt from None
     finally:
         _ACTIVE.remove(trainer)
     if trainer.interrupted:

@@ -86,6 +86,7 @@ class LastCheckpoint(Checkpoint):
 
     def __init__(self, path) -> None:
         self.path = path
+        self.step: int | None = None  # the global step of the last save in this process
 
     @staticmethod
     def _epoch_finished(trainer) -> bool:
@@ -97,6 +98,7 @@ class LastCheckpoint(Checkpoint):
 
         if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run:
             trainer.save_checkpoint(self.path, weights_only=False)
+            self.step = trainer.global_step
             return True
         return False
 

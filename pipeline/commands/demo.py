@@ -8,7 +8,8 @@
 5. a short `pipeline train seg_unet2d` and its segmentation report with overlay figures.
 
 Everything goes under ``DIR`` (data/, runs/, reports/, figures/); re-running reuses finished steps
-(a finished simulation file or training run is not redone).
+(a finished simulation file or training run is not redone; an interrupted training run continues
+from its last checkpoint).
 """
 from __future__ import annotations
 
@@ -20,6 +21,18 @@ from . import Command, Items, join_items
 
 STEPS = ("phantom", "simulate", "train", "evaluate", "segment")
 DATASETS = ("rad_41", "rad_15", "pois")
+SEG_MINUTES, TRAIN_STEPS = 3.0, 300  # the defaults of --seg_minutes and --train_steps
+
+
+def command_line(out: str | Path, seg_minutes: float, train_steps: int, skip: list[str]) -> list[str]:
+    """The `pipeline demo` command these arguments stand for (its runs' provenance argv, and the
+    command that continues an interrupted demo)."""
+    argv = ["pipeline", "demo", "--out", str(out)]
+    if seg_minutes != SEG_MINUTES:
+        argv += ["--seg_minutes", f"{seg_minutes:g}"]
+    if train_steps != TRAIN_STEPS:
+        argv += ["--train_steps", str(train_steps)]
+    return argv + (["--skip", *skip] if skip else [])
 
 
 def _banner(i: int, text: str) -> None:
@@ -28,7 +41,7 @@ def _banner(i: int, text: str) -> None:
     Console(stderr=True).rule(f"[bold]demo {i}/{len(STEPS)}: {text}")
 
 
-def demo(out: str = "demo_out", seg_minutes: float = 3.0, train_steps: int = 300,
+def demo(out: str = "demo_out", seg_minutes: float = SEG_MINUTES, train_steps: int = TRAIN_STEPS,
          skip: Optional[list[str]] = None) -> dict[str, Any]:
     """Run the main job on the embedded default: phantom -> simulate -> train -> evaluate -> segment.
 
@@ -54,6 +67,7 @@ def demo(out: str = "demo_out", seg_minutes: float = 3.0, train_steps: int = 300
         raise PipelineInputError(f"--seg_minutes must be positive, got {seg_minutes}", field="seg_minutes",
                                  expected="a number of minutes > 0")
     root = Path(out)
+    argv = command_line(out, seg_minutes, train_steps, skip)
     data_dir, runs_dir, reports, figs = root / "data", root / "runs", root / "reports", root / "figures"
     make_dir(figs)
     t0 = time.perf_counter()
@@ -87,8 +101,8 @@ def demo(out: str = "demo_out", seg_minutes: float = 3.0, train_steps: int = 300
         from pipeline.train import train_experiment
 
         run_dir = train_experiment("unet_l2", ["trainer.max_epochs=-1"], max_steps=train_steps,
-                                   data_dir=str(data_dir), runs_dir=runs_dir,
-                                   argv=["pipeline", "demo", "--out", str(root)])
+                                   data_dir=str(data_dir), runs_dir=runs_dir, resume="unfinished",
+                                   argv=argv)
         result["run"] = str(run_dir)
 
     if "evaluate" not in skip:
@@ -108,7 +122,7 @@ def demo(out: str = "demo_out", seg_minutes: float = 3.0, train_steps: int = 300
 
         secs = int(round(seg_minutes * 60))
         seg_run = train_experiment("seg_unet2d", max_time=f"00:{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}",
-                                   runs_dir=runs_dir, argv=["pipeline", "demo", "--out", str(root)])
+                                   runs_dir=runs_dir, resume="unfinished", argv=argv)
         evaluate_segmentation_run(seg_run, reports / "segmentation")  # prints Dice/IoU/HD95/ASSD
         result["seg_run"] = str(seg_run)
         result["seg_report"] = str(reports / "segmentation")
@@ -143,8 +157,8 @@ def _parser():
     p = ArgumentParser(description=demo.__doc__.splitlines()[0])
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("--out", type=str, default="demo_out", help="output folder (data/, runs/, reports/, figures/)")
-    p.add_argument("--seg_minutes", type=float, default=3.0, help="wall-clock minutes of the short segmentation run")
-    p.add_argument("--train_steps", type=int, default=300, help="optimiser steps of the denoising run")
+    p.add_argument("--seg_minutes", type=float, default=SEG_MINUTES, help="wall-clock minutes of the short segmentation run")
+    p.add_argument("--train_steps", type=int, default=TRAIN_STEPS, help="optimiser steps of the denoising run")
     p.add_argument("--skip", type=Items(str, "step"), nargs="+", default=None, metavar="STEP",
                    help=f"steps to leave out, of {list(STEPS[1:])} (--skip train segment)")
     return p

@@ -21,6 +21,20 @@ def test_nonpositive_seg_minutes_exit_2(tmp_path, capsys):
     assert "seg_minutes" in capsys.readouterr().err
 
 
+def test_command_line_stands_for_the_options_given():
+    """The argv the demo's runs record (and the command that continues an interrupted demo): only
+    the options given, and the parser reads it back to the same values."""
+    from pipeline.commands import join_items
+    from pipeline.commands.demo import _parser, command_line
+
+    assert command_line("d", 3.0, 300, []) == ["pipeline", "demo", "--out", "d"]
+    argv = command_line("my out", 0.5, 40, ["segment"])
+    assert argv == ["pipeline", "demo", "--out", "my out", "--seg_minutes", "0.5", "--train_steps", "40",
+                    "--skip", "segment"]
+    ns = _parser().parse_args(argv[2:])
+    assert (ns.out, ns.seg_minutes, ns.train_steps, join_items(ns.skip)) == ("my out", 0.5, 40, ["segment"])
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     """Four tiny phantom subjects stand in for the cached demo set: every stage runs and leaves its

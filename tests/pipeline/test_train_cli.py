@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from conftest import tiny_overrides
+from data_tools.errors import PipelineInputError
 from data_tools.simdata import split_indices
 from pipeline import cli, runs
 from pipeline import train as train_mod
@@ -179,6 +180,87 @@ def test_scheduler_signal_checkpoint_resumes_at_that_step(sim_dir, tmp_path, mon
     b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def _interrupt_at(monkeypatch, step):
+    """Make the next fits raise KeyboardInterrupt (Ctrl-C) after training step ``step``."""
+    import pytorch_lightning as pl
+
+    class CtrlC(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == step:
+                raise KeyboardInterrupt
+
+    real_build = train_mod._build_trainer
+
+    def build(cfg, run_dir, module=None):
+        trainer = real_build(cfg, run_dir, module)
+        trainer.callbacks.append(CtrlC())
+        return trainer
+
+    monkeypatch.setattr(train_mod, "_build_trainer", build)
+
+
+def test_ctrl_c_says_how_to_continue_and_exits_130(sim_dir, tmp_path, monkeypatch, caplog, capsys):
+    """Lightning answers Ctrl-C with a graceful shutdown and sys.exit(1), and leaves SIGINT ignored:
+    `pipeline train` exited 1 without a word on how to continue. Now: the step reached, the step
+    last.ckpt holds (4 steps per epoch: the end of epoch 0), the command with --resume, exit 130,
+    and the process's SIGINT handler back."""
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    _interrupt_at(monkeypatch, 6)
+    argv = ["train", "dncnn_l2", "--profile", "full", "--max-steps", "10", "--runs-dir", str(tmp_path),
+            "--set", *(f"{k}={json.dumps(v)}" for k, v in tiny_overrides(sim_dir).items())]
+    monkeypatch.setattr("sys.argv", ["pipeline", *argv])
+    assert cli.main(argv) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    assert signal.getsignal(signal.SIGINT) is handler
+    (run,) = (tmp_path / "dncnn_l2").iterdir()
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said[-1].startswith(f"training interrupted at step 6; {run / 'checkpoints' / 'last.ckpt'} (step 4) "
+                               "keeps the run: continue with pipeline train dncnn_l2 --profile full")
+    assert said[-1].endswith(" --resume") and not (run / "done").exists()
+    monkeypatch.undo()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
+    assert cli.main([*argv, "--resume"]) == 0
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 10
+
+
+def test_ctrl_c_before_the_first_checkpoint(sim_dir, tmp_path, monkeypatch, caplog):
+    _interrupt_at(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        train_experiment("dncnn_l2", tiny_overrides(sim_dir), max_steps=10, runs_dir=tmp_path, profile="full",
+                         argv=["pipeline", "train", "dncnn_l2"])
+    (run,) = (tmp_path / "dncnn_l2").iterdir()
+    assert not (run / "checkpoints" / "last.ckpt").exists()
+    assert caplog.records[-1].getMessage() == (f"training interrupted at step 2, before its first checkpoint: "
+                                               f"nothing to resume; the same command starts {run} again")
+    monkeypatch.undo()
+    assert train_experiment("dncnn_l2", tiny_overrides(sim_dir), max_steps=3, runs_dir=tmp_path, profile="full") == run
+
+
+def test_resume_unfinished_continues_an_interrupted_run_and_reuses_a_finished_one(sim_dir, tmp_path, monkeypatch,
+                                                                                 caplog):
+    """What re-running `pipeline demo` does: the demo has no --resume, and an interrupted demo run
+    was refused ("run folder already holds a checkpoint; pass --resume") on every later `make demo`."""
+    o = tiny_overrides(sim_dir)
+    _interrupt_at(monkeypatch, 5)
+    argv = ["pipeline", "demo", "--out", "x"]
+    with pytest.raises(KeyboardInterrupt):
+        train_experiment("dncnn_l2", o, max_steps=6, runs_dir=tmp_path, profile="full", resume="unfinished", argv=argv)
+    assert caplog.records[-1].getMessage().endswith("keeps the run: continue with pipeline demo --out x")
+    monkeypatch.undo()
+    caplog.clear()
+    run = train_experiment("dncnn_l2", o, max_steps=6, runs_dir=tmp_path, profile="full", resume="unfinished")
+    last = run / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 6 and (run / "done").exists()
+    stamp = last.stat().st_mtime_ns
+    assert train_experiment("dncnn_l2", o, max_steps=6, runs_dir=tmp_path, profile="full", resume="unfinished") == run
+    assert last.stat().st_mtime_ns == stamp  # reused, not fitted again
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # no "--resume: no checkpoint", no hint
+    with pytest.raises(PipelineInputError, match="resume"):
+        train_experiment("dncnn_l2", o, max_steps=6, runs_dir=tmp_path, profile="full", resume="yes")
 
 
 def test_data_order_follows_the_run_seed(sim_dir):
