@@ -16,8 +16,13 @@ from data_tools.atomic import atomic_path, write_text_atomic
 
 from .benchmark import BENCHMARK, DatasetResult
 from .metrics import FAIL_M_MAE_ABOVE, FAIL_M_SSIM_BELOW, METRIC_NAMES
+from .statistics import CI_LEVEL, format_difference, paired_difference
 
 TABLE_METRICS = ("mae", "mse", "ssim")
+DIFF_INTRO = (f"Mean paired difference over the test images (model minus benchmark: a positive ΔM-SSIM and a "
+              f"negative ΔM-MAE / ΔM-MSE are improvements) with its {CI_LEVEL:.0%} interval from a bootstrap over "
+              f"the test subjects (the slices of one knee are not independent samples); with one test "
+              f"subject there is no interval.")
 #: For these a lower value is better; for the others (ssim, psnr) higher is better.
 LOWER_IS_BETTER = {"mae", "mse", "nmse"}
 
@@ -52,9 +57,11 @@ def metrics_document(results: Sequence[DatasetResult], models: Mapping[str, str]
 
     ``{"split", "ssim_variant", "data_range", "failure_rule", "models": {name: run_dir},
     "datasets": {name: {"path", "channels", "count", "benchmark": summary, "models": {name: summary
-    + "breaks_benchmark"}, "skipped": {name: reason}}}}``; a summary holds per metric ``mean``
-    (null when any image is non-finite), ``finite_mean``, ``std``, ``count``, ``nonfinite``, plus
-    ``failed``, ``nonfinite_images`` and ``count``.
+    + "breaks_benchmark" + "vs_benchmark"}, "skipped": {name: reason}}}}``; a summary holds per
+    metric ``mean`` (null when any image is non-finite), ``finite_mean``, ``std``, ``count``,
+    ``nonfinite``, plus ``failed``, ``nonfinite_images`` and ``count``; ``vs_benchmark`` holds per
+    table metric the paired difference model - benchmark with its interval from a bootstrap over
+    the test subjects (:func:`evaluation.statistics.paired_difference`).
     """
     doc: dict[str, Any] = {
         "split": results[0].split if results else None,
@@ -69,8 +76,11 @@ def metrics_document(results: Sequence[DatasetResult], models: Mapping[str, str]
         bench = sums.pop(BENCHMARK)
         entry = {"path": str(r.path), "channels": r.channels, "count": int(len(r.rows)), "benchmark": bench,
                  "models": {}, "skipped": dict(r.skipped)}
+        subjects = r.columns["subject"]
         for name, s in sums.items():
-            entry["models"][name] = {**s, "breaks_benchmark": _breaks(s, bench)}
+            vs = {m: paired_difference(r.per_image[name][m], r.per_image[BENCHMARK][m], subjects,
+                                       lower_is_better=m in LOWER_IS_BETTER) for m in TABLE_METRICS}
+            entry["models"][name] = {**s, "breaks_benchmark": _breaks(s, bench), "vs_benchmark": vs}
         doc["datasets"][r.name] = entry
     return _clean(doc)
 
@@ -111,6 +121,40 @@ def table_rows(doc: Mapping[str, Any], metrics: Sequence[str] = TABLE_METRICS,
         for name, why in (entry.get("skipped", {}) if skipped else {}).items():
             rows.append([d, name, *("-" for _ in metrics), f"skipped: {why}", "0"])
     return rows
+
+
+DIFF_HEADER = ["test set", "model", *(f"ΔM-{m.upper()} [{CI_LEVEL:.0%} CI]" for m in TABLE_METRICS),
+               "images better (SSIM)", "subjects better (SSIM)", "test subjects"]
+
+
+def difference_rows(doc: Mapping[str, Any]) -> list[list[str]]:
+    """Rows ``[dataset, model, ΔM-MAE, ΔM-MSE, ΔM-SSIM (each with its interval), images better,
+    subjects better, test subjects]`` for every evaluated model (model minus benchmark; see
+    :mod:`evaluation.statistics`)."""
+    rows = []
+    for d, entry in doc["datasets"].items():
+        for name, s in entry["models"].items():
+            vs = s.get("vs_benchmark") or {}
+            ssim = vs.get("ssim") or {}
+            better = "-" if ssim.get("images_better") is None else f"{ssim['images_better']:.0%}"
+            subj = "-" if ssim.get("subjects_better") is None else f"{ssim['subjects_better']} of {ssim['subjects']}"
+            rows.append([d, name, *(format_difference(vs.get(m), "+.3e" if m in ("mse", "nmse") else "+.4f")
+                                    for m in TABLE_METRICS), better, subj, str(ssim.get("subjects", "-"))])
+    return rows
+
+
+def difference_notes(doc: Mapping[str, Any]) -> list[str]:
+    """One console line per model and test set: ΔM-SSIM with its interval over the test subjects."""
+    lines = []
+    for d, entry in doc["datasets"].items():
+        for name, s in entry["models"].items():
+            ssim = (s.get("vs_benchmark") or {}).get("ssim")
+            if ssim and ssim.get("mean") is not None:
+                n = ssim["subjects"]
+                lines.append(f"{d}: {name} ΔM-SSIM vs benchmark {format_difference(ssim)} ({n} test subject"
+                             f"{'s' * (n != 1)}, {ssim['images']} images"
+                             f"{'' if ssim.get('ci_low') is not None else '; one subject gives no interval'})")
+    return lines
 
 
 def _header(metrics: Sequence[str]) -> list[str]:
@@ -154,7 +198,7 @@ def print_table(doc: Mapping[str, Any], console=None) -> None:
 
     console = console or Console()
     console.print(console_table(doc))
-    for line in skipped_notes(doc):
+    for line in difference_notes(doc) + skipped_notes(doc):
         console.print(line, markup=False, highlight=False)
 
 
@@ -166,6 +210,11 @@ def _markdown(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], titl
              f"Failure rule: {doc['failure_rule']}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(doc, metrics)]
+    diffs = difference_rows(doc)
+    if diffs:
+        lines += ["", "## Model minus benchmark", "", DIFF_INTRO, "",
+                  "| " + " | ".join(DIFF_HEADER) + " |", "|" + "---|" * len(DIFF_HEADER)]
+        lines += ["| " + " | ".join(r) + " |" for r in diffs]
     for section, paths in figures.items():
         lines += ["", f"## {section}", ""] + [f"![{Path(p).stem}]({p})" for p in paths]
     return "\n".join(lines) + "\n"
@@ -183,6 +232,12 @@ def _html(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], title: s
     for r in table_rows(doc, metrics):
         out.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>")
     out.append("</table>")
+    diffs = difference_rows(doc)
+    if diffs:
+        out += ["<h2>Model minus benchmark</h2>", f"<p>{e(DIFF_INTRO)}</p><table><tr>"]
+        out += [f"<th>{e(h)}</th>" for h in DIFF_HEADER] + ["</tr>"]
+        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in diffs]
+        out.append("</table>")
     for section, paths in figures.items():
         out.append(f"<h2>{e(section)}</h2>")
         out += [f"<p><a href='{e(p)}'><img src='{e(p)}' alt='{e(Path(p).stem)}'></a></p>" for p in paths]

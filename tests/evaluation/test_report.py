@@ -41,6 +41,12 @@ def test_write_report(results, tmp_path):
     broken = rad["models"]["exp/broken"]
     assert broken["failed"] is True and broken["nonfinite_images"] == rad["count"] and broken["mae"]["mean"] is None
     assert rad["benchmark"]["failed"] is False
+    # model minus benchmark, interval over the two test subjects: the identity model is the benchmark
+    same = rad["models"]["exp/identity"]["vs_benchmark"]
+    assert set(same) == {"mae", "mse", "ssim"} and same["ssim"]["subjects"] == 2
+    assert same["ssim"]["mean"] == same["ssim"]["ci_low"] == same["ssim"]["ci_high"] == 0.0
+    assert same["ssim"]["images_better"] == 0.0 and same["ssim"]["images"] == rad["count"]
+    assert broken["vs_benchmark"]["ssim"]["mean"] is None
     assert rad["benchmark"]["ssim"]["mean"] == pytest.approx(float(np.mean(results[0].per_image["benchmark"]["ssim"])))
     with open(out / "per_image.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -53,6 +59,9 @@ def test_write_report(results, tmp_path):
         assert (out / "figures" / name).stat().st_size > 1000
         assert f"figures/{name}" in md
     assert "FAILED" in md and "<img src='figures/bars_ssim.png'" in (out / "report.html").read_text()
+    assert "## Model minus benchmark" in md and "| rad_41 | exp/identity | +0.0000 [+0.0000, +0.0000] |" in md
+    assert "| rad_41 | exp/broken | - | - | - | - | - | 2 |" in md
+    assert "<h2>Model minus benchmark</h2>" in (out / "report.html").read_text()
     # deterministic: the same evaluation writes the same files
     write_report(results, tmp_path / "again", models={"exp/identity": "runs/exp/identity"}, figures=False)
     assert (tmp_path / "again" / "metrics.json").read_bytes() == (out / "metrics.json").read_bytes()
@@ -68,6 +77,8 @@ def test_console_table(results):
     bench = doc["datasets"]["pois"]["benchmark"]
     assert "M-MAE" in text and "M-SSIM" in text and "benchmark" in text and "FAILED" in text
     assert f"{bench['ssim']['mean']:.4f}" in text and f"{bench['mae']['mean']:.4f}" in text
+    assert "pois: exp/identity ΔM-SSIM vs benchmark +0.0000 [+0.0000, +0.0000] (2 test subjects," in text
+    assert "exp/broken ΔM-SSIM" not in text  # a failed model has no difference to report
 
 
 def test_skipped_model_is_listed(tmp_path, make_sim):
