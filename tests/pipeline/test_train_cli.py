@@ -140,6 +140,18 @@ def test_resume_inside_an_epoch_equals_one_run(sim_dir, tmp_path, stops):
     assert b["loops"]["fit_loop"]["state_dict"] == a["loops"]["fit_loop"]["state_dict"]
 
 
+def _add_callback(monkeypatch, callback):
+    """Give the trainers of the next fits one more callback (until ``monkeypatch.undo()``)."""
+    real_build = train_mod._build_trainer
+
+    def build(cfg, run_dir, module=None):
+        trainer = real_build(cfg, run_dir, module)
+        trainer.callbacks.append(callback)
+        return trainer
+
+    monkeypatch.setattr(train_mod, "_build_trainer", build)
+
+
 def test_scheduler_signal_checkpoint_resumes_at_that_step(sim_dir, tmp_path, monkeypatch):
     """submitit calls SubmititRow.checkpoint on its time-out signal, in the job's process: it saves
     the running fit's last.ckpt at the current step, so the requeued row loses no steps."""
@@ -161,14 +173,7 @@ def test_scheduler_signal_checkpoint_resumes_at_that_step(sim_dir, tmp_path, mon
     # checkpoint's loader position was restored, and the resumed epoch restarted from its top
     o = tiny_overrides(sim_dir, **{"trainer.max_epochs": 5})
     full = train_experiment("dncnn_l2", o, max_steps=7, runs_dir=tmp_path / "a", profile="full")
-    real_build = train_mod._build_trainer
-
-    def build(cfg, run_dir, module=None):
-        trainer = real_build(cfg, run_dir, module)
-        trainer.callbacks.append(SignalAtStep3())
-        return trainer
-
-    monkeypatch.setattr(train_mod, "_build_trainer", build)
+    _add_callback(monkeypatch, SignalAtStep3())
     with pytest.raises(Preempted):
         train_experiment("dncnn_l2", o, max_steps=7, runs_dir=tmp_path / "b", profile="full")
     monkeypatch.undo()
@@ -191,14 +196,7 @@ def _interrupt_at(monkeypatch, step):
             if trainer.global_step == step:
                 raise KeyboardInterrupt
 
-    real_build = train_mod._build_trainer
-
-    def build(cfg, run_dir, module=None):
-        trainer = real_build(cfg, run_dir, module)
-        trainer.callbacks.append(CtrlC())
-        return trainer
-
-    monkeypatch.setattr(train_mod, "_build_trainer", build)
+    _add_callback(monkeypatch, CtrlC())
 
 
 def test_ctrl_c_says_how_to_continue_and_exits_130(sim_dir, tmp_path, monkeypatch, caplog, capsys):
