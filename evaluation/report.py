@@ -138,7 +138,7 @@ def difference_rows(doc: Mapping[str, Any]) -> list[list[str]]:
             ssim = vs.get("ssim") or {}
             better = "-" if ssim.get("images_better") is None else f"{ssim['images_better']:.0%}"
             subj = "-" if ssim.get("subjects_better") is None else f"{ssim['subjects_better']} of {ssim['subjects']}"
-            rows.append([d, name, *(format_difference(vs.get(m), "+.3e" if m in ("mse", "nmse") else "+.4f")
+            rows.append([d, name, *(format_difference(vs.get(m), "+.3e" if m == "mse" else "+.4f")
                                     for m in TABLE_METRICS), better, subj, str(ssim.get("subjects", "-"))])
     return rows
 
