@@ -12,9 +12,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT_FOLDERS = ("data", "runs", "reports", "logs", "demo_out")
 
 
-def new_folders(root: Path, before: set[str]) -> list[str]:
-    """The :data:`DEFAULT_OUTPUT_FOLDERS` under ``root`` that are not in ``before``."""
-    return [n for n in DEFAULT_OUTPUT_FOLDERS if n not in before and (root / n).exists()]
+def _present() -> set[str]:
+    """The :data:`DEFAULT_OUTPUT_FOLDERS` that exist in the repository now."""
+    return {n for n in DEFAULT_OUTPUT_FOLDERS if (REPO / n).exists()}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -43,9 +43,9 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session", autouse=True)
 def _repo_untouched():
     """Fail the session if a test left a default output folder in the repository."""
-    before = set(new_folders(REPO, set()))
+    before = _present()
     yield
-    made = new_folders(REPO, before)
+    made = sorted(_present() - before)
     if made:
         pytest.fail(f"tests wrote into the repository: {', '.join(str(REPO / n) for n in made)} "
                     "(write under tmp_path; pass cwd=tmp_path to subprocesses)", pytrace=False)
