@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from data_tools.atomic import atomic_path, write_text_atomic
-from data_tools.errors import PipelineInputError
+from data_tools.errors import PipelineInputError, require
 
-from .plan import plan_table, sweep_dir, write_plan
+from .plan import check_sweep_dir, plan_table, sweep_dir
 from .spec import SweepSpec
 
 MINUS = "\u2212"   # the chapter's table prints a typographic minus
@@ -201,13 +201,15 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
     from matplotlib.ticker import MaxNLocator
 
     root = sweep_dir(spec, out)
-    if not (root / "plan.csv").exists():
-        write_plan(spec, root)
+    hint = f"run rows first: {spec.command('--run', '--all', out=out)}"
+    # Reads only: a folder never planned or run is not turned into one by asking for its analysis.
+    require((root / "sweep.json").exists(), "no finished rows to analyse (the sweep was never planned or run here)",
+            path=root, field="status", hint=hint)
+    check_sweep_dir(spec, root)  # results of an edited spec would be read against shifted rows
     df = results_frame(spec, root)
     done = df[df["status"] == "done"].copy()
     if done.empty:
-        raise PipelineInputError("no finished rows to analyse", path=root / "plan.csv", field="status",
-                                 hint=f"run rows first: {spec.command('--run', '--all', out=out)}")
+        raise PipelineInputError("no finished rows to analyse", path=root / "plan.csv", field="status", hint=hint)
     adir = root / "analysis"
     cov, cat, group = _analysis_cfg(spec)
     done["model_failed"] = done["model_failed"].fillna(1).astype(int)

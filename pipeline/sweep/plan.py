@@ -164,6 +164,7 @@ def read_plan(path: str | Path) -> list[dict[str, str]]:
 
 
 def status_counts(spec: SweepSpec, root: Path) -> dict[str, int]:
+    check_sweep_dir(spec, root)  # counts of an edited spec's folder would be of other rows
     counts = dict.fromkeys(STATUSES, 0)
     for row in spec.rows():
         res = read_result(root, row.index)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from data_tools.errors import PipelineInputError
+from pipeline.sweep.analysis import analyse
 from pipeline.sweep.plan import read_plan, read_result, status_counts
 from pipeline.sweep.runner import failure_rate, run_row, run_rows, select_indices
 from pipeline.sweep.spec import load_spec
@@ -113,6 +114,21 @@ def test_changed_spec_is_refused_for_an_old_folder(tmp_path):
     s2 = load_spec(write_spec(tmp_path, {"net.init_args.depth": [5, 1, 2]}))
     with pytest.raises(PipelineInputError, match="different version"):
         run_row(s2, 0, out, train_fn=FakeTrain(), eval_fn=fake_eval)
+    # --status and --analyse read results by row index too: row 0 of s1 (depth 1) is not row 0 of
+    # s2 (depth 5); they counted it and analysed it under s2's values without a word.
+    assert status_counts(s1, out)["done"] == 1
+    for read in (status_counts, analyse):
+        with pytest.raises(PipelineInputError, match="different version"):
+            read(s2, out)
+    assert not (out / "analysis").exists()
+
+
+def test_analyse_of_a_folder_never_planned_writes_nothing(tmp_path):
+    out = tmp_path / "sw"
+    spec = load_spec(write_spec(tmp_path, {"net.init_args.depth": [1, 2]}))
+    with pytest.raises(PipelineInputError, match="never planned or run here"):
+        analyse(spec, out)
+    assert not out.exists()  # it wrote sweep.json and plan.csv there before finding no rows
 
 
 def test_damaged_sweep_files_are_named(tmp_path):
