@@ -6,7 +6,6 @@ import os
 import re
 import shlex
 import signal
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -294,21 +293,15 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     if requeued and list(run_dir.glob("hpc_ckpt_*.ckpt")):
         ckpt_path = None  # Lightning restores its newer SIGUSR1 checkpoint itself
     _ACTIVE.append(trainer)
-    sigint = signal.getsignal(signal.SIGINT)
+    from .train_io import ctrl_c_raises
+
     try:
-        with warnings.catch_warnings():
+        # on Ctrl-C: say where the run stands and how to continue it, then KeyboardInterrupt
+        with ctrl_c_raises(trainer, lambda: log.warning("%s", interrupted_message(trainer, run_dir, argv, resume))), \
+                warnings.catch_warnings():
             # a resumed run's checkpoints folder is meant to hold its checkpoints
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    except SystemExit:
-        if not trainer.interrupted:
-            raise
-        # Lightning answers Ctrl-C with a graceful shutdown, then sys.exit(1), leaving SIGINT ignored:
-        # say where the run stands and how to continue it, and let the caller see the interrupt
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, sigint)
-        log.warning("%s", interrupted_message(trainer, run_dir, argv, resume))
-        raise KeyboardInterrupt from None
     finally:
         _ACTIVE.remove(trainer)
     if trainer.interrupted:

@@ -96,7 +96,7 @@ def _lightning(net, loss_fn, loader, steps: int, warmup: int, precision: str, ch
     import torch
 
     from .lit_module import TaskModule
-    from .train_io import drop_lightning_adverts
+    from .train_io import ctrl_c_raises, drop_lightning_adverts
 
     class Clock(pl.Callback):
         def __init__(self):
@@ -125,7 +125,8 @@ def _lightning(net, loss_fn, loader, steps: int, warmup: int, precision: str, ch
     trainer = pl.Trainer(max_steps=warmup + steps, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, precision=precision,
                          callbacks=[clock], devices=1, limit_val_batches=0, num_sanity_val_steps=0)
-    trainer.fit(module, loader)
+    with ctrl_c_raises(trainer):  # exit 130, not Lightning's silent exit 1 (no JSON is written)
+        trainer.fit(module, loader)
     dt = clock.t1 - clock.t0
     return {"images_per_s": clock.n / dt, "step_ms": 1000 * dt / steps}
 

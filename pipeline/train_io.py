@@ -4,6 +4,10 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 from pytorch_lightning.callbacks import Checkpoint, RichProgressBar, TQDMProgressBar
@@ -32,6 +36,28 @@ def drop_lightning_adverts() -> None:
     import pytorch_lightning.utilities.rank_zero as rank_zero
 
     logging.getLogger(rank_zero.__name__).addFilter(_NO_ADVERTS)
+
+
+@contextmanager
+def ctrl_c_raises(trainer, on_interrupt: Callable[[], object] | None = None) -> Iterator[None]:
+    """Ctrl-C inside ``trainer.fit`` in this block is a ``KeyboardInterrupt`` again (the CLI's exit 130).
+
+    Lightning answers it with a graceful shutdown, then ``sys.exit(1)``, and leaves SIGINT ignored
+    (Ctrl-C then does nothing for the rest of the process, e.g. a notebook). Here the process's
+    SIGINT handler comes back, ``on_interrupt`` runs (say where the run stands), and the interrupt
+    reaches the caller. Any other ``SystemExit`` passes unchanged.
+    """
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, sigint)
+        if on_interrupt is not None:
+            on_interrupt()
+        raise KeyboardInterrupt from None
 
 
 class _AppendingWriter(ExperimentWriter):

@@ -58,3 +58,23 @@ def test_bench_train_size_the_network_cannot_take(tmp_path, capsys, monkeypatch)
     assert cli.main(["bench", "train", "shrinks", "--out", str(out), "--size", "3", "--num-workers", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[--size]: shrinks cannot take 3x3 inputs" in err[0] and not out.exists()
+
+
+def test_bench_train_ctrl_c_exits_130_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    """Ctrl-C during the Lightning half of the bench exited 1 without a word (Lightning's graceful
+    shutdown ends in sys.exit(1)) and left SIGINT ignored; now it is the CLI's "interrupted", 130."""
+    import signal
+
+    from pipeline.lit_module import TaskModule
+
+    def ctrl_c(self, outputs, batch, batch_idx):
+        if self.trainer.global_step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TaskModule, "on_train_batch_end", ctrl_c, raising=False)
+    handler = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "b.json"
+    assert cli.main(["bench", "train", "dncnn", "--size", "16", "--batch", "2", "--steps", "3", "--warmup", "1",
+                     "--num-workers", "0", "--model-args", "{depth: 2, width: 8}", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    assert signal.getsignal(signal.SIGINT) is handler and not out.exists()
