@@ -17,7 +17,17 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from .errors import PipelineInputError
-from .simdata import open_sim, split_indices
+from .simdata import dataset_attrs, open_sim, read_index, split_indices
+from .splits import MODES, empty_splits
+
+
+def _why_empty(path: Path) -> str | None:
+    """How the file's rows were split and what to do (the 60/20/20 subject split of 2 subjects is 2/0/0)."""
+    mode = dataset_attrs(path).get("split_mode")
+    if mode not in MODES:
+        return None  # not written by `pipeline simulate`: its rule is unknown
+    idx = read_index(path)
+    return empty_splits(dict(zip(idx["slice_id"], idx["split"])), mode)
 
 
 class SimSliceDataset(Dataset):
@@ -40,7 +50,7 @@ class SimSliceDataset(Dataset):
             rows = rows[sel]
         if len(rows) == 0:
             raise PipelineInputError(f"no samples in split '{split}'", path=self.path, field="split",
-                                     expected="at least one row with this split")
+                                     expected="at least one row with this split", hint=_why_empty(self.path))
         self.rows = rows.astype(np.int64)
         with open_sim(self.path) as f:
             self.sample_shape: tuple[int, int, int] = tuple(int(s) for s in f["input"].shape[1:])

@@ -18,6 +18,7 @@ one maximum, as ``bart toimg`` on the multi-interleave array, reference §1.3). 
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -38,9 +39,11 @@ from .nufft import (NUFFT2D, TorchNUFFT2D, cg_inverse_many, dcf_adjoint, make_nu
 from .paths import default_sim_dir
 from .sim_config import SimConfig, geometry, resolve
 from .simdata import SimColumns, create_sim_file, slice_id, write_columns
-from .splits import assign_splits
+from .splits import assign_splits, empty_splits
 from .subject import list_subjects, not_a_subject_hint, read_subject
 from .trajectories import nyquist_acceleration, radial_density, radial_trajectory
+
+log = logging.getLogger(__name__)
 
 
 def crop_center(x: np.ndarray, crop: int) -> np.ndarray:
@@ -189,6 +192,8 @@ def simulate(pattern: str | None = None, *, data: str | Path | None = None, out:
     subjects = [p.stem for p in files]
     all_ids = [slice_id(s, ax, i) for s in subjects for ax, idx in ranges.items() for i in idx]
     splits = assign_splits(all_ids, cfg.split, cfg.split_fractions, cfg.split_seed)
+    if (note := empty_splits(splits, cfg.split)) is not None:
+        log.warning("%s: %s", cfg.name, note)  # a valid file, but one that train/evaluate will refuse
     step = cfg.slice_stride * (cfg.coil_stride if cfg.coil else 1)  # coil: every third slice, reference §1.4
     take = {ax: idx[::step] for ax, idx in ranges.items()}
     variants = cfg.interleaves if cfg.pattern == "radial" else 1

@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import require
+from .simdata import SPLITS
 
 SPLIT_SEED = 1993  # reference §1.5: np.random.seed(1993)
 FRACTIONS = (0.6, 0.2, 0.2)  # train, val, test
@@ -79,3 +80,23 @@ def assign_splits(slice_ids: Sequence[str], mode: str = "subject", fractions: Se
         return slice_split(slice_ids, fractions, seed)
     by_subject = subject_split((s.split("/")[0] for s in slice_ids), fractions, seed)
     return {s: by_subject[s.split("/")[0]] for s in slice_ids}
+
+
+def empty_splits(slice_splits: dict[str, str], mode: str = "subject") -> str | None:
+    """``None`` when train, val and test all got data, else one line saying which did not and what to do.
+
+    ``slice_splits`` is slice id → split (:func:`assign_splits`); counts are of subjects for a
+    subject split (fewer than 3 leave val and test empty: 2 subjects round to 2/0/0), else of slices.
+    """
+    units = {(sid.split("/")[0] if mode == "subject" else sid): split for sid, split in slice_splits.items()}
+    counts = {s: sum(v == s for v in units.values()) for s in SPLITS}
+    empty = [s for s in SPLITS if counts[s] == 0]
+    if not empty:
+        return None
+    what = "subject" if mode == "subject" else "slice"
+    todo = ("simulate from 3 or more subjects, or with --split slice" if mode == "subject"
+            else "simulate more slices (a smaller --slice_stride, more --axes or subjects)")
+    return (f"split by {mode}: {len(units)} {what}{'s give' if len(units) != 1 else ' gives'} "
+            + ", ".join(f"{s} {counts[s]}" for s in SPLITS)
+            + f"; nothing in {' and '.join(empty)} (`pipeline train` validates on val, `pipeline evaluate` "
+            f"scores test): {todo}")

@@ -163,6 +163,43 @@ def test_slice_split_mode_is_stride_independent(subjects, tmp_path):
     assert len(set(ia["split"][ia["subject"] == "s0"])) == 3  # slice level: one knee in all splits
 
 
+def test_empty_splits_known_answers():
+    from data_tools.splits import assign_splits, empty_splits
+
+    ids = lambda n: [f"k{i}/z{j}" for i in range(n) for j in range(5)]  # noqa: E731
+    assert empty_splits(assign_splits(ids(2)), "subject") == (
+        "split by subject: 2 subjects give train 2, val 0, test 0; nothing in val and test (`pipeline train` "
+        "validates on val, `pipeline evaluate` scores test): simulate from 3 or more subjects, or with --split slice")
+    assert empty_splits(assign_splits(ids(1)), "subject").startswith("split by subject: 1 subject gives train 1,")
+    for n in (3, 4, 10):  # 60/20/20 with at least one subject in val and in test
+        assert empty_splits(assign_splits(ids(n)), "subject") is None
+    assert empty_splits(assign_splits(ids(2), "slice"), "slice") is None  # 10 slices: 6/2/2
+    assert empty_splits(assign_splits(ids(1)[:4], "slice"), "slice").startswith(
+        "split by slice: 4 slices give train 2, val 2, test 0; nothing in test (")  # int(0.6n), int(0.2n), rest
+
+
+def test_two_subjects_warn_at_simulate_and_name_the_cause_at_train(tmp_path, caplog):
+    """A subject split of 2 knees is 2/0/0: simulate wrote it without a word, and training then
+    stopped on "no samples in split 'val'" with nothing on why or what to do."""
+    from data_tools.datasets import SimSliceDataset
+
+    two = make_subjects(tmp_path / "two", n=2, shape=SHAPE, coils=4)
+    with caplog.at_level("WARNING", logger="data_tools.simulate"):
+        path = simulate("poisson", data=two, out=tmp_path, accel=3.0, **COMMON)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == ["pois: split by subject: 2 subjects give train 2, val 0, test 0; nothing in val and test "
+                    "(`pipeline train` validates on val, `pipeline evaluate` scores test): simulate from 3 or more "
+                    "subjects, or with --split slice"]
+    assert len(SimSliceDataset(path, "train")) == len(read_index(path)["split"])
+    with pytest.raises(PipelineInputError, match=r"no samples in split 'val' .*; split by subject: 2 subjects give "
+                                                 r"train 2, val 0, test 0; .* or with --split slice$"):
+        SimSliceDataset(path, "val")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="data_tools.simulate"):
+        simulate("poisson", data=two, out=tmp_path, accel=3.0, split="slice", name="sl", **COMMON)
+    assert not caplog.records  # the slice split of the same knees fills all three
+
+
 def test_fewer_spokes_worse_mssim(tmp_path_factory):
     from skimage.metrics import structural_similarity
 
