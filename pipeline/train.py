@@ -295,10 +295,11 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     _ACTIVE.append(trainer)
     from .train_io import ctrl_c_raises
 
+    def said_on_ctrl_c() -> None:  # where the run stands and how to continue it
+        log.warning("%s", interrupted_message(trainer, run_dir, argv, resume))
+
     try:
-        # on Ctrl-C: say where the run stands and how to continue it, then KeyboardInterrupt
-        with ctrl_c_raises(trainer, lambda: log.warning("%s", interrupted_message(trainer, run_dir, argv, resume))), \
-                warnings.catch_warnings():
+        with ctrl_c_raises(trainer, said_on_ctrl_c), warnings.catch_warnings():
             # a resumed run's checkpoints folder is meant to hold its checkpoints
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
