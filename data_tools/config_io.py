@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from data_tools.errors import PipelineInputError
+from data_tools.errors import PipelineInputError, require
 
 
 def read_text_file(path: str | Path, expected: str = "a text file", hint: str | None = None) -> str:
@@ -100,6 +100,14 @@ def require_seed(value: Any, field: str = "seed", path: str | Path | None = None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= SEED_MAX:
         raise PipelineInputError(f"seed {value!r}", path=path, field=field, expected=f"an integer in 0..{SEED_MAX}")
     return int(value)
+
+
+def require_seed_run(first: int, count: int, what: str, field: str) -> None:
+    """Seeds ``first .. first + count - 1`` (one per subject) all in 0..2**32-1, checked before any
+    of them is used; ``what`` says why there are ``count`` seeds, e.g. ``"with 3 subjects"``."""
+    last = int(first) + int(count) - 1
+    require(last <= SEED_MAX, f"{field} {first} {what} needs seeds up to {last}", field=field,
+            expected=f"{field} <= {SEED_MAX - int(count) + 1} (seeds are 0..{SEED_MAX})")
 
 
 def extend_base_chain(chain: tuple[Path, ...], path: str | Path) -> tuple[Path, ...]:

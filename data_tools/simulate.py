@@ -29,7 +29,7 @@ import yaml
 from . import __version__
 from .atomic import atomic_path, check_writable
 from .coils import coil_to_channels, rss
-from .config_io import SEED_MAX
+from .config_io import require_seed_run
 from .errors import PipelineInputError, require
 from .fft import ifft3c
 from .formats._h5 import unreadable
@@ -207,10 +207,7 @@ def simulate(pattern: str | None = None, *, data: str | Path | None = None, out:
     accel: list[float] = []
     if masker is not None:  # the shared mask (or the first one) up front: a bad R fails before any output
         if cfg.mask_per_subject:  # subject i gets mask_seed + i: all of them valid before the first subject
-            last = cfg.mask_seed + len(files) - 1
-            require(last <= SEED_MAX, f"mask_seed {cfg.mask_seed} with mask_per_subject and {len(files)} subjects "
-                    f"needs seeds up to {last}", field="mask_seed",
-                    expected=f"mask_seed <= {SEED_MAX - len(files) + 1}")
+            require_seed_run(cfg.mask_seed, len(files), f"with mask_per_subject and {len(files)} subjects", "mask_seed")
         first = masker(matrix[1:], seed=cfg.mask_seed)
         masks.append(first.mask)
         accel.append(first.acceleration)

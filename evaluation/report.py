@@ -202,19 +202,30 @@ def print_table(doc: Mapping[str, Any], console=None) -> None:
         console.print(line, markup=False, highlight=False)
 
 
+def markdown_table(rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table of ``rows``; the first row is the header."""
+    head, *body = rows
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def _html_table(rows: Sequence[Sequence[str]]) -> str:
+    head, *body = rows
+    e = html.escape
+    return "\n".join(["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>",
+                      *("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in body), "</table>"])
+
+
 def _markdown(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], title: str) -> str:
     metrics = ("mae", "mse", "ssim", "psnr", "bias")
-    head = _header(metrics)
     lines = [f"# {title}", "", f"Split `{doc['split']}`, SSIM variant `{doc['ssim_variant']}`, data range "
              f"{doc['data_range']}. Benchmark = the undersampled input against the fully sampled target. "
              f"Failure rule: {doc['failure_rule']}.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in table_rows(doc, metrics)]
+             markdown_table([_header(metrics), *table_rows(doc, metrics)])]
     diffs = difference_rows(doc)
     if diffs:
-        lines += ["", "## Model minus benchmark", "", DIFF_INTRO, "",
-                  "| " + " | ".join(DIFF_HEADER) + " |", "|" + "---|" * len(DIFF_HEADER)]
-        lines += ["| " + " | ".join(r) + " |" for r in diffs]
+        lines += ["", "## Model minus benchmark", "", DIFF_INTRO, "", markdown_table([DIFF_HEADER, *diffs])]
     for section, paths in figures.items():
         lines += ["", f"## {section}", ""] + [f"![{Path(p).stem}]({p})" for p in paths]
     return "\n".join(lines) + "\n"
@@ -227,17 +238,11 @@ def _html(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], title: s
            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
            "td,th{border:1px solid #999;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
            f"<h1>{e(title)}</h1><p>Split <code>{e(str(doc['split']))}</code>, SSIM variant "
-           f"<code>{e(str(doc['ssim_variant']))}</code>. Failure rule: {e(doc['failure_rule'])}.</p><table><tr>"]
-    out += [f"<th>{e(h)}</th>" for h in _header(metrics)] + ["</tr>"]
-    for r in table_rows(doc, metrics):
-        out.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>")
-    out.append("</table>")
+           f"<code>{e(str(doc['ssim_variant']))}</code>. Failure rule: {e(doc['failure_rule'])}.</p>",
+           _html_table([_header(metrics), *table_rows(doc, metrics)])]
     diffs = difference_rows(doc)
     if diffs:
-        out += ["<h2>Model minus benchmark</h2>", f"<p>{e(DIFF_INTRO)}</p><table><tr>"]
-        out += [f"<th>{e(h)}</th>" for h in DIFF_HEADER] + ["</tr>"]
-        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in diffs]
-        out.append("</table>")
+        out += ["<h2>Model minus benchmark</h2>", f"<p>{e(DIFF_INTRO)}</p>", _html_table([DIFF_HEADER, *diffs])]
     for section, paths in figures.items():
         out.append(f"<h2>{e(section)}</h2>")
         out += [f"<p><a href='{e(p)}'><img src='{e(p)}' alt='{e(Path(p).stem)}'></a></p>" for p in paths]

@@ -9,8 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ..atomic import check_writable, make_dir
-from ..config_io import SEED_MAX
-from ..errors import require
+from ..config_io import require_seed_run
 from ..paths import cache_dir
 from ..subject import write_subject
 from .generate import GENERATOR_VERSION, check_args, generate_subject
@@ -34,9 +33,7 @@ def write_phantom_set(out: str | Path, n_subjects: int, seed: int = 0, preset: s
 
     check_args(seed, side, snr)  # before the progress bar starts
     get_preset(preset)
-    last = int(seed) + int(n_subjects) - 1  # every subject's seed, before the first file is written
-    require(last <= SEED_MAX, f"seed {seed} with {n_subjects} subjects needs seeds up to {last}", field="seed",
-            expected=f"a first seed <= {SEED_MAX - int(n_subjects) + 1} for {n_subjects} subjects (seeds are 0..{SEED_MAX})")
+    require_seed_run(seed, n_subjects, f"with {n_subjects} subjects", "seed")  # before the first file is written
     check_writable(out)
     out = Path(out)
     paths = []

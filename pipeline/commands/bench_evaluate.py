@@ -1,6 +1,7 @@
 """`pipeline bench evaluate`: our batched SSIM vs scikit-image's in a Python loop, same images, same run."""
 from __future__ import annotations
 
+import inspect
 import json
 
 from . import Command
@@ -41,17 +42,15 @@ def build_parser():
     from . import Items, doc_params, doc_summary
 
     doc = doc_params(bench_evaluate)
+    default = {k: v.default for k, v in inspect.signature(bench_evaluate).parameters.items()}
     p = ArgumentParser(description=doc_summary(bench_evaluate.__doc__))
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
-    p.add_argument("--out", type=str, default="reports/bench_evaluate.json", help=doc["out"])
-    p.add_argument("--n_images", type=int, default=64, help=doc["n_images"])
-    p.add_argument("--size", type=int, default=256, help=doc["size"])
-    p.add_argument("--variants", type=Items(str, "SSIM variant"), nargs="+", default=["gaussian", "fastmri"],
+    for name in ("out", "device"):
+        p.add_argument(f"--{name}", type=str, default=default[name], help=doc[name])
+    for name in ("n_images", "size", "threads", "repeats", "seed"):
+        p.add_argument(f"--{name}", type=int, default=default[name], help=doc[name])
+    p.add_argument("--variants", type=Items(str, "SSIM variant"), nargs="+", default=list(default["variants"]),
                    metavar="NAME", help=doc["variants"])
-    p.add_argument("--threads", type=int, default=1, help=doc["threads"])
-    p.add_argument("--device", type=str, default="cpu", help=doc["device"])
-    p.add_argument("--repeats", type=int, default=3, help=doc["repeats"])
-    p.add_argument("--seed", type=int, default=0, help=doc["seed"])
     return p
 
 

@@ -176,13 +176,6 @@ def regression_table(models: dict[str, dict[str, Any] | None], order: list[str])
     return rows
 
 
-def markdown_table(rows: list[list[str]]) -> str:
-    head, *body = rows
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in body]
-    return "\n".join(lines)
-
-
 def _save_fig(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
@@ -199,6 +192,8 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    from evaluation.report import markdown_table
 
     root = sweep_dir(spec, out)
     hint = f"run rows first: {spec.command('--run', '--all', out=out)}"
