@@ -14,20 +14,26 @@ from typing import Sequence
 import h5py
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import ConcatDataset, Dataset
 
 from .errors import PipelineInputError
 from .simdata import dataset_attrs, open_sim, read_index, split_indices
-from .splits import MODES, empty_splits
+from .splits import FRACTIONS, MODES, empty_splits
 
 
 def _why_empty(path: Path) -> str | None:
     """How the file's rows were split and what to do (the 60/20/20 subject split of 2 subjects is 2/0/0)."""
-    mode = dataset_attrs(path).get("split_mode")
+    attrs = dataset_attrs(path)
+    mode = attrs.get("split_mode")
     if mode not in MODES:
         return None  # not written by `pipeline simulate`: its rule is unknown
+    try:
+        fractions = (yaml.safe_load(attrs.get("config", "")) or {}).get("split_fractions", FRACTIONS)
+    except (yaml.YAMLError, AttributeError):
+        fractions = FRACTIONS
     idx = read_index(path)
-    return empty_splits(dict(zip(idx["slice_id"], idx["split"])), mode)
+    return empty_splits(dict(zip(idx["slice_id"], idx["split"])), mode, fractions)
 
 
 class SimSliceDataset(Dataset):

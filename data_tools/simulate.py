@@ -192,7 +192,7 @@ def simulate(pattern: str | None = None, *, data: str | Path | None = None, out:
     subjects = [p.stem for p in files]
     all_ids = [slice_id(s, ax, i) for s in subjects for ax, idx in ranges.items() for i in idx]
     splits = assign_splits(all_ids, cfg.split, cfg.split_fractions, cfg.split_seed)
-    if (note := empty_splits(splits, cfg.split)) is not None:
+    if (note := empty_splits(splits, cfg.split, cfg.split_fractions)) is not None:
         log.warning("%s: %s", cfg.name, note)  # a valid file, but one that train/evaluate will refuse
     step = cfg.slice_stride * (cfg.coil_stride if cfg.coil else 1)  # coil: every third slice, reference §1.4
     take = {ax: idx[::step] for ax, idx in ranges.items()}

@@ -82,11 +82,18 @@ def assign_splits(slice_ids: Sequence[str], mode: str = "subject", fractions: Se
     return {s: by_subject[s.split("/")[0]] for s in slice_ids}
 
 
-def empty_splits(slice_splits: dict[str, str], mode: str = "subject") -> str | None:
+USES = {"train": "`pipeline train` fits on train", "val": "`pipeline train` validates on val",
+        "test": "`pipeline evaluate` scores test"}
+
+
+def empty_splits(slice_splits: dict[str, str], mode: str = "subject",
+                 fractions: Sequence[float] = FRACTIONS) -> str | None:
     """``None`` when train, val and test all got data, else one line saying which did not and what to do.
 
     ``slice_splits`` is slice id → split (:func:`assign_splits`); counts are of subjects for a
     subject split (fewer than 3 leave val and test empty: 2 subjects round to 2/0/0), else of slices.
+    A split that ``fractions`` (train, val, test) gives no share is empty by choice: the line says
+    so instead of asking for more data.
     """
     units = {(sid.split("/")[0] if mode == "subject" else sid): split for sid, split in slice_splits.items()}
     counts = {s: sum(v == s for v in units.values()) for s in SPLITS}
@@ -94,9 +101,16 @@ def empty_splits(slice_splits: dict[str, str], mode: str = "subject") -> str | N
     if not empty:
         return None
     what = "subject" if mode == "subject" else "slice"
-    todo = ("simulate from 3 or more subjects, or with --split slice" if mode == "subject"
-            else "simulate more slices (a smaller --slice_stride, more --axes or subjects)")
+    shares = dict(zip(SPLITS, _check(fractions)))
+    unasked = [s for s in empty if shares[s] == 0]
+    rounded = [s for s in empty if shares[s] > 0]
+    todo = []
+    if rounded:
+        more = ("simulate from 3 or more subjects, or with --split slice" if mode == "subject"
+                else "simulate more slices (a smaller --slice_stride, more --axes or subjects)")
+        todo.append(more if not unasked else f"{' and '.join(rounded)}: {more}")
+    if unasked:
+        todo.append(f"split_fractions {[float(f) for f in fractions]} gives {' and '.join(unasked)} no share")
     return (f"split by {mode}: {len(units)} {what}{'s give' if len(units) != 1 else ' gives'} "
             + ", ".join(f"{s} {counts[s]}" for s in SPLITS)
-            + f"; nothing in {' and '.join(empty)} (`pipeline train` validates on val, `pipeline evaluate` "
-            f"scores test): {todo}")
+            + f"; nothing in {' and '.join(empty)} ({', '.join(USES[s] for s in empty)}): " + "; ".join(todo))

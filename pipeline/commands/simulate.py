@@ -11,7 +11,8 @@ def simulate(pattern: Optional[str] = None, spokes: Optional[int] = None, interl
              name: Optional[str] = None, coil: Optional[bool] = None, accel: Optional[float] = None,
              calib: Optional[int] = None, golden: Optional[bool] = None, full_coverage: Optional[bool] = None,
              recon: Optional[str] = None, cg_iters: Optional[int] = None, normalisation: Optional[str] = None,
-             split: Optional[str] = None, crop: Optional[int] = None, axes: Optional[str] = None,
+             split: Optional[str] = None, split_fractions: Optional[list[float]] = None,
+             crop: Optional[int] = None, axes: Optional[str] = None,
              slice_stride: Optional[int] = None, max_subjects: Optional[int] = None,
              nufft_backend: Optional[str] = None, figures: bool = False) -> str:
     """Simulate an undersampled dataset and write <out>/<name>.h5 (e.g. rad_41.h5).
@@ -34,6 +35,7 @@ def simulate(pattern: Optional[str] = None, spokes: Optional[int] = None, interl
         cg_iters: CG iterations.
         normalisation: float (per-image max) or uint8 (BART toimg faithful quantisation).
         split: subject (default, 60/20/20 over subjects) or slice (the original slice-ID split, seed 1993).
+        split_fractions: train, val, test shares (default [0.6,0.2,0.2]): three numbers >= 0 summing to 1.
         crop: central crop size (default 256 of 320, scaled to the matrix).
         axes: slicing axes, letters of xyz.
         slice_stride: keep every n-th slice of each range.
@@ -46,8 +48,8 @@ def simulate(pattern: Optional[str] = None, spokes: Optional[int] = None, interl
     path = run(pattern, data=data, out=out, preset=preset, figures=figures, name=name, spokes=spokes,
                interleaves=interleaves, coil=coil, accel=accel, calib=calib, golden=golden,
                full_coverage=full_coverage, recon=recon, cg_iters=cg_iters, normalisation=normalisation,
-               split=split, crop=crop, axes=axes, slice_stride=slice_stride, max_subjects=max_subjects,
-               nufft_backend=nufft_backend)
+               split=split, split_fractions=split_fractions, crop=crop, axes=axes, slice_stride=slice_stride,
+               max_subjects=max_subjects, nufft_backend=nufft_backend)
     print(path)
     return str(path)
 

@@ -176,6 +176,17 @@ def test_empty_splits_known_answers():
     assert empty_splits(assign_splits(ids(2), "slice"), "slice") is None  # 10 slices: 6/2/2
     assert empty_splits(assign_splits(ids(1)[:4], "slice"), "slice").startswith(
         "split by slice: 4 slices give train 2, val 2, test 0; nothing in test (")  # int(0.6n), int(0.2n), rest
+    # a split given no share on purpose: said so, not "simulate more" (which would not fill it)
+    assert empty_splits(assign_splits(ids(5), fractions=(0.8, 0.2, 0.0)), "subject", (0.8, 0.2, 0.0)) == (
+        "split by subject: 5 subjects give train 4, val 1, test 0; nothing in test (`pipeline evaluate` scores "
+        "test): split_fractions [0.8, 0.2, 0.0] gives test no share")
+    assert empty_splits(assign_splits(ids(2), fractions=(0.5, 0.5, 0.0)), "subject", (0.5, 0.5, 0.0)) == (
+        "split by subject: 2 subjects give train 1, val 1, test 0; nothing in test (`pipeline evaluate` scores "
+        "test): split_fractions [0.5, 0.5, 0.0] gives test no share")
+    assert empty_splits(assign_splits(ids(2), fractions=(0.9, 0.1, 0.0)), "subject", (0.9, 0.1, 0.0)) == (
+        "split by subject: 2 subjects give train 2, val 0, test 0; nothing in val and test (`pipeline train` "
+        "validates on val, `pipeline evaluate` scores test): val: simulate from 3 or more subjects, or with "
+        "--split slice; split_fractions [0.9, 0.1, 0.0] gives test no share")
 
 
 def test_two_subjects_warn_at_simulate_and_name_the_cause_at_train(tmp_path, caplog):
@@ -198,6 +209,17 @@ def test_two_subjects_warn_at_simulate_and_name_the_cause_at_train(tmp_path, cap
     with caplog.at_level("WARNING", logger="data_tools.simulate"):
         simulate("poisson", data=two, out=tmp_path, accel=3.0, split="slice", name="sl", **COMMON)
     assert not caplog.records  # the slice split of the same knees fills all three
+    # an empty test split asked for: the dataset's error names split_fractions (read from the file)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="data_tools.simulate"):
+        nt = simulate("poisson", data=two, out=tmp_path, accel=3.0, split_fractions=[0.5, 0.5, 0.0], name="nt",
+                      **COMMON)
+    assert [r.getMessage() for r in caplog.records] == [
+        "nt: split by subject: 2 subjects give train 1, val 1, test 0; nothing in test (`pipeline evaluate` scores "
+        "test): split_fractions [0.5, 0.5, 0.0] gives test no share"]
+    with pytest.raises(PipelineInputError, match=r"no samples in split 'test' .*; split by subject: .* "
+                                                 r"split_fractions \[0\.5, 0\.5, 0\.0\] gives test no share$"):
+        SimSliceDataset(nt, "test")
 
 
 def test_fewer_spokes_worse_mssim(tmp_path_factory):

@@ -57,6 +57,18 @@ def test_presets(tiny_phantom_dir, tmp_path, preset, channels, variants):
     assert (tmp_path / "figures" / f"{preset}_slices.png").exists()
 
 
+def test_split_fractions_option(tiny_phantom_dir, tmp_path):
+    """Shares other than 60/20/20 could be set only by editing a preset; --split_fractions sets them."""
+    rc = cli.main(["simulate", "--pattern", "poisson", "--data", str(tiny_phantom_dir), "--out", str(tmp_path),
+                   "--axes", "z", "--slice_stride", "6", "--split_fractions", "[0.5,0.5,0]"])
+    assert rc == 0
+    path = tmp_path / "pois.h5"
+    assert yaml.safe_load(dataset_attrs(path)["config"])["split_fractions"] == [0.5, 0.5, 0.0]
+    idx = read_index(path)
+    per_subject = sorted(str(idx["split"][idx["subject"] == s][0]) for s in sorted(set(idx["subject"])))
+    assert per_subject == ["train", "val"]  # 2 subjects: 1/1/0 (60/20/20 gives 2/0/0)
+
+
 def _one_line_exit_2(capsys, argv, needle):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -86,6 +98,8 @@ def test_bad_input_one_line_exit_2_no_file(tiny_phantom_dir, tmp_path, capsys):
     _one_line_exit_2(capsys, base + ["--preset", "rad_41", "--accel", "4", "--calib", "10"],
                      "[accel]: accel, calib do not apply to pattern 'radial'")
     _one_line_exit_2(capsys, base + ["--preset", "pois", "--golden"], "[golden]: golden does not apply")
+    _one_line_exit_2(capsys, base + ["--pattern", "poisson", "--split_fractions", "[0.5,0.6,0]"],
+                     "[split_fractions]: split fractions [0.5, 0.6, 0.0] (expected three non-negative numbers")
     assert not (tmp_path / "escaped.h5").exists()
     (tmp_path / "afile").write_text("")
     _one_line_exit_2(capsys, ["simulate", "--pattern", "poisson", "--data", str(tiny_phantom_dir),
