@@ -19,7 +19,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from .errors import PipelineInputError
 from .simdata import dataset_attrs, open_sim, read_index, split_indices
-from .splits import FRACTIONS, MODES, empty_splits
+from .splits import FRACTIONS, MODES, SPLIT_SEED, empty_splits
 
 
 def _why_empty(path: Path) -> str | None:
@@ -28,11 +28,8 @@ def _why_empty(path: Path) -> str | None:
     mode = attrs.get("split_mode")
     if mode not in MODES:
         return None  # not written by `pipeline simulate`: its rule is unknown
-    try:
-        fractions = (yaml.safe_load(attrs.get("config", "")) or {}).get("split_fractions", FRACTIONS)
-    except (yaml.YAMLError, AttributeError):
-        fractions = FRACTIONS
     idx = read_index(path)
+    fractions = _recorded_config(attrs).get("split_fractions", FRACTIONS)
     return empty_splits(dict(zip(idx["slice_id"], idx["split"])), mode, fractions)
 
 
@@ -107,6 +104,49 @@ class SimSliceDataset(Dataset):
             self._file = None
 
 
+def require_same_splits(paths: Sequence[str | Path]) -> None:
+    """Raise, naming the file, the first slice and how many differ, unless every slice found in
+    several files has the same split in each (files simulated with other ``--split`` rules: a slice
+    trained on in one would be validated or tested on in another)."""
+    first: dict[str, tuple[str, Path]] = {}  # slice id -> (split, file) where it was first seen
+    for path in map(Path, paths):
+        idx = read_index(path)
+        mine = {str(sid): str(sp) for sid, sp in zip(idx["slice_id"], idx["split"])}
+        differ = [sid for sid, sp in mine.items() if sid in first and first[sid][0] != sp]
+        if differ:
+            was, where = first[differ[0]]
+            raise PipelineInputError(
+                f"slice '{differ[0]}' is in {mine[differ[0]]} here but in {was} in {where.name} ({len(differ)} "
+                f"slices differ): split by {_rule(path)} here, by {_rule(where)} there", path=path, field="split",
+                expected="one split per slice in all files of a joint set",
+                hint="simulate them with the same --split and --split_fractions")
+        for sid, sp in mine.items():
+            first.setdefault(sid, (sp, path))
+
+
+def split_slices(path: str | Path, splits: Sequence[str]) -> set[str]:
+    """The slice ids (fully sampled slices) of a file's rows in ``splits``."""
+    idx = read_index(path)
+    return {str(sid) for sid in idx["slice_id"][np.isin(idx["split"], list(splits))]}
+
+
+def _recorded_config(attrs: dict) -> dict:
+    """The resolved SimConfig a file was written with (attrs ``config``), {} when absent or unreadable."""
+    try:
+        cfg = yaml.safe_load(attrs.get("config", "")) or {}
+    except yaml.YAMLError:
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _rule(path: Path) -> str:
+    """'subject [0.6, 0.2, 0.2], seed 1993': what decided a file's splits (from its recorded config)."""
+    attrs = dataset_attrs(path)
+    cfg = _recorded_config(attrs)
+    mode = attrs.get("split_mode", cfg.get("split", "an unrecorded rule"))
+    return f"{mode} {cfg.get('split_fractions', list(FRACTIONS))}, seed {cfg.get('split_seed', SPLIT_SEED)}"
+
+
 class ConcatSimDataset(ConcatDataset):
     """The same split of several files, e.g. the chapter's V2 joint set pois + rad_41 + rad_15 (R9).
 
@@ -124,6 +164,7 @@ class ConcatSimDataset(ConcatDataset):
                 raise PipelineInputError(f"sample shape {p.sample_shape} differs from {first.path.name} "
                                          f"{first.sample_shape}", path=p.path, field="input",
                                          expected="equal (C, H, W) in all files of a joint set")
+        require_same_splits([p.path for p in parts])
         super().__init__(parts)
         self.parts = parts
         self.sample_shape = first.sample_shape

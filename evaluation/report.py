@@ -52,7 +52,8 @@ def _breaks(model: Mapping[str, Any], bench: Mapping[str, Any]) -> dict[str, boo
 
 
 def metrics_document(results: Sequence[DatasetResult], models: Mapping[str, str] | None = None,
-                     data_range: float = 1.0) -> dict[str, Any]:
+                     data_range: float = 1.0,
+                     seen: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> dict[str, Any]:
     """The content of ``metrics.json``.
 
     ``{"split", "ssim_variant", "data_range", "failure_rule", "models": {name: run_dir},
@@ -61,7 +62,9 @@ def metrics_document(results: Sequence[DatasetResult], models: Mapping[str, str]
     metric ``mean`` (null when any image is non-finite), ``finite_mean``, ``std``, ``count``,
     ``nonfinite``, plus ``failed``, ``nonfinite_images`` and ``count``; ``vs_benchmark`` holds per
     table metric the paired difference model - benchmark with its interval from a bootstrap over
-    the test subjects (:func:`evaluation.statistics.paired_difference`).
+    the test subjects (:func:`evaluation.statistics.paired_difference`); ``seen_in_training``: null, or
+    ``{"slices", "of", "in"}`` when the model trained (or validated) on ``slices`` of the ``of`` slices
+    scored here (files split by another rule, ``seen[dataset][model]``): not held out.
     """
     doc: dict[str, Any] = {
         "split": results[0].split if results else None,
@@ -80,7 +83,8 @@ def metrics_document(results: Sequence[DatasetResult], models: Mapping[str, str]
         for name, s in sums.items():
             vs = {m: paired_difference(r.per_image[name][m], r.per_image[BENCHMARK][m], subjects,
                                        lower_is_better=m in LOWER_IS_BETTER) for m in TABLE_METRICS}
-            entry["models"][name] = {**s, "breaks_benchmark": _breaks(s, bench), "vs_benchmark": vs}
+            entry["models"][name] = {**s, "breaks_benchmark": _breaks(s, bench), "vs_benchmark": vs,
+                                     "seen_in_training": ((seen or {}).get(r.name) or {}).get(name)}
         doc["datasets"][r.name] = entry
     return _clean(doc)
 
@@ -116,6 +120,8 @@ def table_rows(doc: Mapping[str, Any], metrics: Sequence[str] = TABLE_METRICS,
             flag = "FAILED" if s["failed"] else "ok"
             if bad:
                 flag += f" ({bad} non-finite)"
+            if s.get("seen_in_training"):
+                flag += "; not held out"
             rows.append([d, name, *(_fmt(s[m]["mean"], m) for m in metrics), "-" if name == BENCHMARK else flag,
                          str(s["count"])])
         for name, why in (entry.get("skipped", {}) if skipped else {}).items():
@@ -192,6 +198,18 @@ def skipped_notes(doc: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def seen_notes(doc: Mapping[str, Any]) -> list[str]:
+    """One line per model and test set whose scored slices it trained or validated on."""
+    lines = []
+    for d, entry in doc["datasets"].items():
+        for name, s in entry["models"].items():
+            if info := s.get("seen_in_training"):
+                lines.append(f"{d}: {name} trained or validated on {info['slices']} of the {info['of']} {doc['split']} "
+                             f"slices scored here (in {', '.join(info['in'])}, split by another rule): these "
+                             f"scores are not held out; simulate all datasets with one --split rule")
+    return lines
+
+
 def print_table(doc: Mapping[str, Any], console=None) -> None:
     """Print :func:`console_table` and the :func:`skipped_notes` (``make demo`` ends with this)."""
     from rich.console import Console
@@ -200,6 +218,8 @@ def print_table(doc: Mapping[str, Any], console=None) -> None:
     console.print(console_table(doc))
     for line in difference_notes(doc) + skipped_notes(doc):
         console.print(line, markup=False, highlight=False)
+    for line in seen_notes(doc):
+        console.print(f"warning: {line}", markup=False, highlight=False, style="bold red")
 
 
 def markdown_table(rows: Sequence[Sequence[str]]) -> str:
@@ -223,6 +243,7 @@ def _markdown(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], titl
              f"{doc['data_range']}. Benchmark = the undersampled input against the fully sampled target. "
              f"Failure rule: {doc['failure_rule']}.", "",
              markdown_table([_header(metrics), *table_rows(doc, metrics)])]
+    lines += [f"\n**Not held out**: {line}" for line in seen_notes(doc)]
     diffs = difference_rows(doc)
     if diffs:
         lines += ["", "## Model minus benchmark", "", DIFF_INTRO, "", markdown_table([DIFF_HEADER, *diffs])]
@@ -240,6 +261,7 @@ def _html(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], title: s
            f"<h1>{e(title)}</h1><p>Split <code>{e(str(doc['split']))}</code>, SSIM variant "
            f"<code>{e(str(doc['ssim_variant']))}</code>. Failure rule: {e(doc['failure_rule'])}.</p>",
            _html_table([_header(metrics), *table_rows(doc, metrics)])]
+    out += [f"<p><b>Not held out</b>: {e(line)}</p>" for line in seen_notes(doc)]
     diffs = difference_rows(doc)
     if diffs:
         out += ["<h2>Model minus benchmark</h2>", f"<p>{e(DIFF_INTRO)}</p>", _html_table([DIFF_HEADER, *diffs])]
@@ -273,14 +295,15 @@ def _write_figures(results: Sequence[DatasetResult], doc: Mapping[str, Any], out
 
 
 def write_report(results: Sequence[DatasetResult], out_dir: str | Path, models: Mapping[str, str] | None = None,
-                 title: str = "Evaluation", data_range: float = 1.0, figures: bool = True) -> dict[str, Any]:
+                 title: str = "Evaluation", data_range: float = 1.0, figures: bool = True,
+                 seen: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> dict[str, Any]:
     """Write metrics.json, per_image.csv, figures/*.png, report.md and report.html under ``out_dir``.
 
-    ``figures=False`` skips the PNGs (the report then has tables only). Returns the metrics
-    document (see :func:`metrics_document`).
+    ``figures=False`` skips the PNGs (the report then has tables only); ``seen``: see
+    :func:`metrics_document`. Returns the metrics document.
     """
     out = Path(out_dir)
-    doc = metrics_document(results, models, data_range=data_range)
+    doc = metrics_document(results, models, data_range=data_range, seen=seen)
     write_text_atomic(out / "metrics.json", json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n")
     write_per_image_csv(results, out / "per_image.csv")
     sections = _write_figures(results, doc, out) if figures else {}

@@ -66,6 +66,32 @@ def _with_split(files: list[Path], split: str) -> list[Path]:
     return keep
 
 
+def seen_in_training(run_cfg: dict, files: list[Path], split: str) -> dict[str, dict[str, Any]]:
+    """{dataset name: {"slices", "of", "in"}} for each of ``files`` whose ``split`` shares fully sampled
+    slices (same ``slice_id``) with what the run trained on (its datasets' train split, and val when
+    ``split`` is test): files simulated with another ``--split`` rule than the run's. Such scores
+    are not held out. Nothing is said for ``--split train``/``all``, or when the run's files are gone."""
+    from data_tools.datasets import split_slices
+    from pipeline.data_module import dataset_names, resolve_dataset
+    from pipeline.runs import trained_data_dir
+    from pipeline.train_config import get_dotted
+
+    if split not in ("val", "test"):
+        return {}
+    used = ("train",) if split == "val" else ("train", "val")
+    trained = [resolve_dataset(d, trained_data_dir(run_cfg))
+               for d in dataset_names(get_dotted(run_cfg, "data.init_args.datasets"))]
+    seen = {p: split_slices(p, used) for p in trained if p.is_file()}
+    every = set().union(*seen.values())
+    out = {}
+    for f in files:
+        mine = split_slices(f, (split,))
+        if overlap := mine & every:
+            out[f.stem] = {"slices": len(overlap), "of": len(mine),
+                           "in": sorted(p.name for p, s in seen.items() if s & overlap)}
+    return out
+
+
 def run_name(run_dir: Path) -> str:
     """``<experiment>/<run-name>``: the model's name in reports."""
     return f"{run_dir.parent.name}/{run_dir.name}"
@@ -175,10 +201,14 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
             checkpoint_path(rd, checkpoint, field="run")
         model, _cfg = load_model(rd, which=checkpoint, cfg=configs[rd])
         models[run_name(rd)] = model
+    seen: dict[str, dict[str, Any]] = {}  # dataset -> model -> overlap with its training slices
+    for rd in run_dirs:
+        for d, info in seen_in_training(configs[rd], files, split).items():
+            seen.setdefault(d, {})[run_name(rd)] = info
     results = [evaluate_dataset(f, models, split=split, batch_size=batch_size, device=device, ssim_variant=ssim,
                                 data_range=data_range, progress=progress) for f in files]
     doc = write_report(results, out_dir, models={run_name(rd): str(rd) for rd in run_dirs},
-                       title=f"Evaluation on the {split} split", data_range=data_range, figures=figures)
+                       title=f"Evaluation on the {split} split", data_range=data_range, figures=figures, seen=seen)
     print_table(doc)
     print(f"report: {out_dir / 'report.md'} (metrics.json, per_image.csv, report.html, figures/)")
     return doc

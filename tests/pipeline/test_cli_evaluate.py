@@ -130,6 +130,37 @@ def test_one_run_defaults_to_the_data_it_was_trained_on(setup, tmp_path, monkeyp
     assert cli.main(["evaluate", "--runs-dir", str(runs), "--no-progress", "--no-figures", "--out", "r3"]) == 2
 
 
+def test_scores_on_slices_the_run_trained_on_are_flagged(setup, tmp_path, capsys):
+    """A run trained on a file split by another rule (--split slice vs subject) scored on test slices it
+    had trained on: the report showed them as held-out results, without a word."""
+    data, runs, _ = setup
+    other = _sim(data / "pois_slice.h5", seed=4)
+    with h5py.File(other, "a") as f:  # the same slices, other splits: s0/x0, s0/x1 ... now train
+        f["split"][...] = np.where(f["split"][()] == b"test", b"train", b"test")
+    d = _run(runs, "on_pois_slice", {"class_path": "torch.nn.Identity"}, {})
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["data"] = {"class_path": "pipeline.data_module.SimDataModule",
+                   "init_args": {"datasets": ["pois_slice"], "data_dir": str(data)}}
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "r"
+    assert cli.main(["evaluate", "--run", str(d), "--datasets", "rad_41", "pois_slice", "--no-progress",
+                     "--no-figures", "--out", str(out)]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    seen = {k: e["models"]["exp/on_pois_slice"]["seen_in_training"] for k, e in doc["datasets"].items()}
+    assert seen == {"rad_41": {"slices": 6, "of": 6, "in": ["pois_slice.h5"]}, "pois_slice": None}
+    said = " ".join(capsys.readouterr().out.split())
+    assert ("warning: rad_41: exp/on_pois_slice trained or validated on 6 of the 6 test slices scored here (in "
+            "pois_slice.h5, split by another rule): these scores are not held out") in said
+    report = (out / "report.md").read_text()
+    assert "| rad_41 | exp/on_pois_slice |" in report and "ok; not held out |" in report
+    assert "**Not held out**: rad_41: exp/on_pois_slice" in report
+    # the run's own file and the files split like it: nothing said; --split train: not checked
+    assert cli.main(["evaluate", "--run", str(d), "--datasets", "rad_41", "--split", "train", "--no-progress",
+                     "--no-figures", "--out", str(tmp_path / "t")]) == 0
+    doc = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert doc["datasets"]["rad_41"]["models"]["exp/on_pois_slice"]["seen_in_training"] is None
+
+
 def test_bad_inputs_exit_2(setup, tmp_path, capsys):
     data, runs, _ = setup
     no_ckpt = _run(runs, "unfinished", {"class_path": "torch.nn.Identity"}, None, done=False)

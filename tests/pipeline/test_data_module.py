@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +51,32 @@ def test_concat_joint_set(sim_dir):
     assert joint[sizes[0]]["source"] == 1
     with pytest.raises(PipelineInputError, match="sample shape"):
         ConcatSimDataset([paths[0], sim_dir / "coil_pois.h5"], "train")
+
+
+def test_joint_set_refuses_files_split_by_other_rules(sim_dir, tmp_path):
+    """pois split by slice + rad_41 split by subject as one V2 set: a slice trained on in one file
+    was validated/tested on in the other, without a word."""
+    import shutil
+
+    import h5py
+    import yaml
+
+    a, b = (Path(shutil.copy(sim_dir / f"{n}.h5", tmp_path / f"{n}.h5")) for n in ("pois", "rad_15"))
+    for path, rule in ((a, "slice"), (b, "subject")):
+        with h5py.File(path, "a") as f:
+            f.attrs.update(split_mode=rule, config=yaml.safe_dump({"split": rule, "split_fractions": [0.6, 0.2, 0.2],
+                                                                    "split_seed": 1993}))
+    assert len(ConcatSimDataset([a, b], "train")) == 16  # 12 rows each, same splits: fine
+    with h5py.File(b, "a") as f:
+        splits = f["split"][()]
+        splits[[0, 5]] = [b"test", b"val"]  # slices s0/0 (train elsewhere) and s0/5 (train)
+        f["split"][...] = splits
+    with pytest.raises(PipelineInputError) as exc:
+        ConcatSimDataset([a, b], "val")
+    assert str(exc.value) == (
+        f"{b} [split]: slice 's0/x0' is in test here but in train in pois.h5 (2 slices differ): split by "
+        "subject [0.6, 0.2, 0.2], seed 1993 here, by slice [0.6, 0.2, 0.2], seed 1993 there (expected one split "
+        "per slice in all files of a joint set); simulate them with the same --split and --split_fractions")
 
 
 def test_bad_files(sim_dir, tmp_path):
