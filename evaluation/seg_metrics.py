@@ -115,14 +115,20 @@ def slice_hd95(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], axis
     return np.array([surface_distances(p[i], r[i], sp)["hd95"] for i in range(p.shape[0])])
 
 
-def summarize(rows: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """Mean and std over volumes for each structure and metric (no value is skipped)."""
-    out: dict[str, dict[str, float]] = {}
+def summarize(rows: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float | None]]:
+    """Mean and std over volumes for each structure and metric (no value is skipped), and the
+    mean's interval from a bootstrap over the volumes (``<metric>_ci_low``/``_ci_high``,
+    :func:`evaluation.statistics.mean_interval`; None with one volume)."""
+    from .statistics import mean_interval
+
+    out: dict[str, dict[str, float | None]] = {}
     for name in rows[0] if rows else []:
         for key in (*OVERLAP, *DISTANCE):
             vals = [r[name][key] for r in rows if key in r[name]]
             if vals:
+                iv = mean_interval(vals)
                 out.setdefault(name, {})[f"{key}_mean"] = float(np.mean(vals))
                 out[name][f"{key}_std"] = float(np.std(vals))
+                out[name][f"{key}_ci_low"], out[name][f"{key}_ci_high"] = iv["ci_low"], iv["ci_high"]
         out.setdefault(name, {})["n"] = float(len(rows))
     return out

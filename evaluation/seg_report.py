@@ -19,6 +19,7 @@ import numpy as np
 from data_tools.atomic import atomic_path
 
 from .seg_metrics import BONES, MERGED_BONE, slice_hd95, structure_metrics, summarize
+from .statistics import CI_LEVEL, format_difference
 
 
 def _structures(mode: str) -> dict[str, tuple[int, ...]]:
@@ -62,6 +63,11 @@ def overlay_png(image: np.ndarray, ref: np.ndarray, pred: np.ndarray, hd95_z: np
         fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
     plt.close(fig)
     return out
+
+
+def _shown(summary: dict[str, Any], key: str, spec: str) -> str:
+    """``0.9512 [0.9321, 0.9687]``: a summary's mean of ``key`` and its interval (when there is one)."""
+    return format_difference({k: summary[f"{key}_{k}"] for k in ("mean", "ci_low", "ci_high")}, spec)
 
 
 def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str = "best", split: str = "test",
@@ -137,7 +143,9 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
             w.writeheader()
             w.writerows(flat)
     for s, vals in doc["summary"].items():
-        print(f"{s}: Dice {vals['dice_mean']:.4f}  IoU {vals['iou_mean']:.4f}  HD95 {vals['hd95_mean']:.2f} mm  "
-              f"ASSD {vals['assd_mean']:.2f} mm  (n={int(vals['n'])}, {split})")
+        interval = f"; [ ]: {CI_LEVEL:.0%} interval over subjects" if vals["dice_ci_low"] is not None else ""
+        print(f"{s}: Dice {_shown(vals, 'dice', '.4f')}  IoU {_shown(vals, 'iou', '.4f')}  "
+              f"HD95 {_shown(vals, 'hd95', '.2f')} mm  ASSD {_shown(vals, 'assd', '.2f')} mm  "
+              f"(n={int(vals['n'])}, {split}{interval})")
     print(f"segmentation report: {out / 'metrics.json'} (per_subject.csv{', figures/' if figures else ''})")
     return doc

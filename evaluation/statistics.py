@@ -56,12 +56,34 @@ def paired_difference(model: np.ndarray, bench: np.ndarray, subjects: np.ndarray
     sign = -1.0 if lower_is_better else 1.0
     out.update(mean=float(diff.mean()), images_better=float(np.mean(sign * diff > 0)),
                subjects_better=int(np.sum(sign * sums / counts > 0)))
-    if names.size >= 2:
-        from scipy.stats import bootstrap
+    out.update(_subject_interval(sums, counts, level, n_resamples, seed))
+    return out
 
-        res = bootstrap((sums, counts), _ratio_of_sums, paired=True, vectorized=True, method="percentile",
-                        confidence_level=level, n_resamples=n_resamples, rng=np.random.default_rng(seed))
-        out.update(ci_low=float(res.confidence_interval.low), ci_high=float(res.confidence_interval.high))
+
+def _subject_interval(sums: np.ndarray, counts: np.ndarray, level: float, n_resamples: int,
+                      seed: int) -> dict[str, float | None]:
+    """``{"ci_low", "ci_high"}`` of ``sum(sums) / sum(counts)`` from a percentile bootstrap over
+    the subjects (one entry of ``sums``/``counts`` each); None with fewer than 2 subjects."""
+    if len(sums) < 2:
+        return {"ci_low": None, "ci_high": None}
+    from scipy.stats import bootstrap
+
+    res = bootstrap((sums, counts), _ratio_of_sums, paired=True, vectorized=True, method="percentile",
+                    confidence_level=level, n_resamples=n_resamples, rng=np.random.default_rng(seed))
+    return {"ci_low": float(res.confidence_interval.low), "ci_high": float(res.confidence_interval.high)}
+
+
+def mean_interval(per_subject: np.ndarray, level: float = CI_LEVEL, n_resamples: int = N_RESAMPLES,
+                  seed: int = SEED) -> dict[str, Any]:
+    """Mean of one value per subject (e.g. a volume's Dice) with its bootstrap interval over the
+    subjects: ``{"mean", "ci_low", "ci_high", "level", "subjects"}``; no interval with fewer than 2
+    subjects, nothing (None) when a value is not finite. Same resampling as :func:`paired_difference`."""
+    v = np.asarray(per_subject, dtype=np.float64).ravel()
+    out: dict[str, Any] = {"mean": None, "ci_low": None, "ci_high": None, "level": level, "subjects": int(v.size)}
+    if v.size == 0 or not np.all(np.isfinite(v)):
+        return out
+    out["mean"] = float(v.mean())
+    out.update(_subject_interval(v, np.ones_like(v), level, n_resamples, seed))
     return out
 
 

@@ -94,7 +94,10 @@ def test_empty_rules_never_hide_false_positives():
     miss = structure_metrics(empty.astype(int), blob.astype(int), SP, {"x": (1,)})["x"]
     assert miss["dice"] == 0 and miss["precision"] == 0 and miss["hd"] == pytest.approx(diag)
     # Averaging keeps the false positive visible.
-    assert summarize([{"x": both}, {"x": fp}])["x"]["dice_mean"] == 0.5
+    two = summarize([{"x": both}, {"x": fp}])["x"]
+    assert two["dice_mean"] == 0.5 and (two["dice_ci_low"], two["dice_ci_high"]) == (0.0, 1.0)  # [fp, both]
+    assert two["hd95_ci_low"] == 0 and two["hd95_ci_high"] == pytest.approx(diag)
+    assert summarize([{"x": fp}])["x"]["dice_ci_low"] is None  # one volume: no interval
 
 
 def test_structures_merge_labels_and_slice_hd95():

@@ -57,3 +57,20 @@ def test_non_finite_model_has_no_difference_and_the_same_input_the_same_numbers(
 def test_mismatched_lengths_are_refused():
     with pytest.raises(PipelineInputError, match="one length"):
         paired_difference(np.zeros(3), np.zeros(4), np.zeros(3))
+
+
+def test_mean_interval_over_subjects():
+    """One value per subject (a volume's Dice): two subjects give the interval [a, b] (resamples
+    (a, a), (b, b), mixed), one gives none, a non-finite value gives nothing, 10 a normal-like width."""
+    from evaluation.statistics import mean_interval
+
+    d = mean_interval([0.5, 1.0])
+    assert d["mean"] == 0.75 and (d["ci_low"], d["ci_high"]) == (pytest.approx(0.5), pytest.approx(1.0))
+    assert d["subjects"] == 2 and d["level"] == 0.95
+    assert mean_interval([0.8])["mean"] == 0.8 and mean_interval([0.8])["ci_low"] is None
+    assert mean_interval([0.8, np.inf])["mean"] is None
+    v = np.random.default_rng(3).normal(0.9, 0.05, 10)
+    d = mean_interval(v)
+    normal_width = 2 * 1.96 * v.std() / np.sqrt(10)
+    assert 0.8 * normal_width < d["ci_high"] - d["ci_low"] < 1.15 * normal_width and d["ci_low"] < v.mean() < d["ci_high"]
+    assert mean_interval(v) == d  # fixed seed: the same numbers again

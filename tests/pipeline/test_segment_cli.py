@@ -342,7 +342,7 @@ def test_keras_lr_decay_1e4_at_step_9000():
     assert abs(1e-3 * f(9000) - 1e-4) < 1e-9
 
 
-def test_evaluate_segmentation_run_writes_metrics_and_overlays(seg_run, tmp_path):
+def test_evaluate_segmentation_run_writes_metrics_and_overlays(seg_run, tmp_path, capsys):
     import json
 
     out = tmp_path / "rep"
@@ -351,6 +351,16 @@ def test_evaluate_segmentation_run_writes_metrics_and_overlays(seg_run, tmp_path
     assert doc["split"] == "val" and doc["label_mode"] == "bone"
     s = doc["summary"]["bone"]
     assert 0 <= s["dice_mean"] <= 1 and s["hd95_mean"] >= 0 and s["n"] == 1
+    assert s["dice_ci_low"] is None and s["dice_ci_high"] is None  # one subject: no interval
+    said = capsys.readouterr().out
+    assert f"bone: Dice {s['dice_mean']:.4f}  IoU" in said and "(n=1, val)" in said  # no [ ] with one subject
+    # all subjects: mean [interval over subjects]
+    assert cli.main(["evaluate", "--task", "segmentation", "--run", str(seg_run), "--out", str(tmp_path / "all"),
+                     "--split", "all", "--no-figures"]) == 0
+    s = json.loads((tmp_path / "all" / "metrics.json").read_text())["summary"]["bone"]
+    assert s["n"] >= 2 and s["dice_ci_low"] <= s["dice_mean"] <= s["dice_ci_high"]
+    assert (f"bone: Dice {s['dice_mean']:.4f} [{s['dice_ci_low']:.4f}, {s['dice_ci_high']:.4f}]  IoU"
+            in capsys.readouterr().out)
     assert (out / "per_subject.csv").read_text().startswith("subject,structure,dice")
     pngs = list((out / "figures").glob("*.png"))
     assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
