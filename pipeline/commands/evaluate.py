@@ -66,11 +66,12 @@ def _with_split(files: list[Path], split: str) -> list[Path]:
     return keep
 
 
-def seen_in_training(run_cfg: dict, files: list[Path], split: str) -> dict[str, dict[str, Any]]:
-    """{dataset name: {"slices", "of", "in"}} for each of ``files`` whose ``split`` shares fully sampled
-    slices (same ``slice_id``) with what the run trained on (its datasets' train split, and val when
-    ``split`` is test): files simulated with another ``--split`` rule than the run's. Such scores
-    are not held out. Nothing is said for ``--split train``/``all``, or when the run's files are gone."""
+def seen_in_training(run_cfg: dict, scored: dict[Path, set[str]], split: str) -> dict[str, dict[str, Any]]:
+    """{dataset name: {"slices", "of", "in"}} for each file of ``scored`` (file -> the slice ids of its
+    ``split``) that shares fully sampled slices (same ``slice_id``) with what the run trained on (its
+    datasets' train split, and val when ``split`` is test): files simulated with another ``--split``
+    rule than the run's. Such scores are not held out. Nothing is said for ``--split train``/``all``,
+    or when the run's files are gone."""
     from data_tools.datasets import split_slices
     from pipeline.data_module import dataset_names, resolve_dataset
     from pipeline.runs import trained_data_dir
@@ -84,8 +85,7 @@ def seen_in_training(run_cfg: dict, files: list[Path], split: str) -> dict[str, 
     seen = {p: split_slices(p, used) for p in trained if p.is_file()}
     every = set().union(*seen.values())
     out = {}
-    for f in files:
-        mine = split_slices(f, (split,))
+    for f, mine in scored.items():
         if overlap := mine & every:
             out[f.stem] = {"slices": len(overlap), "of": len(mine),
                            "in": sorted(p.name for p, s in seen.items() if s & overlap)}
@@ -201,9 +201,12 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
             checkpoint_path(rd, checkpoint, field="run")
         model, _cfg = load_model(rd, which=checkpoint, cfg=configs[rd])
         models[run_name(rd)] = model
+    from data_tools.datasets import split_slices
+
     seen: dict[str, dict[str, Any]] = {}  # dataset -> model -> overlap with its training slices
+    scored = {f: split_slices(f, (split,)) for f in files} if split in ("val", "test") else {}  # read once
     for rd in run_dirs:
-        for d, info in seen_in_training(configs[rd], files, split).items():
+        for d, info in seen_in_training(configs[rd], scored, split).items():
             seen.setdefault(d, {})[run_name(rd)] = info
     results = [evaluate_dataset(f, models, split=split, batch_size=batch_size, device=device, ssim_variant=ssim,
                                 data_range=data_range, progress=progress) for f in files]
