@@ -18,7 +18,7 @@ import yaml
 from torch.utils.data import ConcatDataset, Dataset
 
 from .errors import PipelineInputError
-from .simdata import dataset_attrs, open_sim, read_index, split_indices
+from .simdata import dataset_attrs, open_sim, slice_splits, split_indices
 from .splits import FRACTIONS, MODES, SPLIT_SEED, empty_splits
 
 
@@ -28,9 +28,8 @@ def _why_empty(path: Path) -> str | None:
     mode = attrs.get("split_mode")
     if mode not in MODES:
         return None  # not written by `pipeline simulate`: its rule is unknown
-    idx = read_index(path)
     fractions = _recorded_config(attrs).get("split_fractions", FRACTIONS)
-    return empty_splits(dict(zip(idx["slice_id"], idx["split"])), mode, fractions)
+    return empty_splits(slice_splits(path), mode, fractions)
 
 
 class SimSliceDataset(Dataset):
@@ -110,8 +109,7 @@ def require_same_splits(paths: Sequence[str | Path]) -> None:
     trained on in one would be validated or tested on in another)."""
     first: dict[str, tuple[str, Path]] = {}  # slice id -> (split, file) where it was first seen
     for path in map(Path, paths):
-        idx = read_index(path)
-        mine = {str(sid): str(sp) for sid, sp in zip(idx["slice_id"], idx["split"])}
+        mine = slice_splits(path)
         differ = [sid for sid, sp in mine.items() if sid in first and first[sid][0] != sp]
         if differ:
             was, where = first[differ[0]]
@@ -126,8 +124,7 @@ def require_same_splits(paths: Sequence[str | Path]) -> None:
 
 def split_slices(path: str | Path, splits: Sequence[str]) -> set[str]:
     """The slice ids (fully sampled slices) of a file's rows in ``splits``."""
-    idx = read_index(path)
-    return {str(sid) for sid in idx["slice_id"][np.isin(idx["split"], list(splits))]}
+    return {sid for sid, sp in slice_splits(path).items() if sp in splits}
 
 
 def _recorded_config(attrs: dict) -> dict:

@@ -104,6 +104,12 @@ def read_index(path: str | Path) -> dict[str, np.ndarray]:
         return out
 
 
+def slice_splits(path: str | Path) -> dict[str, str]:
+    """Slice id (one fully sampled slice, all its interleaves) -> its split, for a file's rows."""
+    idx = read_index(path)
+    return {str(sid): str(sp) for sid, sp in zip(idx["slice_id"], idx["split"])}
+
+
 def split_indices(path: str | Path, split: str) -> np.ndarray:
     """Row indices of ``split`` (``train``/``val``/``test``/``all``)."""
     if split not in (*SPLITS, "all"):
