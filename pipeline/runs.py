@@ -3,7 +3,8 @@
 Layout::
 
     config.yaml          the resolved config (profile and overrides applied)
-    provenance.json      git SHA + dirty flag, package versions, seed, argv, host, device, SLURM ids
+    provenance.json      git SHA + dirty flag, package versions, seed, argv, host, device, SLURM ids;
+                         a continued run keeps its earlier launches under ``earlier``
     checkpoints/last.ckpt, checkpoints/best.ckpt   (lowest val/loss)
     metrics.csv, hparams.yaml     CSV log;  tb/  TensorBoard log
     figures/             validation panels per epoch, loss_curves.png
@@ -151,6 +152,33 @@ def provenance(seed: int, argv: list[str] | None, device: str) -> dict[str, Any]
     return {"git": _git(), "versions": package_versions(), "python": platform.python_version(), "seed": seed,
             "argv": list(sys.argv if argv is None else argv), "host": socket.gethostname(), "device": device,
             "slurm": {k: os.environ.get(k) for k in SLURM_VARS}}
+
+
+def continued_provenance(path: Path, launch: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A continued run's provenance (``--resume``, a SLURM requeue): this launch's fields at the top
+    and every earlier launch, oldest first, under ``earlier`` (each rewrote the file, so a run
+    trained across requeues kept only its last job id and commit). Also returns what differs
+    from the previous launch's code (git commit, dirty flag, package versions) as one line, None
+    when nothing does or ``path`` holds no readable provenance."""
+    try:
+        before = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return launch, None
+    if not isinstance(before, dict):
+        return launch, None
+    earlier = before.pop("earlier", None)
+    record = {**launch, "earlier": [*(earlier if isinstance(earlier, list) else []), before]}
+
+    def code(p: dict[str, Any]) -> str:
+        git = p.get("git") if isinstance(p.get("git"), dict) else {}
+        sha = git.get("sha")
+        return ("no git checkout" if not sha else f"git {str(sha)[:12]}") + (" (dirty)" if git.get("dirty") else "")
+
+    changes = [f"{code(before)} -> {code(launch)}"] if code(before) != code(launch) else []
+    was = before.get("versions") if isinstance(before.get("versions"), dict) else {}
+    now = launch.get("versions", {})
+    changes += [f"{k} {was.get(k)} -> {now.get(k)}" for k in now if k in was and was.get(k) != now.get(k)]
+    return record, ("; ".join(changes) or None)
 
 
 def write_json(path: Path, obj: Any) -> Path:

@@ -288,10 +288,18 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     make_dir(run_dir)
     (run_dir / runs.DONE).unlink(missing_ok=True)  # a resumed run is unfinished until it ends
     runs.write_config(run_dir, cfg)
-    runs.write_json(run_dir / "provenance.json", runs.provenance(int(cfg["seed"]), argv, _device_name(trainer)))
     ckpt_path = str(last) if (last.exists() and (resume or requeued)) else None
-    if requeued and list(run_dir.glob("hpc_ckpt_*.ckpt")):
+    hpc = requeued and bool(list(run_dir.glob("hpc_ckpt_*.ckpt")))
+    if hpc:
         ckpt_path = None  # Lightning restores its newer SIGUSR1 checkpoint itself
+    if trainer.is_global_zero:  # DDP re-runs this once per extra rank: one launch, one record
+        launch = runs.provenance(int(cfg["seed"]), argv, _device_name(trainer))
+        if last.exists() or hpc:  # continued: keep what began it
+            launch, changed = runs.continued_provenance(run_dir / "provenance.json", launch)
+            if changed:
+                log.warning("%s continues with other code than its last launch: %s (provenance.json keeps "
+                            "each launch, the earlier ones under 'earlier')", run_dir, changed)
+        runs.write_json(run_dir / "provenance.json", launch)
     _ACTIVE.append(trainer)
     from .train_io import ctrl_c_raises
 

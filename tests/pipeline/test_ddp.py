@@ -128,6 +128,8 @@ def test_cli_ddp_run_on_two_processes(sim_dir, tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 5
+    prov = json.loads((run_dir / "provenance.json").read_text())  # rank 1 re-ran the command: one launch
+    assert "--resume" in prov["argv"] and [p["argv"][-2:] for p in prov["earlier"]] == [["--max-steps", "3"]]
     # 15 training slices, 4 per batch and rank: 2 batches per epoch; step 5 is epoch 2's first batch
     state = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
     assert state == {"epoch": 2, "batches": 1, "samples": 15, "batch_size": 4, "replicas": 2}

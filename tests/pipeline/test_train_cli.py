@@ -74,6 +74,63 @@ def test_metrics_json_survives_a_resume(sim_dir, tmp_path):
     assert last["global_step"] == more and set(first) <= set(last)
 
 
+def test_a_continued_run_keeps_the_provenance_of_each_launch(sim_dir, tmp_path, monkeypatch, caplog):
+    """Every launch rewrote provenance.json: a run trained across SLURM requeues, or resumed after a
+    `git pull`, named only its last job id and commit. Now the earlier launches stay, oldest first,
+    and a code change between launches is a warning."""
+    o = {**tiny_overrides(sim_dir), "trainer.max_epochs": -1}
+    monkeypatch.setenv("SLURM_JOB_ID", "11")
+    run = train_experiment("dncnn_l2", o, max_steps=2, runs_dir=tmp_path, profile="full", argv=["first"])
+    first = json.loads((run / "provenance.json").read_text())
+    assert "earlier" not in first and first["slurm"]["SLURM_JOB_ID"] == "11"
+
+    (run / "done").unlink()  # a requeued job: no --resume, SLURM_RESTART_COUNT says it is one
+    monkeypatch.setenv("SLURM_JOB_ID", "12")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    real_git = runs._git
+    monkeypatch.setattr(runs, "_git", lambda: {"sha": "f" * 40, "dirty": True})
+    caplog.clear()
+    assert train_experiment("dncnn_l2", o, max_steps=3, runs_dir=tmp_path, profile="full", argv=["second"]) == run
+    second = json.loads((run / "provenance.json").read_text())
+    assert second["argv"] == ["second"] and second["slurm"]["SLURM_JOB_ID"] == "12"
+    assert second["git"]["sha"] == "f" * 40 and second["earlier"] == [first]
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    sha = first["git"]["sha"]
+    assert [m for m in said if f"git {sha[:12]}{' (dirty)' if first['git']['dirty'] else ''} -> git ffffffffffff "
+            "(dirty)" in m and str(run) in m and "'earlier'" in m], said
+
+    monkeypatch.setattr(runs, "_git", real_git)
+    monkeypatch.delenv("SLURM_RESTART_COUNT")
+    monkeypatch.setenv("SLURM_JOB_ID", "13")
+    assert train_experiment("dncnn_l2", o, max_steps=4, runs_dir=tmp_path, profile="full", resume=True,
+                            argv=["third"]) == run
+    third = json.loads((run / "provenance.json").read_text())
+    assert [p["argv"] for p in third["earlier"]] == [["first"], ["second"]] and third["argv"] == ["third"]
+    assert [p["slurm"]["SLURM_JOB_ID"] for p in [*third["earlier"], third]] == ["11", "12", "13"]
+    assert "earlier" not in third["earlier"][1]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
+    # a finished run returned as is is no launch
+    assert train_experiment("dncnn_l2", o, max_steps=4, runs_dir=tmp_path, profile="full", argv=["fourth"]) == run
+    assert json.loads((run / "provenance.json").read_text()) == third
+
+
+def test_continued_provenance_names_what_changed(tmp_path):
+    launch = runs.provenance(1, ["now"], "cpu")
+    p = tmp_path / "provenance.json"
+    assert runs.continued_provenance(p, launch) == (launch, None)  # nothing before: as is
+    p.write_text("{not json")
+    assert runs.continued_provenance(p, launch) == (launch, None)
+    same = {**launch, "argv": ["before"]}
+    p.write_text(json.dumps(same))
+    assert runs.continued_provenance(p, launch) == ({**launch, "earlier": [same]}, None)
+    old = {**launch, "git": {"sha": None, "dirty": None}, "versions": {**launch["versions"], "torch": "2.8.0"}}
+    p.write_text(json.dumps(old))
+    record, changed = runs.continued_provenance(p, launch)
+    assert record["earlier"] == [old]
+    now_code = f"git {launch['git']['sha'][:12]}" + (" (dirty)" if launch["git"]["dirty"] else "")
+    assert changed == f"no git checkout -> {now_code}; torch 2.8.0 -> {launch['versions']['torch']}"
+
+
 def test_max_steps_is_the_run_length(sim_dir, tmp_path, caplog):
     """A run its config's epochs ended ("run already finished ... pass --resume with a larger
     --max-steps") continues with `--resume --max-steps`; the epochs stopped it again at once, and a
