@@ -72,20 +72,22 @@ def metric_bars(summaries: Mapping[str, Mapping[str, Mapping[str, Any]]], metric
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_ylabel(LABELS.get(metric, metric))
     ax.set_title(title or f"{LABELS.get(metric, metric)} per test set (black line: benchmark)")
-    ax.legend(fontsize=7, loc="best")
+    # beside the axes: inside, "best" put it over the benchmark line it explains when bars are low
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, Path(out))
 
 
 def example_panels(result: DatasetResult, model: str, out: str | Path) -> Path:
-    """Rows = the fixed slice of each axis; columns = input, prediction, target, |prediction - target|."""
+    """Rows = the fixed slice of each axis; columns = input, prediction, target, |prediction - target|.
+    The model is named once, in the title (a run name over its column ran into its neighbours')."""
     axes = sorted(a for a, e in result.examples.items() if model in e.get("pred", {}))
     fig = Figure(figsize=(10, 2.6 * max(1, len(axes))))
     for r, a in enumerate(axes):
         e = result.examples[a]
         err = np.abs(e["pred"][model] - e["target"])
         vmax = float(np.nanmax(e["target"])) or 1.0
-        panels = [("input", e["input"], vmax), (model, e["pred"][model], vmax), ("target", e["target"], vmax),
+        panels = [("input", e["input"], vmax), ("prediction", e["pred"][model], vmax), ("target", e["target"], vmax),
                   ("|error|", err, None)]
         for c, (label, img, top) in enumerate(panels):
             ax = fig.add_subplot(len(axes), 4, r * 4 + c + 1)
@@ -100,8 +102,9 @@ def example_panels(result: DatasetResult, model: str, out: str | Path) -> Path:
 
 def scatter_vs_benchmark(result: DatasetResult, model: str, out: str | Path,
                          metrics: tuple[str, ...] = ("ssim", "mae", "mse")) -> Path:
-    """Per image: the model's metric (y) against the benchmark's (x); points above y = x improve SSIM."""
-    fig = Figure(figsize=(3.6 * len(metrics), 3.4))
+    """Per image: the model's metric (y) against the benchmark's (x); points above y = x improve SSIM.
+    The model is named in the title; the constrained layout keeps labels and titles apart."""
+    fig = Figure(figsize=(3.6 * len(metrics), 3.4), layout="constrained")
     for i, m in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), i + 1)
         x, y = result.per_image[BENCHMARK][m], result.per_image[model][m]
@@ -111,7 +114,7 @@ def scatter_vs_benchmark(result: DatasetResult, model: str, out: str | Path,
             lo, hi = float(min(x[ok].min(), y[ok].min())), float(max(x[ok].max(), y[ok].max()))
             ax.plot([lo, hi], [lo, hi], "k--", linewidth=1)
         ax.set_xlabel(f"benchmark {m}")
-        ax.set_ylabel(f"{model} {m}")
+        ax.set_ylabel(f"model {m}")
         bad = int((~ok).sum())
         ax.set_title(f"{m} per image" + (f" ({bad} non-finite)" if bad else ""), fontsize=9)
     fig.suptitle(f"{result.name} / {result.split}: {model} vs benchmark")
