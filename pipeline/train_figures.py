@@ -62,43 +62,67 @@ def denoising_panel(batch: dict, pred: torch.Tensor, path: Path, n: int = 4) -> 
     return path
 
 
-def loss_curves(metrics_csv: Path, path: Path) -> Path | None:
-    """Train loss per step and every logged validation metric per epoch, from Lightning's metrics.csv."""
+def loss_series(metrics_csv: Path) -> dict[str, list[tuple[float, float]]]:
+    """``{metric: [(step, value), ...]}`` from Lightning's metrics.csv: the training loss per logged
+    step, else (a run shorter than its logging interval that ended an epoch) per epoch, and every
+    validation metric; {} without a log."""
     if not Path(metrics_csv).exists():
-        return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+        return {}
     with open(metrics_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     series: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
         step = float(r.get("step") or 0)
         for k, v in r.items():
-            if k in ("step", "epoch") or not v or k.endswith("_epoch") and k.startswith("train"):
+            if k in ("step", "epoch") or k is None or not v:
                 continue
             series.setdefault(k, []).append((step, float(v)))
+    train = [k for k in series if k.startswith("train/")]
+    per_step = [k for k in train if not k.endswith("_epoch")]
+    drop = [k for k in train if k.endswith("_epoch")] if per_step else []
+    return {k: v for k, v in series.items() if k not in drop}
+
+
+def loss_figure(metrics_csv: Path):
+    """The loss-curve figure (a matplotlib ``Figure``), None without a log. A run that logged no
+    training loss (fewer steps than its logging interval, no epoch ended) says so in that panel
+    instead of leaving it blank."""
+    from matplotlib.figure import Figure
+
+    series = loss_series(metrics_csv)
     if not series:
         return None
     val_keys = sorted(k for k in series if k.startswith("val/"))
-    fig, axes = plt.subplots(1, 1 + bool(val_keys), figsize=(5 * (1 + bool(val_keys)), 3.5), squeeze=False)
+    fig = Figure(figsize=(5 * (1 + bool(val_keys)), 3.5), layout="constrained")
+    axes = fig.subplots(1, 1 + bool(val_keys), squeeze=False)
+    train = axes[0][0]
     for k in sorted(k for k in series if k.startswith("train/")):
         s, v = zip(*series[k])
-        axes[0][0].plot(s, v, label=k, lw=1)
-    axes[0][0].set_xlabel("step")
-    axes[0][0].set_title("training loss")
-    if axes[0][0].get_lines():
-        axes[0][0].legend(fontsize=7)
-    for k in val_keys:
+        train.plot(s, v, "o-" if len(s) < 3 else "-", label=k, lw=1, ms=3)
+    train.set_xlabel("step")
+    train.set_title("training loss")
+    if train.get_lines():
+        train.legend(fontsize=7)
+    else:
+        train.text(0.5, 0.5, "no training loss logged yet:\nthe run stopped before its first\nlogging step "
+                   "(trainer.log_every_n_steps)", ha="center", va="center", transform=train.transAxes, fontsize=8)
+        train.set_xticks([])
+        train.set_yticks([])
+    for n, k in enumerate(val_keys):  # equal series (val/loss = val/mse under an L2 loss) stay visible
         s, v = zip(*series[k])
-        axes[0][1].plot(s, v, "o-", label=k, ms=3)
+        axes[0][1].plot(s, v, "o-", label=k, ms=3 + 2 * (len(val_keys) - 1 - n), lw=1, zorder=2 + n)
     if val_keys:
         axes[0][1].set_xlabel("step")
         axes[0][1].set_title("validation")
         axes[0][1].legend(fontsize=7)
-    fig.tight_layout()
+    return fig
+
+
+def loss_curves(metrics_csv: Path, path: Path) -> Path | None:
+    """Train loss per step and every logged validation metric, from Lightning's metrics.csv, as a PNG."""
+    fig = loss_figure(metrics_csv)
+    if fig is None:
+        return None
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
+        fig.savefig(tmp, dpi=80, format="png")
     return Path(path)
