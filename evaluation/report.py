@@ -20,9 +20,9 @@ from .statistics import CI_LEVEL, format_difference, paired_difference
 
 TABLE_METRICS = ("mae", "mse", "ssim")
 DIFF_INTRO = (f"Mean paired difference over the test images (model minus benchmark: a positive ΔM-SSIM and a "
-              f"negative ΔM-MAE / ΔM-MSE are improvements) with its {CI_LEVEL:.0%} interval from a bootstrap over "
-              f"the test subjects (the slices of one knee are not independent samples); with one test "
-              f"subject there is no interval.")
+              f"negative ΔM-MAE / ΔM-MSE are improvements) with its {CI_LEVEL:.0%} t interval over "
+              f"the test subjects (the slices of one knee are not independent samples: each knee's mean "
+              f"difference is one observation); with one test subject there is no interval, with few it is wide.")
 #: For these a lower value is better; for the others (ssim, psnr) higher is better.
 LOWER_IS_BETTER = {"mae", "mse", "nmse"}
 
@@ -61,8 +61,8 @@ def metrics_document(results: Sequence[DatasetResult], models: Mapping[str, str]
     + "breaks_benchmark" + "vs_benchmark"}, "skipped": {name: reason}}}}``; a summary holds per
     metric ``mean`` (null when any image is non-finite), ``finite_mean``, ``std``, ``count``,
     ``nonfinite``, plus ``failed``, ``nonfinite_images`` and ``count``; ``vs_benchmark`` holds per
-    table metric the paired difference model - benchmark with its interval from a bootstrap over
-    the test subjects (:func:`evaluation.statistics.paired_difference`); ``seen_in_training``: null, or
+    table metric the paired difference model - benchmark with its t interval over the test
+    subjects (:func:`evaluation.statistics.paired_difference`); ``seen_in_training``: null, or
     ``{"slices", "of", "in"}`` when the model trained (or validated) on ``slices`` of the ``of`` slices
     scored here (files split by another rule, ``seen[dataset][model]``): not held out.
     """

@@ -117,7 +117,7 @@ def slice_hd95(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], axis
 
 def summarize(rows: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float | None]]:
     """Mean and std over volumes for each structure and metric (no value is skipped), and the
-    mean's interval from a bootstrap over the volumes (``<metric>_ci_low``/``_ci_high``,
+    mean's t interval over the volumes (``<metric>_ci_low``/``_ci_high``,
     :func:`evaluation.statistics.mean_interval`; None with one volume)."""
     from .statistics import mean_interval
 

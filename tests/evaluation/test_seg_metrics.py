@@ -95,8 +95,12 @@ def test_empty_rules_never_hide_false_positives():
     assert miss["dice"] == 0 and miss["precision"] == 0 and miss["hd"] == pytest.approx(diag)
     # Averaging keeps the false positive visible.
     two = summarize([{"x": both}, {"x": fp}])["x"]
-    assert two["dice_mean"] == 0.5 and (two["dice_ci_low"], two["dice_ci_high"]) == (0.0, 1.0)  # [fp, both]
-    assert two["hd95_ci_low"] == 0 and two["hd95_ci_high"] == pytest.approx(diag)
+    # t interval of two values a, b: mean -+ t(0.975, 1 df) * |a - b| / 2 (t = 12.706): two volumes
+    # say little, and the interval says so (it is not clipped to Dice's [0, 1])
+    assert two["dice_mean"] == 0.5
+    assert (two["dice_ci_low"], two["dice_ci_high"]) == (pytest.approx(0.5 - 6.3531, abs=1e-4),
+                                                         pytest.approx(0.5 + 6.3531, abs=1e-4))
+    assert two["hd95_ci_high"] - two["hd95_ci_low"] == pytest.approx(12.7062 * diag, rel=1e-4)
     assert summarize([{"x": fp}])["x"]["dice_ci_low"] is None  # one volume: no interval
 
 
