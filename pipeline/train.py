@@ -83,6 +83,36 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
     cfg.setdefault("seed", DEFAULT_SEED)
     require_seed(cfg["seed"])
     _check_run_length(cfg.get("trainer") or {})  # early: before datasets are opened
+    absolute_data_paths(cfg)
+    return cfg
+
+
+def absolute_data_paths(cfg: dict) -> dict:
+    """Make the data paths of ``cfg["data"]["init_args"]`` absolute, against the current folder:
+    ``data_dir`` (any data module), the ``data`` folder of a ``SegDataModule`` and every
+    ``datasets`` entry of a ``SimDataModule`` that is a path (holds a ``/`` or ends in ``.h5``; a
+    bare name stays a name in ``data_dir``). A data module of your own keeps its other arguments. A run's config.yaml is read
+    later from elsewhere (`pipeline evaluate --run` defaults to the folder a run trained on; the
+    held-out check reads its training files): ``data_dir: simcoil`` then meant another folder, or
+    none, depending on where the reader stood. The run name's hash sees the absolute path, so
+    ``--resume`` from another folder finds the run. Changed in place and returned."""
+    args = get_dotted(cfg, "data.init_args")
+    if not isinstance(args, dict):
+        return cfg
+    cls = str(get_dotted(cfg, "data.class_path") or "")
+
+    def absolute(v: Any) -> Any:
+        return str(Path(v).expanduser().absolute()) if isinstance(v, str) and v else v
+
+    if "data_dir" in args:
+        args["data_dir"] = absolute(args["data_dir"])
+    if cls.endswith("SegDataModule") and "data" in args:
+        args["data"] = absolute(args["data"])
+    ds = args.get("datasets") if cls.endswith("SimDataModule") else None
+    if isinstance(ds, list):
+        args["datasets"] = [absolute(d) if isinstance(d, str) and ("/" in d or d.endswith(".h5")) else d for d in ds]
+    elif isinstance(ds, str) and ("/" in ds or ds.endswith(".h5")):
+        args["datasets"] = absolute(ds)
     return cfg
 
 

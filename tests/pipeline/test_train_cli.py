@@ -131,6 +131,45 @@ def test_continued_provenance_names_what_changed(tmp_path):
     assert changed == f"no git checkout -> {now_code}; torch 2.8.0 -> {launch['versions']['torch']}"
 
 
+def test_data_paths_are_stored_absolute(tmp_path, monkeypatch):
+    """A relative data folder in config.yaml meant whatever folder of that name the later reader
+    stood in (or none)."""
+    from pipeline.train import absolute_data_paths
+
+    monkeypatch.chdir(tmp_path)
+    cfg = resolve_config("dncnn_l2", {"data.init_args.datasets": ["pois", "other/rad_41.h5", "x.h5"]},
+                         data_dir="sim", profile="full")
+    args = cfg["data"]["init_args"]
+    assert args["data_dir"] == str(tmp_path / "sim")
+    assert args["datasets"] == ["pois", str(tmp_path / "other" / "rad_41.h5"), str(tmp_path / "x.h5")]
+    seg = resolve_config("seg_unet2d", data_dir="labelled", profile="full")["data"]["init_args"]
+    assert seg["data_dir"] == str(tmp_path / "labelled")
+    seg = absolute_data_paths({"data": {"class_path": "pipeline.seg_data.SegDataModule", "init_args": {"data": "k"}}})
+    assert seg["data"]["init_args"]["data"] == str(tmp_path / "k")
+    mine = {"data": {"class_path": "my.Data", "init_args": {"data": "mnist", "datasets": ["a/b"], "data_dir": None}}}
+    assert absolute_data_paths(mine)["data"]["init_args"] == {"data": "mnist", "datasets": ["a/b"], "data_dir": None}
+
+
+def test_a_run_trained_on_a_relative_folder_is_evaluated_and_resumed_from_elsewhere(sim_dir, tmp_path, monkeypatch):
+    """Trained with `--data-dir sim` in the folder above it, `pipeline evaluate --run` from another
+    folder said "sim: data folder not found" (or scored another folder's files of that name), and
+    `--resume` with the same data given another way started a new run folder."""
+    monkeypatch.chdir(sim_dir.parent)
+    o = {k: v for k, v in tiny_overrides(sim_dir).items() if k != "data.init_args.data_dir"}
+    run = train_experiment("dncnn_l2", o, max_steps=2, runs_dir=tmp_path / "runs", profile="full",
+                           data_dir=sim_dir.name)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / sim_dir.name).mkdir(parents=True)  # a folder of the same name, without the data
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["evaluate", "--run", str(run), "--datasets", "rad_41", "--out", str(tmp_path / "rep"),
+                     "--no-progress", "--no-figures"]) == 0
+    doc = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert set(doc["datasets"]) == {"rad_41"} and doc["datasets"]["rad_41"]["path"] == str(sim_dir / "rad_41.h5")
+    again = train_experiment("dncnn_l2", o, max_steps=3, runs_dir=tmp_path / "runs", profile="full",
+                             data_dir=str(sim_dir), resume=True)
+    assert again == run and torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3
+
+
 def test_max_steps_is_the_run_length(sim_dir, tmp_path, caplog):
     """A run its config's epochs ended ("run already finished ... pass --resume with a larger
     --max-steps") continues with `--resume --max-steps`; the epochs stopped it again at once, and a
