@@ -65,6 +65,27 @@ def simulate_hint(path: str | Path) -> str:
     return f"`pipeline simulate --pattern radial|poisson ... --name {name}{out}`"
 
 
+def _missing_hint(path: Path) -> str:
+    """What to do about a dataset file that is not there: a data folder that is a file is named as
+    such; else the `pipeline simulate` command, and the datasets the folder does hold."""
+    folder = path.parent
+    if folder.is_file():
+        return (f"{folder} is a file, not a folder of datasets: give the folder that holds it ({folder.parent}) "
+                f"and the dataset by its name ({folder.stem})")
+    hint = f"create it with {simulate_hint(path)}"
+    have = []
+    for p in sorted(folder.glob("*.h5")) if folder.is_dir() else []:
+        try:
+            with h5py.File(p, "r") as f:
+                if looks_like_dataset(f):
+                    have.append(p.stem)
+        except OSError:
+            continue
+    if have:
+        hint += f", or use a dataset {folder} holds: {', '.join(have)}"
+    return hint
+
+
 def looks_like_dataset(f: h5py.File) -> bool:
     """Whether the open HDF5 file ``f`` is a simulated input/target dataset (not a subject file);
     :func:`open_sim` checks the full layout."""
@@ -75,7 +96,7 @@ def open_sim(path: str | Path) -> h5py.File:
     """Open a simulated dataset read-only, validating its layout; raises PipelineInputError."""
     path = Path(path)
     if not path.exists():
-        raise PipelineInputError("dataset file not found", path=path, hint=f"create it with {simulate_hint(path)}")
+        raise PipelineInputError("dataset file not found", path=path, hint=_missing_hint(path))
     try:
         f = h5py.File(path, "r")
     except OSError as exc:

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+
+import h5py
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -520,6 +523,27 @@ def _one_line_error(capsys, argv) -> str:
     err = [ln for ln in text.splitlines() if ln.startswith("error")]  # library warnings may precede it
     assert len(err) == 1 and "Traceback" not in text, text
     return err[0]
+
+
+def test_a_missing_dataset_says_what_the_data_folder_is_and_holds(sim_dir, tmp_path, capsys):
+    """`--data-dir` given a dataset file, or a folder without the experiment's dataset: the error
+    said only `create it with pipeline simulate ... --out <the file>`."""
+    import shutil
+
+    base = ["train", "dncnn_l1", "--runs-dir", str(tmp_path / "runs"), "--max-steps", "1", "--data-dir"]
+    err = _one_line_error(capsys, [*base, str(sim_dir / "rad_15.h5")])
+    assert f"{sim_dir / 'rad_15.h5'} is a file, not a folder of datasets: give the folder that holds it ({sim_dir}) " \
+        "and the dataset by its name (rad_15)" in err
+    other = tmp_path / "data"
+    other.mkdir()
+    shutil.copy(sim_dir / "pois.h5", other / "pois.h5")
+    (other / "broken.h5").write_bytes(b"not hdf5")           # neither is named as a dataset
+    with h5py.File(other / "knee_000.h5", "w") as f:         # a subject file
+        f["kspace"] = np.zeros((1, 2, 2, 2), np.complex64)
+    err = _one_line_error(capsys, [*base, str(other)])
+    assert f"{other / 'rad_41.h5'}: dataset file not found" in err
+    assert err.endswith(f"`pipeline simulate --preset rad_41 --out {other}`, or use a dataset {other} holds: pois")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_bad_input_one_line_exit_2(sim_dir, tmp_path, capsys):
