@@ -19,9 +19,14 @@ from .loader import EpochSeededSampler, train_loader
 __all__ = ["EpochSeededSampler", "SimDataModule", "resolve_dataset"]
 
 
+def is_dataset_path(name: str) -> bool:
+    """Whether a ``datasets`` entry is a file path (ends in ``.h5`` or holds a ``/``), not a name."""
+    return name.endswith(".h5") or "/" in name
+
+
 def resolve_dataset(name: str, data_dir: str | Path | None) -> Path:
     """``rad_41`` -> ``<data_dir>/rad_41.h5``; a name ending in ``.h5`` or holding a ``/`` is a path."""
-    if name.endswith(".h5") or "/" in name:
+    if is_dataset_path(name):
         return Path(name)
     return Path(data_dir if data_dir is not None else default_sim_dir()) / f"{name}.h5"
 

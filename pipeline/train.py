@@ -90,12 +90,14 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
 def absolute_data_paths(cfg: dict) -> dict:
     """Make the data paths of ``cfg["data"]["init_args"]`` absolute, against the current folder:
     ``data_dir`` (any data module), the ``data`` folder of a ``SegDataModule`` and every
-    ``datasets`` entry of a ``SimDataModule`` that is a path (holds a ``/`` or ends in ``.h5``; a
-    bare name stays a name in ``data_dir``). A data module of your own keeps its other arguments. A run's config.yaml is read
-    later from elsewhere (`pipeline evaluate --run` defaults to the folder a run trained on; the
+    ``datasets`` entry of a ``SimDataModule`` that is a path (:func:`pipeline.data_module.is_dataset_path`;
+    a bare name stays a name in ``data_dir``). A data module of your own keeps its other arguments.
+    A run's config.yaml is read later from elsewhere (`pipeline evaluate --run` defaults to the folder a run trained on; the
     held-out check reads its training files): ``data_dir: simcoil`` then meant another folder, or
     none, depending on where the reader stood. The run name's hash sees the absolute path, so
     ``--resume`` from another folder finds the run. Changed in place and returned."""
+    from .data_module import is_dataset_path
+
     args = get_dotted(cfg, "data.init_args")
     if not isinstance(args, dict):
         return cfg
@@ -110,8 +112,8 @@ def absolute_data_paths(cfg: dict) -> dict:
         args["data"] = absolute(args["data"])
     ds = args.get("datasets") if cls.endswith("SimDataModule") else None
     if isinstance(ds, list):
-        args["datasets"] = [absolute(d) if isinstance(d, str) and ("/" in d or d.endswith(".h5")) else d for d in ds]
-    elif isinstance(ds, str) and ("/" in ds or ds.endswith(".h5")):
+        args["datasets"] = [absolute(d) if isinstance(d, str) and is_dataset_path(d) else d for d in ds]
+    elif isinstance(ds, str) and is_dataset_path(ds):
         args["datasets"] = absolute(ds)
     return cfg
 

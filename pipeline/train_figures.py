@@ -110,7 +110,7 @@ def loss_figure(metrics_csv: Path):
         train.set_yticks([])
     for n, k in enumerate(val_keys):  # equal series (val/loss = val/mse under an L2 loss) stay visible
         s, v = zip(*series[k])
-        axes[0][1].plot(s, v, "o-", label=k, ms=3 + 2 * (len(val_keys) - 1 - n), lw=1, zorder=2 + n)
+        axes[0][1].plot(s, v, "o-", label=k, ms=min(3 + 2 * (len(val_keys) - 1 - n), 9), lw=1, zorder=2 + n)
     if val_keys:
         axes[0][1].set_xlabel("step")
         axes[0][1].set_title("validation")
