@@ -146,17 +146,34 @@ def fit_ols(y, X) -> dict[str, Any] | None:
     return {"n": int(res.nobs), "k": int(X.shape[1]), "dropped": dropped, "fit": res, "columns": keep}
 
 
+def not_estimated(m: dict[str, Any] | None) -> str | None:
+    """Why a :func:`fit_ols` result has no fit (``None`` when it has one)."""
+    if not m or m["n"] == 0:
+        return "no observations"
+    if m.get("constant") is not None:
+        return f"all {m['n']} observations are {m['constant']:g}: no variation to explain"
+    if m["fit"] is None:
+        obs = "observation" if m["n"] == 1 else "observations"
+        return f"{m['n']} {obs} for {m['k']} regressor{'s' * (m['k'] != 1)}"
+    return None
+
+
 def regression_table(models: dict[str, dict[str, Any] | None], order: list[str]) -> list[list[str]]:
     """Figure-26 layout: a row per covariate ``coef*** (se)``, then Observations, R², Adjusted R²,
-    Residual Std. Error (df), F Statistic (df = k; n−k−1)."""
+    Residual Std. Error (df), F Statistic (df = k; n−k−1). A covariate without variation among a
+    model's observations reads "dropped (no variation)"; when a model was not estimated, a last row
+    "Not estimated" says why (the table, and its PNG, showed empty cells and NA without a reason)."""
     names = list(models)
     rows = [["Covariate", *names]]
     for cov in order:
         cells = []
         for n in names:
             m = models[n]
-            if not m or m["fit"] is None or cov not in m["columns"]:
+            if not m or m["fit"] is None:
                 cells.append("")
+                continue
+            if cov not in m["columns"]:
+                cells.append("dropped (no variation)" if cov in m["dropped"] else "")
                 continue
             r = m["fit"]
             cells.append(f"{_num(r.params[cov])}{stars(r.pvalues[cov])} ({_num(r.bse[cov])})")
@@ -173,6 +190,9 @@ def regression_table(models: dict[str, dict[str, Any] | None], order: list[str])
     rows.append(["F Statistic", *stat(
         lambda m: f"{_num(m['fit'].fvalue)}{stars(m['fit'].f_pvalue)} "
                   f"(df = {int(m['fit'].df_model)}; {int(m['fit'].df_resid)})")])
+    reasons = [not_estimated(models[n]) or "" for n in names]
+    if any(reasons):
+        rows.append(["Not estimated", *reasons])
     return rows
 
 
@@ -226,16 +246,11 @@ def analyse(spec: SweepSpec, out: str | Path | None = None, top: int = 15) -> Pa
           "model of failure on all finished models. Reference categories: "
           + (", ".join(f"{k}={v['reference']}" for k, v in cat.items()) or "none") + "."]
     for label, m in models.items():
-        if m and m["n"] == 0:
-            md.append(f"\n{label}: not estimated (no observations).")
+        reason = not_estimated(m)
+        if reason:
+            md.append(f"\n{label}: not estimated ({reason}).")
+        if reason == "no observations":
             continue
-        if m and m.get("constant") is not None:
-            md.append(f"\n{label}: not estimated (all {m['n']} observations are {m['constant']:g}: "
-                      "no variation to explain).")
-        elif m and m["fit"] is None:
-            obs = "observation" if m["n"] == 1 else "observations"
-            regs = f"{m['k']} regressor{'s' * (m['k'] != 1)}"
-            md.append(f"\n{label}: not estimated ({m['n']} {obs} for {regs}).")
         if m and m["dropped"]:
             md.append(f"\n{label}: dropped (no variation): {', '.join(m['dropped'])}.")
 

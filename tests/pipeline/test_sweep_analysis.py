@@ -76,8 +76,36 @@ def test_failure_regression_without_variation_is_not_estimated(tmp_path):
     assert rows["Constant"] == ["", " |"] and rows["Observations"] == ["0", "8 |"]
     assert rows["F Statistic"] == ["NA", "NA |"] and rows["R²"] == ["NA", "NA |"]
     assert "(b) Failed_model: not estimated (all 8 observations are 1: no variation to explain)." in report
+    # the table (and its PNG) says why its cells are empty; it showed blanks and NA only
+    assert rows["Not estimated"] == ["no observations", "all 8 observations are 1: no variation to explain |"]
     assert "8/8 = 100.0 %" in report
     assert "(a) Average SSIM: not estimated (no observations)." in report and "(a) Average SSIM: dropped" not in report
     # an empty top-15 table says why instead of showing a header alone
     assert "## Top 15 successful models by M-SSIM\n\nNone: no finished model passed the failure rule." in report
     assert "Training time: median 0.0 s, max 0.0 s, total 0.0 s." in report  # FakeTrain takes milliseconds
+
+
+def test_dropped_covariate_and_estimated_models_in_the_table(tmp_path):
+    """Every depth-3 model failed: depth has no variation among the successful models, so (a) drops it.
+    Its cell said nothing (an empty cell, like a covariate the spec never had); both models are
+    estimated, so no 'Not estimated' row is added to the Figure-26 layout."""
+    grid = {"task.loss": ["l1", "ssim"], "net.init_args.depth": [2, 3], "net.init_args.kernel": [3, 5, 7]}
+    analysis = {"covariates": {"depth": "net.init_args.depth", "filter_size": "net.init_args.kernel"},
+                "categorical": {"loss_scheme": {"key": "task.loss", "reference": "l1"}}}
+    spec = load_spec(write_spec(tmp_path, grid, analysis=analysis))
+    rng = np.random.default_rng(5)
+
+    def evaluate(run_dir, spec, row):
+        v = row.values
+        failed = v["net.init_args.depth"] == 3
+        return {"m_mae": 0.05, "m_mse": 0.01, "m_ssim": (0.2 if failed else 0.8 - 0.01 * v["net.init_args.kernel"])
+                + rng.normal(0, 0.002), "model_failed": failed, "bench_m_ssim": 0.7}
+
+    run_rows(spec, range(spec.n_rows), tmp_path / "sw", progress=False, train_fn=FakeTrain(), eval_fn=evaluate)
+    report = analyse(spec, tmp_path / "sw").read_text()
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:]
+            for line in (tmp_path / "sw" / "analysis" / "regressions.md").read_text().splitlines()[2:]}
+    assert rows["depth"][0] == "dropped (no variation)" and rows["depth"][1].startswith("1.000***")
+    assert rows["filter_size"][0].startswith("\u22120.010***")
+    assert "Not estimated" not in rows and "not estimated" not in report
+    assert "(a) Average SSIM: dropped (no variation): depth." in report
