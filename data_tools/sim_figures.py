@@ -48,7 +48,9 @@ def _draw_pattern(ax, f: h5py.File, subject: str | None = None) -> None:
         for i in range(t.shape[0]):
             ax.plot(t[i, :, :, 1].T, t[i, :, :, 0].T, lw=0.4, color=f"C{i}")
         ax.set_aspect("equal")
-        ax.set_title(f"{name}: {t.shape[1]} spokes x {t.shape[0]} interleaves\nR (Nyquist spokes) = {eff:.2f}")
+        # each image is reconstructed from one interleave: R is per image, not of the union drawn here
+        each = " per image (one interleave each)" if t.shape[0] > 1 else ""
+        ax.set_title(f"{name}: {t.shape[1]} spokes x {t.shape[0]} interleaves\nR (Nyquist spokes) = {eff:.2f}{each}")
         ax.set_xlabel("k (cycles/FOV)")
     else:
         m = _mask_of(f, subject)

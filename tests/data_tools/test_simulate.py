@@ -348,6 +348,11 @@ def test_dataset_view_summary_and_figure(sets, subjects, tmp_path):
             want = f"#1 {i['subject'][1]}/{'xyz'[i['axis'][1]]}{i['slice_index'][1]}"
             want += f", interleave {i['interleave'][1]} ({i['split'][1]})" if name == "rad" else f" ({i['split'][1]})"
             assert titles[name][1:] == [f"{want}\n input", "target", "|input - target|"], titles[name]
+    # the pattern panel overlays every interleave; its R is that of one (each image uses one)
+    with h5py.File(sets["rad"]) as f:
+        k, spokes, eff = f["trajectory"].shape[0], f["trajectory"].shape[1], f.attrs["effective_acceleration"]
+    assert k > 1 and titles["rad"][0].endswith(f"{spokes} spokes x {k} interleaves\n"
+                                                f"R (Nyquist spokes) = {eff:.2f} per image (one interleave each)")
 
     per = simulate("poisson", data=subjects, out=tmp_path, accel=3.0, mask_per_subject=True, name="per", **COMMON)
     with h5py.File(per) as f:  # each knee's own mask is drawn for its samples
