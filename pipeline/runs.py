@@ -71,6 +71,18 @@ def not_denoising(cfg: dict) -> str | None:
     return f"trained on '{path}', not on simulated input/target pairs"
 
 
+def run_task(cfg: dict) -> str | None:
+    """What `pipeline evaluate --run` does with a run: ``"denoising"`` (see :func:`not_denoising`),
+    ``"segmentation"`` (its data module is a :class:`~pipeline.seg_data.SegDataModule`), or None
+    (another task's run, which neither evaluation scores)."""
+    if not_denoising(cfg) is None:
+        return "denoising"
+    cls = import_path(get_dotted(cfg, "data.class_path"))
+    from .seg_data import SegDataModule
+
+    return "segmentation" if isinstance(cls, type) and issubclass(cls, SegDataModule) else None
+
+
 def trained_data_dir(cfg: dict) -> str | None:
     """The data folder a run was trained on, as its config gives it (``data.init_args.data_dir``
     of a SimDataModule, ``data`` of a SegDataModule); None: the default folder (or the phantom)."""

@@ -100,7 +100,7 @@ def run_name(run_dir: Path) -> str:
 def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
              ssim: Literal["gaussian", "fastmri", "pil"] = "gaussian", split: str = "test",
              out: Optional[str] = None, data_dir: Optional[str] = None, runs_dir: Optional[str] = None,
-             task: Literal["denoising", "segmentation"] = "denoising", checkpoint: str = "best",
+             task: Optional[Literal["denoising", "segmentation"]] = None, checkpoint: str = "best",
              batch_size: int = 16, device: str = "auto", data_range: float | str = 1.0, progress: bool = True,
              figures: bool = True) -> Any:
     """Evaluate trained runs and the benchmark; write metrics.json, per_image.csv, figures and a report.
@@ -117,7 +117,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
             ``task="segmentation"``, the folder of labelled subjects (default: the one the run was trained on).
         runs_dir: folder of runs (default ``runs`` or $KNEE_PIPELINE_RUNS).
         task: denoising (this command) or segmentation (``evaluation.seg_report``; needs --run; uses
-            the subjects of ``split`` as saved in the run, test falling back to val).
+            the subjects of ``split`` as saved in the run, test falling back to val); default: the
+            task of ``run`` (:func:`pipeline.runs.run_task`), denoising without ``run``.
         checkpoint: which checkpoint of each run (best or last).
         batch_size: images per batch.
         device: auto (CUDA when present), cpu or cuda[:n].
@@ -129,9 +130,16 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
     from data_tools.atomic import check_writable
     from data_tools.paths import default_runs_dir, default_sim_dir
     from evaluation.metrics import check_data_range
+    from pipeline.runs import (checkpoint_path, find_runs, load_model, not_denoising, read_config, run_task,
+                               trained_data_dir)
 
     check_data_range(data_range)  # before any model is loaded or image read
     runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
+    if task is None:  # a segmentation run needs no --task: the run says what it is
+        task = "denoising"
+        if run is not None:
+            checkpoint_path(Path(run), checkpoint, field="run")  # a folder that is no run: named as before
+            task = "segmentation" if run_task(read_config(Path(run))) == "segmentation" else "denoising"
     if task == "segmentation":
         if run is None:
             raise PipelineInputError("segmentation evaluation needs one run", field="run", expected="--run DIR")
@@ -141,7 +149,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         if given:
             raise PipelineInputError(f"{', '.join('--' + g.replace('_', '-') for g in given)} "
                                      f"{'applies' if len(given) == 1 else 'apply'} to denoising runs only",
-                                     field="task", expected="for --task segmentation: --run, --split, --checkpoint, "
+                                     field="task", expected="for a segmentation run: --run, --split, --checkpoint, "
                                      "--data-dir (the labelled subjects), --out, --device, --batch-size, "
                                      "--no-figures, --no-progress")
         from evaluation.seg_report import evaluate_segmentation_run
@@ -151,8 +159,6 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         return evaluate_segmentation_run(Path(run), seg_out, which=checkpoint, split=split, device=device,
                                          batch_size=batch_size, data=data_dir, figures=figures, progress=progress)
 
-    from pipeline.runs import checkpoint_path, find_runs, load_model, not_denoising, read_config, trained_data_dir
-
     if run is not None:
         run_dirs = [Path(run)]
         checkpoint_path(run_dirs[0], checkpoint, field="run")
@@ -160,8 +166,11 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         configs = {run_dirs[0]: run_cfg}
         reason = not_denoising(run_cfg)
         if reason is not None:
+            seg = run_task(run_cfg) == "segmentation"  # only reached with --task denoising
             raise PipelineInputError(f"not a denoising run: {reason}", path=run_dirs[0], field="task",
-                                     expected="--task segmentation for a segmentation run")
+                                     expected="no --task (or --task segmentation) for this segmentation run" if seg
+                                     else "a run trained on simulated input/target pairs (SimDataModule) or "
+                                          "labelled subjects (SegDataModule)")
         default_name = f"eval__{run_dirs[0].parent.name}__{run_dirs[0].name}__{split}__{ssim}"
         data_dir = data_dir or trained_data_dir(run_cfg)  # the folder it was trained on
     else:
@@ -175,14 +184,15 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         other = {rd: not_denoising(configs[rd]) for rd in run_dirs}
         for rd, reason in other.items():
             if reason is not None:
-                print(f"note: {run_name(rd)} left out: {reason} (for a segmentation run: "
-                      f"pipeline evaluate --task segmentation --run {shlex.quote(str(rd))})")
+                how = (f" (a segmentation run: pipeline evaluate --run {shlex.quote(str(rd))})"
+                       if run_task(configs[rd]) == "segmentation" else "")
+                print(f"note: {run_name(rd)} left out: {reason}{how}")
         run_dirs = [rd for rd in run_dirs if other[rd] is None]
         if not run_dirs:
             raise PipelineInputError("no finished denoising run (every run here was trained on other data)",
                                      path=runs_root, field="runs_dir",
                                      hint="train one (`pipeline train unet_l2`) or evaluate a segmentation run "
-                                          "with --task segmentation --run DIR")
+                                          "with --run DIR")
         default_name = f"eval__all__{split}__{ssim}"
     files = find_datasets(Path(data_dir) if data_dir else default_sim_dir(), datasets)
     if not datasets:
@@ -234,11 +244,12 @@ def _parser():
     p.add_argument("--out", type=Optional[str], default=None, help="output folder (default reports/<name>)")
     p.add_argument("--data-dir", type=Optional[str], default=None,
                    help="folder of the simulated <name>.h5 files (default: with --run, the folder it was trained "
-                        "on, else data/simulated); with --task segmentation: the folder of labelled subjects "
+                        "on, else data/simulated); for a segmentation run: the folder of labelled subjects "
                         "(default: the one the run was trained on)")
     p.add_argument("--runs-dir", type=Optional[str], default=None, help="root of the run folders (default runs/)")
-    p.add_argument("--task", type=Literal["denoising", "segmentation"], default="denoising",
-                   help="denoising, or segmentation (evaluation.seg_report; needs --run)")
+    p.add_argument("--task", type=Optional[Literal["denoising", "segmentation"]], default=None,
+                   help="denoising, or segmentation (evaluation.seg_report; needs --run); default: the task "
+                        "of --run (a segmentation run is one trained on a SegDataModule), else denoising")
     p.add_argument("--checkpoint", type=Literal["best", "last"], default="best", help="which checkpoint of a run")
     p.add_argument("--batch-size", type=int, default=16, help="images per batch")
     p.add_argument("--device", type=str, default="auto", help="auto (CUDA when present), cpu, cuda[:n]")

@@ -296,13 +296,25 @@ def test_segmentation_runs_are_not_evaluated_as_denoisers(setup, tmp_path, capsy
     assert rc == 0
     text = capsys.readouterr().out
     assert "exp/seg left out: trained on 'pipeline.seg_data.SegDataModule'" in text
-    assert f"(for a segmentation run: pipeline evaluate --task segmentation --run {shlex.quote(str(seg))})" in text
+    assert f"(a segmentation run: pipeline evaluate --run {shlex.quote(str(seg))})" in text
     models = json.loads((out / "metrics.json").read_text())["datasets"]["pois"]["models"]
     assert sorted(models) == ["exp/conv", "exp/identity", "exp/sim"]
-    rc = cli.main(["evaluate", "--run", str(seg), "--data-dir", str(data), "--out", str(tmp_path / "o"),
+    rc = cli.main(["evaluate", "--run", str(seg), "--task", "denoising", "--data-dir", str(data),
+                   "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "[task]: not a denoising run" in err[0]
+    assert "expected no --task (or --task segmentation) for this segmentation run" in err[0]
+    # without --task the run's own task is taken: the segmentation evaluation reads its checkpoint
+    # (this hand-made one has no preprocessing state; a real one: tests/pipeline/test_segment_cli.py)
+    rc = cli.main(["evaluate", "--run", str(seg), "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "[seg_preprocess]: checkpoint has no segmentation preprocessing" in err[0]
+    other = _run(tmp_path / "other_runs", "cls", ident, {}, data="torch.nn.Identity")  # neither task
+    rc = cli.main(["evaluate", "--run", str(other), "--data-dir", str(data), "--out", str(tmp_path / "o"),
                    "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "[task]: not a denoising run" in err[0] and "--task segmentation" in err[0]
+    assert rc == 2 and len(err) == 1 and "[task]: not a denoising run: trained on 'torch.nn.Identity'" in err[0]
+    assert "expected a run trained on simulated input/target pairs (SimDataModule) or labelled subjects" in err[0]
     only_seg = tmp_path / "seg_runs"
     _run(only_seg, "seg", ident, {}, data="pipeline.seg_data.SegDataModule")
     rc = cli.main(["evaluate", "--data-dir", str(data), "--runs-dir", str(only_seg), "--out", str(tmp_path / "o"),

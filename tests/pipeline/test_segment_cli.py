@@ -366,6 +366,26 @@ def test_evaluate_segmentation_run_writes_metrics_and_overlays(seg_run, tmp_path
     assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
 
 
+def test_evaluate_takes_a_segmentation_run_without_task(seg_run, tmp_path, capsys):
+    """`pipeline evaluate --run <segmentation run>` said "not a denoising run ... expected --task
+    segmentation": the run's config names its data module, so the task is taken from it."""
+    import json
+
+    assert cli.main(["evaluate", "--run", str(seg_run), "--out", str(tmp_path / "auto"), "--no-figures"]) == 0
+    assert cli.main(["evaluate", "--task", "segmentation", "--run", str(seg_run), "--out", str(tmp_path / "given"),
+                     "--no-figures"]) == 0
+    auto, given = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("auto", "given"))
+    assert auto["summary"] == given["summary"] and auto["label_mode"] == "bone"
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--run", str(seg_run), "--out", str(tmp_path / "c"), "--ssim", "pil"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[task]: --ssim applies to denoising runs only" in err[0]
+    assert cli.main(["evaluate", "--task", "denoising", "--run", str(seg_run), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[task]: not a denoising run" in err[0] and "no --task" in err[0]
+    assert not (tmp_path / "c").exists()
+
+
 def test_evaluate_segmentation_honours_split_checkpoint_and_batch(seg_run, tmp_path, capsys):
     """--split, --checkpoint and --batch-size reach the segmentation evaluation (they were ignored)."""
     import json
