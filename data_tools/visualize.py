@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -32,11 +33,19 @@ def _orthogonal_views(centre, vox) -> list[tuple[str, tuple, float]]:
             ("axial (y-z)", np.s_[cx, :, :], vox[1] / vox[2])]
 
 
-def _indexed_views(centre, vox) -> list[tuple[str, tuple, float]]:
-    """:func:`_orthogonal_views` titled by index (``z = 12 (x-y)``): an image file's axes need not
-    be the phantom's anatomical ones."""
-    return [(f"{('z', 'y', 'x')[i]} = {centre[2 - i]} ({plane})", sl, aspect)
-            for i, ((_, sl, aspect), plane) in enumerate(zip(_orthogonal_views(centre, vox), ("x-y", "x-z", "y-z")))]
+def image_views(centre, vox) -> list[tuple[str, Callable[[np.ndarray], np.ndarray], float]]:
+    """(title, take, aspect) of the z, y and x slices through ``centre`` of an image ``(X, Y, Z)``:
+    ``take(volume)`` is the 2-D array to draw (first index down the rows), ``aspect`` its pixels'
+    height over width (voxel sizes ``vox``). Titled by index (``z = 12 (x-y)``): an image file's
+    axes need not be anatomical ones. In the image tools' layout (LR, SI, AP; docs/segmentation.md)
+    every panel has the phantom export in radiological display: the coronal (x-y) and sagittal
+    (y-z) slices with superior-inferior down the rows (the knee upright), the axial (x-z) slice with
+    anterior-posterior down the rows; the patient's right on the left. The N4, `pipeline segment`
+    and segmentation-evaluation figures all draw these, so one volume looks the same in each."""
+    cx, cy, cz = (int(c) for c in centre)
+    return [(f"z = {cz} (x-y)", lambda v: np.asarray(v)[:, :, cz].T, vox[1] / vox[0]),
+            (f"y = {cy} (x-z)", lambda v: np.asarray(v)[:, cy, :].T, vox[2] / vox[0]),
+            (f"x = {cx} (y-z)", lambda v: np.asarray(v)[cx, :, :], vox[1] / vox[2])]
 
 
 def _save_png(fig, out: str | Path, tight: bool = True) -> Path:
@@ -69,8 +78,13 @@ def _legend(fig, names: dict[int, str], top: bool = True) -> None:
 
     handles = [Patch(color=LABEL_COLOURS[(k - 1) % len(LABEL_COLOURS)], label=f"{k} {n}")
                for k, n in sorted(names.items()) if k > 0]
-    fig.legend(handles=handles, loc="upper center" if top else "lower center", ncol=min(len(handles), 4 if not top else 7)
-               or 1, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.99) if top else (0.5, -0.02))
+    ncol = min(len(handles), 4 if not top else 7) or 1
+    where = "upper center" if top else "lower center"
+    if fig.get_layout_engine() is not None:  # constrained layout: it makes room for an "outside" legend
+        fig.legend(handles=handles, loc=f"outside {where}", ncol=ncol, fontsize=8, frameon=False)
+        return
+    fig.legend(handles=handles, loc=where, ncol=ncol, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.99) if top else (0.5, -0.02))
 
 
 def plot_label_map(image: np.ndarray, labels: np.ndarray, spacing, names: dict[int, str], out: str | Path,
@@ -86,16 +100,17 @@ def plot_label_map(image: np.ndarray, labels: np.ndarray, spacing, names: dict[i
     img = np.asarray(image, dtype=np.float32)
     vox = np.asarray(spacing, dtype=float)
     centre = _centroid(labels > 0, img.shape)
-    views = _indexed_views(centre, vox)
+    views = image_views(centre, vox)
     if img.shape[2] == 1:  # one slice: the title goes above it
         views = [(f"{title}\n{views[0][0]}" if title else views[0][0], *views[0][1:])]
     vmax = float(np.percentile(img, 99.5)) or 1.0
-    fig, axes = plt.subplots(1, len(views), figsize=(4.6 * len(views), 4.8), squeeze=False)
-    for ax, (name, sl, aspect) in zip(axes[0], views):
-        _draw_overlay(ax, img[sl], labels[sl], vmax, aspect, name)
+    # constrained: the title stays clear of the panel titles whatever the panels' aspect
+    fig, axes = plt.subplots(1, len(views), figsize=(4.6 * len(views), 4.8), squeeze=False, layout="constrained")
+    for ax, (name, take, aspect) in zip(axes[0], views):
+        _draw_overlay(ax, take(img), take(labels), vmax, aspect, name)
     _legend(fig, names, top=False)
     if len(views) > 1:
-        fig.suptitle(title, y=0.92, fontsize=10)
+        fig.suptitle(title, fontsize=10)
     return _save_png(fig, out)
 
 
@@ -111,15 +126,15 @@ def plot_n4(image: np.ndarray, corrected: np.ndarray, bias: np.ndarray, spacing,
 
     vox = np.asarray(spacing, dtype=float)
     shape = np.asarray(image).shape
-    views = _indexed_views(tuple(n // 2 for n in shape), vox)
+    views = image_views(tuple(n // 2 for n in shape), vox)
     views = views[:1] if shape[2] == 1 else views
     rows = [("input", np.asarray(image, np.float32), "gray"), ("N4 corrected", np.asarray(corrected, np.float32), "gray"),
             ("bias field", np.asarray(bias, np.float32), "viridis")]
     fig, axes = plt.subplots(3, len(views), figsize=(4.2 * len(views) + 0.8, 11.5), squeeze=False)
     for r, (what, vol, cmap) in enumerate(rows):
         lo, hi = (0.0, float(np.percentile(vol, 99.5)) or 1.0) if cmap == "gray" else (float(vol.min()), float(vol.max()))
-        for c, (name, sl, aspect) in enumerate(views):
-            shown = axes[r][c].imshow(vol[sl], cmap=cmap, vmin=lo, vmax=hi, aspect=aspect, interpolation="nearest")
+        for c, (name, take, aspect) in enumerate(views):
+            shown = axes[r][c].imshow(take(vol), cmap=cmap, vmin=lo, vmax=hi, aspect=aspect, interpolation="nearest")
             axes[r][c].set_title(f"{what}: {name}", fontsize=9)
             axes[r][c].axis("off")
         if cmap != "gray":

@@ -37,25 +37,30 @@ def _window(shape, box) -> np.ndarray:
     return m
 
 
-def overlay_png(image: np.ndarray, ref: np.ndarray, pred: np.ndarray, hd95_z: np.ndarray, out: Path, title: str) -> Path:
-    """Four panels: axial/coronal/sagittal through the reference centroid and the worst-HD95 slice.
-    Reference contour green, prediction red."""
+def overlay_png(image: np.ndarray, ref: np.ndarray, pred: np.ndarray, hd95_z: np.ndarray, spacing, out: Path,
+                title: str) -> Path:
+    """Four panels: the z, y and x slices through the reference centroid, drawn as `pipeline segment`
+    and `pipeline n4` draw them (:func:`data_tools.visualize.image_views`: voxel-size aspect, the
+    knee upright), and the z slice with the worst HD95. Reference contour green, prediction red."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from data_tools.visualize import image_views
+
     idx = np.argwhere(ref) if ref.any() else np.argwhere(np.ones_like(ref))
     c = np.round(idx.mean(axis=0)).astype(int)
     worst = int(np.argmax(hd95_z))
-    views = [("slice z=%d (coronal)" % c[2], np.s_[:, :, c[2]]), ("y=%d" % c[1], np.s_[:, c[1], :]),
-             ("x=%d" % c[0], np.s_[c[0], :, :]), ("worst HD95 z=%d (%.1f mm)" % (worst, hd95_z[worst]), np.s_[:, :, worst])]
+    views = image_views(c, np.asarray(spacing, dtype=float))
+    _, take_worst, aspect = image_views((c[0], c[1], worst), np.asarray(spacing, dtype=float))[0]
+    views.append((f"worst HD95: z = {worst} ({hd95_z[worst]:.1f} mm)", take_worst, aspect))
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
-    for ax, (name, sl) in zip(axes, views):
-        ax.imshow(image[sl].T, cmap="gray", origin="lower", aspect="auto")
-        if ref[sl].any():
-            ax.contour(ref[sl].T.astype(float), levels=[0.5], colors="lime", linewidths=0.8)
-        if pred[sl].any():
-            ax.contour(pred[sl].T.astype(float), levels=[0.5], colors="red", linewidths=0.8)
+    for ax, (name, take, aspect) in zip(axes, views):
+        ax.imshow(take(image), cmap="gray", aspect=aspect, interpolation="nearest")
+        for mask, colour in ((ref, "lime"), (pred, "red")):
+            m = take(mask)
+            if m.any():
+                ax.contour(m.astype(float), levels=[0.5], colors=colour, linewidths=0.8)
         ax.set_title(name, fontsize=9)
         ax.axis("off")
     fig.suptitle(f"{title} (green reference, red prediction)", fontsize=10)
@@ -129,7 +134,7 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
             first = next(iter(structures.values()))
             r, p = np.isin(ref, first), np.isin(pred, first)
             h = slice_hd95(p, r, v.spacing, axis=2)
-            overlay_png(v.image, r, p, h, out / "figures" / f"{name}.png",
+            overlay_png(v.image, r, p, h, v.spacing, out / "figures" / f"{name}.png",
                         f"{run_dir.name} {name} {next(iter(structures))}")
     doc = {"run": str(run_dir), "checkpoint": which, "split": split, "label_mode": mode, "subjects": names,
            "summary": summarize(rows), "per_subject": flat,
