@@ -74,20 +74,11 @@ def load_volumes(data: str | Path | None) -> list[Volume]:
 
 
 def _load_pairs(root: Path) -> list[Volume]:
-    from data_tools.formats.images import (EXPECTED, image_stem, is_image_file, read_image, require_scalar,
-                                           same_geometry)
+    from data_tools.formats.images import EXPECTED, image_files, read_image, require_scalar, same_geometry
 
     out = []
-    # image files only: a MetaImage's data file (.raw, .zraw) and anything else are not subjects
-    files = sorted(p for p in (root / "images").iterdir() if not p.name.startswith(".") and is_image_file(p))
-    seen: dict[str, Path] = {}
-    for img_path in files:
-        name = image_stem(img_path)
-        if name in seen:  # one subject in two files would sit in two splits
-            raise PipelineInputError(f"two images of subject '{name}': {seen[name].name} and {img_path.name}",
-                                     path=root / "images", expected="one image file per subject name")
-        seen[name] = img_path
-    for name, img_path in seen.items():
+    # image files only (a MetaImage's data file is none); one per subject, which would else sit in two splits
+    for name, img_path in image_files(root / "images").items():
         lab_path = root / "labels" / img_path.name
         if not lab_path.exists():
             raise PipelineInputError("no label file for image", path=lab_path, expected=f"labels/{img_path.name}")

@@ -80,6 +80,54 @@ class Segmentation:
     structures: list[dict[str, Any]]
 
 
+def _check_options(threshold: float, batch_size: int) -> None:
+    from data_tools.config_io import require_count
+
+    if not 0.0 < threshold < 1.0:
+        raise PipelineInputError(f"threshold {threshold}", field="threshold", expected="a probability in (0, 1)")
+    require_count(batch_size, "batch_size")
+
+
+def _check_output(out: Path, image_path: Path, figure: bool) -> Path | None:
+    """Refuse, before any inference, an ``out`` that is no image name, cannot be written or is the
+    input; the same for its figure. Returns the figure's path (None without ``figure``)."""
+    from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
+    from data_tools.formats.images import figure_path, image_format
+
+    image_format(out, "out")
+    check_writable_file(out)
+    refuse_overwriting_inputs(out, {"input image": image_path})
+    png = figure_path(out) if figure else None
+    if png is not None:
+        check_writable_file(png, "out")
+        refuse_overwriting_inputs(png, {"input image": image_path})
+    return png
+
+
+def _segment_one(net: torch.nn.Module, prep: dict[str, Any], run_dir: Path, image_path: Path, out: Path,
+                 png: Path | None, threshold: float, batch_size: int) -> Segmentation:
+    """Read, segment and write one image with a loaded run (``net`` on its device)."""
+    from data_tools.formats.images import Image, read_image, require_scalar, write_image
+    from data_tools.seg_preprocess import channels_to_labels, label_names
+    from data_tools.subject import label_sizes
+
+    img = read_image(image_path)
+    require_scalar(img, image_path, "segmentation")
+    if int(prep["dims"]) == 3 and min(img.shape) < 2:
+        raise PipelineInputError(f"a 3-D model needs a 3-D volume, got shape {img.shape}", path=image_path,
+                                 field="image", expected="(X, Y, Z) with Z > 1")
+    prob = predict_volume(net, prep, img.array, img.spacing, batch=batch_size)
+    labels = channels_to_labels(prob, prep["label_mode"], threshold).astype(np.uint8)
+    names = label_names(prep["label_mode"])
+    written = write_image(out, Image(labels, **img.geometry()))
+    if png is not None:
+        from data_tools.visualize import plot_label_map
+
+        plot_label_map(img.array, labels, img.spacing, names, png,
+                       title=f"{image_path.name}: {prep['label_mode']} labels of {run_dir.name}")
+    return Segmentation(written, png, label_sizes(labels, img.spacing, names, two_d=img.file_dims == 2))
+
+
 def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, which: str = "best",
                  threshold: float = 0.5, device: str = "cpu", batch_size: int = 8,
                  figure: bool = True) -> Segmentation:
@@ -88,38 +136,55 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
     image, orthogonal slices).
     ``device``: auto (CUDA when present), cpu or cuda[:n]; ``batch_size``: slices per forward pass
     of a 2-D network."""
-    from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
-    from data_tools.config_io import require_count
-    from data_tools.formats.images import (Image, figure_path, image_format, read_image, require_scalar,
-                                           write_image)
-    from data_tools.seg_preprocess import channels_to_labels, label_names
-    from data_tools.subject import label_sizes
     from evaluation.benchmark import resolve_device
 
-    if not 0.0 < threshold < 1.0:
-        raise PipelineInputError(f"threshold {threshold}", field="threshold", expected="a probability in (0, 1)")
-    require_count(batch_size, "batch_size")
+    _check_options(threshold, batch_size)
     dev = resolve_device(device)
-    image_format(out, "out")  # an --out that is no image name: refused before the inference, not after
-    check_writable_file(out)
-    refuse_overwriting_inputs(out, {"input image": image_path})
-    png = figure_path(out) if figure else None
-    if png is not None:
-        check_writable_file(png, "out")
-        refuse_overwriting_inputs(png, {"input image": image_path})
+    png = _check_output(Path(out), Path(image_path), figure)  # before the inference, not after
     net, prep, _ = load_seg_run(run_dir, which, field="model")  # before a large image is read
-    img = read_image(image_path)
-    require_scalar(img, image_path, "segmentation")
-    if int(prep["dims"]) == 3 and min(img.shape) < 2:
-        raise PipelineInputError(f"a 3-D model needs a 3-D volume, got shape {img.shape}", path=image_path,
-                                 field="image", expected="(X, Y, Z) with Z > 1")
-    prob = predict_volume(net.to(dev), prep, img.array, img.spacing, batch=batch_size)
-    labels = channels_to_labels(prob, prep["label_mode"], threshold).astype(np.uint8)
-    names = label_names(prep["label_mode"])
-    written = write_image(out, Image(labels, **img.geometry()))
-    if png is not None:
-        from data_tools.visualize import plot_label_map
+    return _segment_one(net.to(dev), prep, Path(run_dir), Path(image_path), Path(out), png, threshold, batch_size)
 
-        plot_label_map(img.array, labels, img.spacing, names, png,
-                       title=f"{Path(image_path).name}: {prep['label_mode']} labels of {Path(run_dir).name}")
-    return Segmentation(written, png, label_sizes(labels, img.spacing, names, two_d=img.file_dims == 2))
+
+def segment_folder(folder: str | Path, run_dir: str | Path, out_dir: str | Path, which: str = "best",
+                   threshold: float = 0.5, device: str = "cpu", batch_size: int = 8, figure: bool = True,
+                   suffix: str = ".nii.gz", progress: bool = True) -> tuple[list[tuple[Path, Segmentation]], Path]:
+    """:func:`segment_file` for every image of ``folder`` (:func:`data_tools.formats.images.image_files`),
+    the run loaded once: ``out_dir/<name><suffix>`` (+ ``<name>.png``) per image and
+    ``out_dir/structures.csv`` (image, label, name, voxels, volume_ml or area_mm2), written last.
+    Every output name is checked before the first image is segmented; an image that fails stops
+    the command, naming that file (the label maps written before it are complete)."""
+    import csv
+    import io
+
+    from tqdm import tqdm
+
+    from data_tools.atomic import check_writable, refuse_overwriting_inputs, write_text_atomic
+    from data_tools.formats.images import EXPECTED, image_files, image_suffix
+    from evaluation.benchmark import resolve_device
+
+    _check_options(threshold, batch_size)
+    if image_suffix("x" + suffix) != suffix:
+        raise PipelineInputError(f"suffix '{suffix}'", field="suffix",
+                                 expected="an image suffix: .nii.gz, .nii, .mhd, .mha, .nrrd or .nhdr")
+    dev = resolve_device(device)
+    folder, out_dir = Path(folder), Path(out_dir)
+    images = image_files(folder)
+    if not images:
+        raise PipelineInputError("no images", path=folder, field="image", expected=EXPECTED)
+    check_writable(out_dir)
+    jobs = [(path, out_dir / f"{name}{suffix}") for name, path in images.items()]
+    pngs = {out: _check_output(out, path, figure) for path, out in jobs}
+    table = out_dir / "structures.csv"
+    refuse_overwriting_inputs(table, {f"input image {path.name}": path for path, _ in jobs})
+    net, prep, _ = load_seg_run(run_dir, which, field="model")
+    net = net.to(dev)
+    done = []
+    for path, out in tqdm(jobs, desc="segment images", unit="image", disable=not progress):
+        done.append((path, _segment_one(net, prep, Path(run_dir), path, out, pngs[out], threshold, batch_size)))
+    rows = [{"image": path.name, **row} for path, seg in done for row in seg.structures]
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return done, write_text_atomic(table, buf.getvalue())

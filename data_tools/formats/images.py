@@ -133,6 +133,21 @@ def image_stem(path: str | Path) -> str:
     return name[:-len(sfx)] if sfx else Path(path).stem
 
 
+def image_files(folder: str | Path) -> dict[str, Path]:
+    """The image files of ``folder`` by name (:func:`image_stem`), sorted: a MetaImage's data file
+    (``.raw``, ``.zraw``), hidden files and anything else are left out; two images of one name
+    (``a.nii.gz`` and ``a.mhd``) are a PipelineInputError (one subject in two files)."""
+    files = sorted(p for p in Path(folder).iterdir() if not p.name.startswith(".") and is_image_file(p))
+    seen: dict[str, Path] = {}
+    for path in files:
+        name = image_stem(path)
+        if name in seen:
+            raise PipelineInputError(f"two images of subject '{name}': {seen[name].name} and {path.name}",
+                                     path=folder, expected="one image file per subject name")
+        seen[name] = path
+    return seen
+
+
 def figure_path(out: str | Path) -> Path:
     """``<out without its image suffix>.png`` next to an image written by a command (the quick look
     of `pipeline segment` and `pipeline n4`)."""

@@ -106,6 +106,69 @@ def test_segment_reports_structure_sizes_and_draws_a_figure(seg_run, coronal_nif
     assert (tmp_path / "b.mhd").exists() and not (tmp_path / "b.png").exists()
 
 
+def test_segment_a_folder_of_images(seg_run, coronal_nifti, tmp_path, capsys):
+    """`pipeline segment FOLDER --out DIR` segments every image with the run loaded once (each knee
+    took a separate command, reloading the run): the same label maps as one image at a time, a
+    figure each, and structures.csv with every image's sizes."""
+    import csv
+    import shutil
+
+    from data_tools.formats.images import read_image
+
+    img, _, _ = coronal_nifti
+    src = tmp_path / "images"
+    src.mkdir()
+    shutil.copy(img, src / "knee_a.nii.gz")
+    one = read_image(img)
+    from data_tools.formats.images import Image, write_image
+
+    flipped = Image(one.array[::-1].copy(), **one.geometry())   # another knee: the left one
+    write_image(src / "knee_b.mhd", flipped)
+    (src / "README.txt").write_text("not an image")
+    single = tmp_path / "single.nii.gz"
+    assert cli.main(["segment", str(src / "knee_b.mhd"), "--model", str(seg_run), "--out", str(single),
+                     "--figure", "false"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "preds"
+    assert cli.main(["segment", str(src), "--model", str(seg_run), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["knee_a.nii.gz", "knee_a.png", "knee_b.nii.gz", "knee_b.png",
+                                                     "structures.csv"]
+    assert np.array_equal(read_image(out / "knee_b.nii.gz").array, read_image(single).array)
+    rows = list(csv.DictReader((out / "structures.csv").open()))
+    assert [(r["image"], r["name"]) for r in rows] == [("knee_a.nii.gz", "bone"), ("knee_b.mhd", "bone")]
+    n_b = int((read_image(single).array == 1).sum())
+    assert int(rows[1]["voxels"]) == n_b
+    assert float(rows[1]["volume_ml"]) == pytest.approx(n_b * float(np.prod(one.spacing)) / 1000.0)
+    assert f"knee_b.mhd -> {out / 'knee_b.nii.gz'}" in text and "segmented 2 image(s)" in text
+    assert cli.main(["segment", str(src), "--model", str(seg_run), "--out", str(tmp_path / "m"), "--suffix", ".mhd",
+                     "--figure", "false"]) == 0
+    assert sorted(p.name for p in (tmp_path / "m").iterdir() if p.suffix not in (".raw", ".zraw")) == [
+        "knee_a.mhd", "knee_b.mhd", "structures.csv"]
+    # bad input: one line naming the field, exit 2, nothing written
+    (tmp_path / "afile").write_text("x")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    shutil.copy(img, twice / "k.nii.gz")
+    shutil.copy(img, twice / "k.nii")
+    capsys.readouterr()
+    for args, want in (([str(src), "--out", str(tmp_path / "afile" / "o")], "[out]"),
+                       ([str(src), "--out", str(src)], "[out]: the output is the input image"),
+                       ([str(empty), "--out", str(tmp_path / "o")], "[image]: no images"),
+                       ([str(twice), "--out", str(tmp_path / "o")], "two images of subject 'k'"),
+                       ([str(src), "--out", str(tmp_path / "o"), "--suffix", ".png"], "[suffix]: suffix '.png'"),
+                       ([str(img), "--out", str(tmp_path / "o.nii.gz"), "--suffix", ".mhd"],
+                        "[suffix]: --suffix applies to a folder of images")):
+        assert cli.main(["segment", *args, "--model", str(seg_run)]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and want in err[0], err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.nii.gz").exists()
+    assert sorted(p.name for p in src.iterdir() if p.suffix not in (".raw", ".zraw")) == [
+        "README.txt", "knee_a.nii.gz", "knee_b.mhd"]
+
+
 def test_label_sizes_and_names():
     from data_tools.seg_preprocess import label_names
     from data_tools.subject import label_sizes
