@@ -87,11 +87,12 @@ def _legend(fig, names: dict[int, str], top: bool = True) -> None:
                bbox_to_anchor=(0.5, 0.99) if top else (0.5, -0.02))
 
 
-def plot_label_map(image: np.ndarray, labels: np.ndarray, spacing, names: dict[int, str], out: str | Path,
+def plot_label_map(image: np.ndarray, labels: np.ndarray | None, spacing, names: dict[int, str], out: str | Path,
                    title: str = "") -> Path:
     """One PNG of a label map on its image (both (X, Y, Z)): the three orthogonal slices through
     the labelled voxels' centroid (one x-y slice for a single-slice image), label colours as in
-    :func:`plot_subject`, a legend of ``names`` (label value -> structure)."""
+    :func:`plot_subject`, a legend of ``names`` (label value -> structure). ``labels`` None: the
+    image alone, through its centre."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,7 +100,7 @@ def plot_label_map(image: np.ndarray, labels: np.ndarray, spacing, names: dict[i
 
     img = np.asarray(image, dtype=np.float32)
     vox = np.asarray(spacing, dtype=float)
-    centre = _centroid(labels > 0, img.shape)
+    centre = _centroid(None if labels is None else labels > 0, img.shape)
     views = image_views(centre, vox)
     if img.shape[2] == 1:  # one slice: the title goes above it
         views = [(f"{title}\n{views[0][0]}" if title else views[0][0], *views[0][1:])]
@@ -107,8 +108,9 @@ def plot_label_map(image: np.ndarray, labels: np.ndarray, spacing, names: dict[i
     # constrained: the title stays clear of the panel titles whatever the panels' aspect
     fig, axes = plt.subplots(1, len(views), figsize=(4.6 * len(views), 4.8), squeeze=False, layout="constrained")
     for ax, (name, take, aspect) in zip(axes[0], views):
-        _draw_overlay(ax, take(img), take(labels), vmax, aspect, name)
-    _legend(fig, names, top=False)
+        _draw_overlay(ax, take(img), None if labels is None else take(labels), vmax, aspect, name)
+    if names:
+        _legend(fig, names, top=False)
     if len(views) > 1:
         fig.suptitle(title, fontsize=10)
     return _save_png(fig, out)

@@ -1,5 +1,6 @@
 """`pipeline evaluate --run DIR` of a segmentation run (`--task segmentation` implied): metrics per
-subject and structure on the run's test split (validation when the test split is empty), written as JSON/CSV, plus overlay PNGs.
+subject and structure on the run's test split (validation when the test split is empty), written
+as JSON/CSV, plus overlay PNGs.
 
 Each subject is segmented exactly as `pipeline segment` would (original geometry, every slice),
 then compared with its labels inside the crop window the run used (the seed's labels only cover

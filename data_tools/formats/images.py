@@ -148,6 +148,67 @@ def image_files(folder: str | Path) -> dict[str, Path]:
     return seen
 
 
+def axis_codes(direction: np.ndarray) -> str:
+    """The anatomical direction each array axis points to, from an LPS direction matrix (columns):
+    ``"LIP"`` for the phantom's coronal export (NIfTI/nibabel axis codes; oblique axes get their
+    nearest one)."""
+    d = np.asarray(direction, dtype=np.float64).reshape(3, 3)
+    codes = []
+    for col in d.T:
+        k = int(np.argmax(np.abs(col)))
+        codes.append(("L", "P", "S")[k] if col[k] > 0 else ("R", "A", "I")[k])
+    return "".join(codes)
+
+
+#: integer images with at most this many values are described (and drawn) as label maps
+LABEL_MAP_MAX_VALUES = 64
+
+
+def is_label_map(image: Image) -> bool:
+    """An integer-valued scalar image with few non-negative values (a segmentation, not an MR image)."""
+    a = np.asarray(image.array)
+    if image.n_components != 1 or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.bool_)):
+        return False
+    return a.size > 0 and int(a.min()) >= 0 and len(np.unique(a)) <= LABEL_MAP_MAX_VALUES
+
+
+def describe_image(path: str | Path, image: Image) -> list[str]:
+    """Summary lines of an image file (`pipeline data show`): matrix, voxel size, field of view,
+    data type, orientation and origin; the intensity range of an image, or the voxels (and mL) per
+    value of a label map (:func:`is_label_map`)."""
+    a = np.asarray(image.array)
+    x, y, z = image.shape
+    sx, sy, sz = image.spacing
+    kind = "NIfTI" if image_format(path) == "nifti" else "ITK"
+    if image.file_dims == 2:
+        dims, voxel, fov = f"{x} x {y} (X x Y, 2-D)", f"{sx:g} x {sy:g}", f"{x * sx:g} x {y * sy:g}"
+    else:
+        dims, voxel = f"{x} x {y} x {z} (X x Y x Z)", f"{sx:g} x {sy:g} x {sz:g}"
+        fov = f"{x * sx:g} x {y * sy:g} x {z * sz:g}"
+    vec = f", {image.n_components} components" if image.n_components > 1 else ""
+    lines = [f"{Path(path).name}: {kind} {'label map' if is_label_map(image) else 'image'} {dims}, "
+             f"voxel {voxel} mm (field of view {fov} mm), {a.dtype}{vec}",
+             f"  orientation: axes point to {', '.join(axis_codes(image.direction))} (axis codes "
+             f"{axis_codes(image.direction)}); origin {', '.join(f'{o:g}' for o in image.origin)} mm (LPS)"]
+    if is_label_map(image):
+        values, counts = np.unique(a, return_counts=True)
+        per = sx * sy * (1.0 if image.file_dims == 2 else sz)
+        unit = "mm²" if image.file_dims == 2 else "mL"
+        scale = 1.0 if image.file_dims == 2 else 1e-3
+        lines.append("  values: " + "; ".join(f"{int(v)} {int(n):,} ({n * per * scale:.1f} {unit})"
+                                             for v, n in zip(values, counts)))
+    else:
+        f = a.astype(np.float64, copy=False)
+        finite = f[np.isfinite(f)]
+        if finite.size:
+            p1, p50, p99 = np.percentile(finite, [1, 50, 99])
+            lines.append(f"  intensity: min {finite.min():.4g}, 1st percentile {p1:.4g}, median {p50:.4g}, "
+                         f"99th percentile {p99:.4g}, max {finite.max():.4g}")
+        if finite.size < f.size:
+            lines.append(f"  {f.size - finite.size:,} voxels are NaN or infinite")
+    return lines
+
+
 def figure_path(out: str | Path) -> Path:
     """``<out without its image suffix>.png`` next to an image written by a command (the quick look
     of `pipeline segment` and `pipeline n4`)."""

@@ -40,15 +40,18 @@ def phantom(out: str, subjects: int = 4, preset: Literal["demo", "full", "tiny"]
 
 def show(file: str, out: Optional[str] = None, index: Optional[list[int]] = None) -> Optional[Path]:
     """Figure of a subject file (three orthogonal RSS slices with the label overlay, and the coil
-    maps) or of a simulated dataset (its sampling pattern and input / target / |difference| of a few
-    samples); a summary of either is printed. Without OUT only the summary is printed.
+    maps), of a simulated dataset (its sampling pattern and input / target / |difference| of a few
+    samples) or of an image file (NIfTI, MetaImage, NRRD: three orthogonal slices, a label map in
+    colour); a summary of each is printed. Without OUT only the summary is printed.
 
     Args:
-        file: subject HDF5 file (see data_tools/subject.py) or a dataset written by `pipeline simulate`.
+        file: subject HDF5 file (see data_tools/subject.py), a dataset written by `pipeline simulate`,
+            or an image file (`pipeline data export`, `n4` and `segment` write them).
         out: PNG to write; none: print the summary only (returns None).
         index: dataset samples to draw (default: the middle slice of each axis of the first subject).
     """
     import h5py
+    import numpy as np
 
     from data_tools.atomic import check_writable_file
     from data_tools.errors import PipelineInputError, require
@@ -64,6 +67,34 @@ def show(file: str, out: Optional[str] = None, index: Optional[list[int]] = None
         require(Path(out).suffix.lower() == ".png", "the figure is a PNG", path=out, field="out",
                 expected="a file name ending in .png")
         check_writable_file(out)
+    from data_tools.formats.images import describe_image, is_image_file, is_label_map, read_image
+
+    if is_image_file(file):
+        if index is not None:
+            raise PipelineInputError("--index picks samples of a simulated dataset; this is an image", path=file,
+                                     field="index", expected="no --index for an image file")
+        from data_tools.visualize import plot_label_map
+
+        img = read_image(file)
+        lines = describe_image(file, img)
+        path = None
+        if out is not None:
+            if img.n_components != 1:
+                raise PipelineInputError(f"a {img.n_components}-component image", path=file, field="file",
+                                         expected="a scalar image to draw (the summary works without --out)")
+            if is_label_map(img):
+                lab = np.asarray(img.array)
+                names = {int(v): f"label {int(v)}" for v in np.unique(lab) if v > 0}
+                # on white: every label is tinted alike (on its own values the tints varied with the value)
+                path = plot_label_map((lab > 0).astype(np.float32), lab, img.spacing, names, out,
+                                      title=Path(file).name)
+            else:
+                path = plot_label_map(np.asarray(img.array, np.float32), None, img.spacing, {}, out,
+                                      title=Path(file).name)
+        print("\n".join(lines))
+        if path is not None:
+            print(f"wrote {path}")
+        return path
     try:
         with h5py.File(file, "r") as f:
             is_dataset = looks_like_dataset(f)
@@ -96,7 +127,8 @@ def _show_parser():
 
     p = ArgumentParser(description=doc_summary(show.__doc__))
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
-    p.add_argument("file", type=str, help="subject HDF5 file (see data_tools/subject.py) or a simulated dataset")
+    p.add_argument("file", type=str, help="subject HDF5 file (see data_tools/subject.py), a simulated dataset, or an "
+                   "image file (.nii, .nii.gz, .mhd, .mha, .nrrd)")
     p.add_argument("--out", type=str, default=None, help="PNG to write (without it only the summary is printed)")
     p.add_argument("--index", type=Items(int, "sample index"), nargs="+", default=None, metavar="I",
                    help="dataset samples to draw, e.g. --index 0 17 40 (default: the middle slice of each axis "

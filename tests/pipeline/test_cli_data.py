@@ -126,22 +126,60 @@ def test_show_bad_input_one_line_exit_2(tiny_phantom_dir, tmp_path, capsys, make
     assert list(out_dir.iterdir()) == []  # no figure, no temp file
 
 
-def test_show_names_an_image_or_folder_given_for_an_hdf5_file(tmp_path, capsys):
-    """`data show` on a segmentation's NIfTI label map says it is an image, not a corrupt HDF5 file;
-    on junk bytes that no HDF5 signature starts it says so; on a folder, that it is a folder."""
-    from data_tools.formats.images import Image, write_image
-
-    seg = write_image(tmp_path / "knee_seg.nii.gz", Image(np.zeros((4, 4, 4), np.uint8)))
+def test_show_names_junk_or_a_folder_given_for_an_hdf5_file(tmp_path, capsys):
+    """`data show` on junk bytes that no HDF5 signature starts says so; on a folder, that it is a folder."""
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5 at all")
-    for bad, expect in [(seg, "not a readable HDF5 file (a .nii.gz image)"),
-                        (junk, "not a readable HDF5 file (no HDF5 signature)"),
+    for bad, expect in [(junk, "not a readable HDF5 file (no HDF5 signature)"),
                         (tmp_path, "a folder, not a file")]:
         rc = cli.main(["data", "show", str(bad), "--out", str(tmp_path / "fig.png")])
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1 and f"{bad}: {expect}" in err[0] and "expected an HDF5 subject" in err[0], err
     assert not (tmp_path / "fig.png").exists()
 
+
+def test_show_an_image_file(tiny_phantom_dir, tmp_path, capsys):
+    """`data show knee.nii.gz` said "not a readable HDF5 file (a .nii.gz image)": the images that
+    export, n4 and segment write are summarised (matrix, voxel, orientation, intensities, or the
+    voxels and mL per value of a label map) and drawn."""
+    from data_tools.formats.images import Image, write_image
+
+    src = tiny_phantom_dir / "knee_000.h5"
+    assert cli.main(["data", "export", str(src), "--out", str(tmp_path / "exp")]) == 0
+    subject = read_subject(src, load=("labels",))
+    capsys.readouterr()
+    img, lab = tmp_path / "exp" / "images" / "knee_000.nii.gz", tmp_path / "exp" / "labels" / "knee_000.nii.gz"
+    fig = tmp_path / "img.png"
+    assert cli.main(["data", "show", str(img), "--out", str(fig)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    x, y, z = subject.labels.shape   # the coronal export is (z, x, y) of the subject: (LR, SI, AP)
+    vx, vy, vz = subject.attrs["voxel_size_mm"]
+    assert out[0] == (f"knee_000.nii.gz: NIfTI image {z} x {x} x {y} (X x Y x Z), voxel {vz:g} x {vx:g} x {vy:g} mm "
+                      f"(field of view {z * vz:g} x {x * vx:g} x {y * vy:g} mm), float32")
+    assert out[1].startswith("  orientation: axes point to L, I, P (axis codes LIP); origin ")
+    assert out[2].startswith("  intensity: min ") and out[-1] == f"wrote {fig}"
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli.main(["data", "show", str(lab)]) == 0                       # summary only
+    out = capsys.readouterr().out.splitlines()
+    assert "NIfTI label map" in out[0] and len(out) == 3
+    counts = np.bincount(subject.labels.ravel())
+    ml = vx * vy * vz / 1000.0
+    assert out[2] == "  values: " + "; ".join(f"{v} {n:,} ({n * ml:.1f} mL)" for v, n in enumerate(counts) if n)
+    assert cli.main(["data", "show", str(lab), "--out", str(tmp_path / "lab.png")]) == 0
+    assert (tmp_path / "lab.png").stat().st_size > 1000 and capsys.readouterr().out.endswith("lab.png\n")
+    flat = write_image(tmp_path / "slice.mhd", Image(np.arange(12, dtype=np.float32).reshape(3, 4, 1), file_dims=2,
+                                                     spacing=(0.5, 0.25, 1.0)))
+    assert cli.main(["data", "show", str(flat)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "slice.mhd: ITK image 3 x 4 (X x Y, 2-D), voxel 0.5 x 0.25 mm (field of view 1.5 x 1 mm), float32"
+    assert out[2] == "  intensity: min 0, 1st percentile 0.11, median 5.5, 99th percentile 10.89, max 11"
+    rgb = write_image(tmp_path / "rgb.nii.gz", Image(np.zeros((4, 4, 4, 3), np.float32)))
+    for args, want in (([str(img), "--out", str(tmp_path / "a.png"), "--index", "0"], "[index]: --index picks"),
+                       ([str(rgb), "--out", str(tmp_path / "a.png")], "[file]: a 3-component image")):
+        assert cli.main(["data", "show", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and want in err[0], err
+    assert not (tmp_path / "a.png").exists()
 
 
 def test_show_a_simulated_dataset(sim_dir, tiny_phantom_dir, tmp_path, capsys):
