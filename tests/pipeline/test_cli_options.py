@@ -167,7 +167,8 @@ def test_help_describes_every_option_in_place(capsys):
     assert "--golden, --no_golden golden-angle spokes instead of the BART interleave rotation" in sim
     assert "neither: the preset's value" in sim and "above" not in sim
     show = _help(["data", "show"], capsys)
-    assert "and the coil maps) or of a simulated dataset" in show and "a summary of either is printed." in show
+    assert "and the coil maps), of a simulated dataset" in show and "a summary of each is printed." in show
+    assert "a label map in colour)" in show   # the paragraph's last sentences, after the image files
     assert "%%" not in _help(["sweep"], capsys)
     # a function's docstring line was a section heading, cut mid-sentence ("... SEED+i) and:")
     assert "and:" not in _help(["data", "phantom"], capsys) and "and:" not in _help(["bench", "simulate"], capsys)
