@@ -208,3 +208,52 @@ def test_bias_path_keeps_inner_dots_and_the_image_suffix():
     assert [bias_path(n).name for n in ("knee.v2.nii.gz", "x.nrrd", "y.MHA", "y", "z.txt")] == \
         ["knee.v2_bias.nii.gz", "x_bias.nrrd", "y_bias.MHA", "y_bias.nii.gz", "z_bias.txt"]
     assert bias_path("a.nii.gz", "elsewhere.mha") == Path("elsewhere.mha")
+
+
+def test_n4_cli_corrects_a_folder_of_images(biased, tmp_path, capsys):
+    """`pipeline n4 IN_DIR OUT_DIR` corrects every image of a folder (each took its own command):
+    the same images and fields as one at a time, in each input's format; options that name one
+    file, outputs that would collide, and an output that is its input are refused before any fit."""
+    import shutil
+
+    from data_tools.formats.images import Image, read_image, write_image
+    from pipeline import cli
+
+    img = biased[0][::2, ::2, ::2].copy()
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "a.nii.gz", Image(img, spacing=(5, 5, 6.4)))
+    write_image(src / "b.mhd", Image(img[::-1].copy(), spacing=(5, 5, 6.4)))
+    (src / "notes.txt").write_text("not an image")
+    fast = ["--shrink", "2", "--levels", "[5, 5]", "--no_cache", "true"]
+    assert cli.main(["n4", str(src / "b.mhd"), str(tmp_path / "one.mhd"), *fast, "--figure", "false"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert cli.main(["n4", str(src), "--out", str(out), *fast]) == 0
+    said = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir() if p.suffix not in (".raw", ".zraw")) == [
+        "a.nii.gz", "a.png", "a_bias.nii.gz", "b.mhd", "b.png", "b_bias.mhd"]
+    assert np.allclose(read_image(out / "b.mhd").array, read_image(tmp_path / "one.mhd").array, rtol=1e-5, atol=1e-7)
+    assert np.allclose(read_image(out / "a.nii.gz").array * read_image(out / "a_bias.nii.gz").array, img,
+                       rtol=1e-4, atol=1e-6)
+    assert "a.nii.gz -> a.nii.gz, a_bias.nii.gz, a.png" in said.out + said.err
+    assert f"N4 of 2 image(s) into {out}" in said.out
+    clash = tmp_path / "clash"
+    shutil.copytree(src, clash)
+    shutil.copy(src / "a.nii.gz", clash / "a_bias.nii.gz")
+    (tmp_path / "afile").write_text("x")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, want in (([str(src), str(tmp_path / "o"), "--bias_out", str(tmp_path / "f.nii.gz")], "[bias_out]"),
+                       ([str(src), str(tmp_path / "o"), "--mask", str(src / "a.nii.gz")], "[mask]: mask file"),
+                       ([str(clash), str(tmp_path / "o")], "a_bias.nii.gz would be written for both a.nii.gz "
+                                                             "and a_bias.nii.gz"),
+                       ([str(empty), str(tmp_path / "o")], "[input]: no images"),
+                       ([str(src), str(tmp_path / "afile" / "o")], "[out]"),
+                       ([str(src), str(src)], "[out]: the output is the input image"),
+                       ([str(src / "a.nii.gz"), str(src / "a.nii.gz")], "[out]: the output is the input image")):
+        assert cli.main(["n4", *args, *fast]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and want in err[0], err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "f.nii.gz").exists()
+    assert sorted(p.name for p in src.iterdir()) == ["a.nii.gz", "b.mhd", "b.zraw", "notes.txt"]
