@@ -230,7 +230,8 @@ def markdown_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _html_table(rows: Sequence[Sequence[str]]) -> str:
+def html_table(rows: Sequence[Sequence[str]]) -> str:
+    """An HTML table of ``rows`` (escaped); the first row is the header."""
     head, *body = rows
     e = html.escape
     return "\n".join(["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>",
@@ -260,11 +261,11 @@ def _html(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], title: s
            "td,th{border:1px solid #999;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
            f"<h1>{e(title)}</h1><p>Split <code>{e(str(doc['split']))}</code>, SSIM variant "
            f"<code>{e(str(doc['ssim_variant']))}</code>. Failure rule: {e(doc['failure_rule'])}.</p>",
-           _html_table([_header(metrics), *table_rows(doc, metrics)])]
+           html_table([_header(metrics), *table_rows(doc, metrics)])]
     out += [f"<p><b>Not held out</b>: {e(line)}</p>" for line in seen_notes(doc)]
     diffs = difference_rows(doc)
     if diffs:
-        out += ["<h2>Model minus benchmark</h2>", f"<p>{e(DIFF_INTRO)}</p>", _html_table([DIFF_HEADER, *diffs])]
+        out += ["<h2>Model minus benchmark</h2>", f"<p>{e(DIFF_INTRO)}</p>", html_table([DIFF_HEADER, *diffs])]
     for section, paths in figures.items():
         out.append(f"<h2>{e(section)}</h2>")
         out += [f"<p><a href='{e(p)}'><img src='{e(p)}' alt='{e(Path(p).stem)}'></a></p>" for p in paths]

@@ -1,6 +1,6 @@
 """`pipeline evaluate --run DIR` of a segmentation run (`--task segmentation` implied): metrics per
 subject and structure on the run's test split (validation when the test split is empty), written
-as JSON/CSV, plus overlay PNGs.
+as JSON/CSV, overlay PNGs and a report (report.md, report.html).
 
 Each subject is segmented exactly as `pipeline segment` would (original geometry, every slice),
 then compared with its labels inside the crop window the run used (the seed's labels only cover
@@ -76,13 +76,67 @@ def _shown(summary: dict[str, Any], key: str, spec: str) -> str:
     return format_difference({k: summary[f"{key}_{k}"] for k in ("mean", "ci_low", "ci_high")}, spec)
 
 
+CONVENTIONS = ("Dice/IoU/precision/recall/accuracy in [0,1]; HD/HD95/ASSD in mm (MONAI); both empty -> 1 / 0 mm; "
+               "one empty -> 0 / volume diagonal; labels compared inside the run's crop window")
+
+
+def report_tables(doc: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    """(summary, per subject) rows of a segmentation evaluation document, headers first: the mean
+    [interval over subjects] per structure, and each subject's scores and voxel counts."""
+    summary = [["structure", "subjects", "Dice", "IoU", "precision", "recall", "HD95 (mm)", "ASSD (mm)"]]
+    for name, v in doc["summary"].items():
+        summary.append([name, str(int(v["n"])), *(_shown(v, k, ".4f") for k in ("dice", "iou", "precision", "recall")),
+                        *(_shown(v, k, ".2f") for k in ("hd95", "assd"))])
+    per = [["subject", "structure", "Dice", "IoU", "HD95 (mm)", "ASSD (mm)", "reference voxels", "predicted voxels"]]
+    for r in doc["per_subject"]:
+        per.append([r["subject"], r["structure"], f"{r['dice']:.4f}", f"{r['iou']:.4f}", f"{r['hd95']:.2f}",
+                    f"{r['assd']:.2f}", f"{int(r['ref_voxels']):,}", f"{int(r['pred_voxels']):,}"])
+    return summary, per
+
+
+def write_report(doc: dict[str, Any], out: Path, figures: list[str]) -> Path:
+    """``report.md`` and ``report.html`` of a segmentation evaluation (tables and the overlay PNGs
+    ``figures``, paths relative to ``out``), like the denoising evaluation's; returns report.md."""
+    import html
+
+    from data_tools.atomic import write_text_atomic
+
+    from .report import html_table, markdown_table
+
+    run = Path(doc["run"])
+    title = f"Segmentation evaluation: {run.parent.name}/{run.name}"
+    many = len(doc["subjects"]) > 1
+    intro = (f"Run `{doc['run']}`, checkpoint `{doc['checkpoint']}`, split `{doc['split']}` "
+             f"({len(doc['subjects'])} subject{'s' * many}: {', '.join(doc['subjects'])}), label mode "
+             f"`{doc['label_mode']}`. " + (f"Values: mean [{CI_LEVEL:.0%} interval over subjects]. " if many else "")
+             + f"Conventions: {doc['conventions']}.")
+    summary, per = report_tables(doc)
+    md = [f"# {title}", "", intro, "", "## Summary", "", markdown_table(summary), "", "## Per subject", "",
+          markdown_table(per)]
+    if figures:
+        md += ["", "## Overlays (green reference, red prediction; last panel: the slice with the worst HD95)", ""]
+        md += [f"![{Path(f).stem}]({f})" for f in figures]
+    e = html.escape
+    page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #999;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
+            f"<h1>{e(title)}</h1><p>{e(intro)}</p>", "<h2>Summary</h2>", html_table(summary),
+            "<h2>Per subject</h2>", html_table(per)]
+    if figures:
+        page.append("<h2>Overlays (green reference, red prediction; last panel: the slice with the worst HD95)</h2>")
+        page += [f"<p><a href='{e(f)}'><img src='{e(f)}' alt='{e(Path(f).stem)}'></a></p>" for f in figures]
+    page.append("</body></html>")
+    write_text_atomic(out / "report.html", "\n".join(page) + "\n")
+    return write_text_atomic(out / "report.md", "\n".join(md) + "\n")
+
+
 def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str = "best", split: str = "test",
                               device: str = "cpu", batch_size: int = 8, data: str | Path | None = None,
                               figures: bool = True, progress: bool = True) -> dict[str, Any]:
     """Evaluate a segmentation run on the subjects of ``split`` (its split as saved in the
     checkpoint: test, val, train or all; ``test`` falls back to val when the run has no test
-    subjects); writes ``metrics.json``, ``per_subject.csv`` and (``figures``)
-    ``figures/<subject>.png`` under ``out``; returns the JSON document. ``device``: auto, cpu or
+    subjects); writes ``metrics.json``, ``per_subject.csv``, ``report.md``/``report.html`` and
+    (``figures``) ``figures/<subject>.png`` under ``out``; returns the JSON document. ``device``: auto, cpu or
     cuda[:n]; ``batch_size``: slices per forward pass of a 2-D network. ``data``: the folder of
     labelled subjects (subject .h5 files or images/ + labels/); default: the one the run was
     trained on (its ``config.yaml``), e.g. when the run was trained on another machine."""
@@ -139,8 +193,7 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
                         f"{run_dir.name} {name} {next(iter(structures))}")
     doc = {"run": str(run_dir), "checkpoint": which, "split": split, "label_mode": mode, "subjects": names,
            "summary": summarize(rows), "per_subject": flat,
-           "conventions": "Dice/IoU/precision/recall/accuracy in [0,1]; HD/HD95/ASSD in mm (MONAI); both empty -> 1 / 0 mm; "
-                          "one empty -> 0 / volume diagonal; labels compared inside the run's crop window"}
+           "conventions": CONVENTIONS}
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(doc, indent=2))
     with atomic_path(out / "per_subject.csv") as tmp:
@@ -153,5 +206,6 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
         print(f"{s}: Dice {_shown(vals, 'dice', '.4f')}  IoU {_shown(vals, 'iou', '.4f')}  "
               f"HD95 {_shown(vals, 'hd95', '.2f')} mm  ASSD {_shown(vals, 'assd', '.2f')} mm  "
               f"(n={int(vals['n'])}, {split}{interval})")
-    print(f"segmentation report: {out / 'metrics.json'} (per_subject.csv{', figures/' if figures else ''})")
+    report = write_report(doc, out, [f"figures/{name}.png" for name in names] if figures else [])
+    print(f"segmentation report: {report} (report.html, metrics.json, per_subject.csv{', figures/' if figures else ''})")
     return doc

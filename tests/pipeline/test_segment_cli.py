@@ -427,6 +427,22 @@ def test_evaluate_segmentation_run_writes_metrics_and_overlays(seg_run, tmp_path
     assert (out / "per_subject.csv").read_text().startswith("subject,structure,dice")
     pngs = list((out / "figures").glob("*.png"))
     assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
+    # a report like the denoising evaluation's (it wrote only JSON, CSV and PNGs): tables and overlays
+    report = (out / "report.md").read_text()
+    one = doc["per_subject"][0]
+    assert report.startswith(f"# Segmentation evaluation: {seg_run.parent.name}/{seg_run.name}\n")
+    assert f"split `val` (1 subject: {doc['subjects'][0]}), label mode `bone`" in report
+    val = doc["summary"]["bone"]
+    assert f"| bone | 1 | {val['dice_mean']:.4f} | {val['iou_mean']:.4f} | " in report    # no [ ] with one subject
+    assert (f"| {one['subject']} | bone | {one['dice']:.4f} | {one['iou']:.4f} | {one['hd95']:.2f} | "
+            f"{one['assd']:.2f} | {int(one['ref_voxels']):,} | {int(one['pred_voxels']):,} |") in report
+    assert f"![{pngs[0].stem}](figures/{pngs[0].name})" in report
+    page = (out / "report.html").read_text()
+    assert "<table>" in page and f"<img src='figures/{pngs[0].name}'" in page
+    all_report = (tmp_path / "all" / "report.md").read_text()   # several subjects: mean [interval]
+    s_all = json.loads((tmp_path / "all" / "metrics.json").read_text())["summary"]["bone"]
+    assert f"| {s_all['dice_mean']:.4f} [{s_all['dice_ci_low']:.4f}, {s_all['dice_ci_high']:.4f}] |" in all_report
+    assert "figures/" not in all_report    # written with --no-figures
 
 
 def test_evaluate_takes_a_segmentation_run_without_task(seg_run, tmp_path, capsys):
@@ -493,7 +509,8 @@ def test_evaluate_segmentation_data_dir_figures_progress_and_denoising_options(s
                      "--no-progress"]) == 0
     out = capsys.readouterr()
     assert "segment val subjects" not in out.err and "figures/" not in out.out
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["metrics.json", "per_subject.csv"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["metrics.json", "per_subject.csv", "report.html",
+                                                                   "report.md"]
     ref = tmp_path / "ref"
     assert cli.main([*base, "--out", str(ref), "--no-progress"]) == 0
     a, b = (json.loads((d / "metrics.json").read_text())["summary"] for d in (tmp_path / "a", ref))
