@@ -60,13 +60,15 @@ def _save_png(fig, out: str | Path, tight: bool = True) -> Path:
 
 
 def _draw_overlay(ax, image: np.ndarray, labels: np.ndarray | None, vmax: float, aspect: float, title: str) -> None:
-    """Grey ``image`` with ``labels`` (values 1..7, colours LABEL_COLOURS; 0 transparent) on top."""
+    """Grey ``image`` with ``labels`` on top: value k in colour ``LABEL_COLOURS[(k - 1) % 7]`` as
+    :func:`_legend` shows it (values above 7 took the last colour there); 0 transparent."""
     from matplotlib.colors import ListedColormap
 
     ax.imshow(image, cmap="gray", vmin=0, vmax=vmax, aspect=aspect, interpolation="nearest")
     if labels is not None:
-        lab = labels.astype(float)
-        ax.imshow(np.ma.masked_where(lab == 0, lab - 1), cmap=ListedColormap(LABEL_COLOURS), vmin=0,
+        lab = np.asarray(labels).astype(np.int64)
+        colour = np.ma.masked_where(lab == 0, (lab - 1) % len(LABEL_COLOURS))
+        ax.imshow(colour, cmap=ListedColormap(LABEL_COLOURS), vmin=0,
                   vmax=len(LABEL_COLOURS) - 1, alpha=0.45, aspect=aspect, interpolation="nearest")
     ax.set_title(title)
     ax.axis("off")

@@ -164,18 +164,23 @@ def axis_codes(direction: np.ndarray) -> str:
 LABEL_MAP_MAX_VALUES = 64
 
 
-def is_label_map(image: Image) -> bool:
-    """An integer-valued scalar image with few non-negative values (a segmentation, not an MR image)."""
+def label_values(image: Image) -> tuple[np.ndarray, np.ndarray] | None:
+    """(values, voxel counts) of a label map: an integer-valued scalar image with at most
+    :data:`LABEL_MAP_MAX_VALUES` values, none negative (a segmentation, not an MR image); None for
+    any other image."""
     a = np.asarray(image.array)
     if image.n_components != 1 or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.bool_)):
-        return False
-    return a.size > 0 and int(a.min()) >= 0 and len(np.unique(a)) <= LABEL_MAP_MAX_VALUES
+        return None
+    if a.size == 0 or int(a.min()) < 0:
+        return None
+    values, counts = np.unique(a, return_counts=True)
+    return (values, counts) if len(values) <= LABEL_MAP_MAX_VALUES else None
 
 
 def describe_image(path: str | Path, image: Image) -> list[str]:
     """Summary lines of an image file (`pipeline data show`): matrix, voxel size, field of view,
     data type, orientation and origin; the intensity range of an image, or the voxels (and mL) per
-    value of a label map (:func:`is_label_map`)."""
+    value of a label map (:func:`label_values`)."""
     a = np.asarray(image.array)
     x, y, z = image.shape
     sx, sy, sz = image.spacing
@@ -186,12 +191,13 @@ def describe_image(path: str | Path, image: Image) -> list[str]:
         dims, voxel = f"{x} x {y} x {z} (X x Y x Z)", f"{sx:g} x {sy:g} x {sz:g}"
         fov = f"{x * sx:g} x {y * sy:g} x {z * sz:g}"
     vec = f", {image.n_components} components" if image.n_components > 1 else ""
-    lines = [f"{Path(path).name}: {kind} {'label map' if is_label_map(image) else 'image'} {dims}, "
+    labels = label_values(image)
+    lines = [f"{Path(path).name}: {kind} {'label map' if labels is not None else 'image'} {dims}, "
              f"voxel {voxel} mm (field of view {fov} mm), {a.dtype}{vec}",
              f"  orientation: axes point to {', '.join(axis_codes(image.direction))} (axis codes "
              f"{axis_codes(image.direction)}); origin {', '.join(f'{o:g}' for o in image.origin)} mm (LPS)"]
-    if is_label_map(image):
-        values, counts = np.unique(a, return_counts=True)
+    if labels is not None:
+        values, counts = labels
         per = sx * sy * (1.0 if image.file_dims == 2 else sz)
         unit = "mm²" if image.file_dims == 2 else "mL"
         scale = 1.0 if image.file_dims == 2 else 1e-3

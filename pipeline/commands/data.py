@@ -67,7 +67,7 @@ def show(file: str, out: Optional[str] = None, index: Optional[list[int]] = None
         require(Path(out).suffix.lower() == ".png", "the figure is a PNG", path=out, field="out",
                 expected="a file name ending in .png")
         check_writable_file(out)
-    from data_tools.formats.images import describe_image, is_image_file, is_label_map, read_image
+    from data_tools.formats.images import describe_image, is_image_file, label_values, read_image
 
     if is_image_file(file):
         if index is not None:
@@ -82,9 +82,10 @@ def show(file: str, out: Optional[str] = None, index: Optional[list[int]] = None
             if img.n_components != 1:
                 raise PipelineInputError(f"a {img.n_components}-component image", path=file, field="file",
                                          expected="a scalar image to draw (the summary works without --out)")
-            if is_label_map(img):
+            values = label_values(img)
+            if values is not None:
                 lab = np.asarray(img.array)
-                names = {int(v): f"label {int(v)}" for v in np.unique(lab) if v > 0}
+                names = {int(v): f"label {int(v)}" for v in values[0] if v > 0}
                 # on white: every label is tinted alike (on its own values the tints varied with the value)
                 path = plot_label_map((lab > 0).astype(np.float32), lab, img.spacing, names, out,
                                       title=Path(file).name)

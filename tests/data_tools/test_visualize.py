@@ -84,3 +84,16 @@ def test_label_map_title_and_legend_clear_of_the_panels(volume, tmp_path, monkey
         assert not top.overlaps(ax.title.get_window_extent(r)) and not top.overlaps(ax.get_window_extent(r))
         assert not legend.overlaps(ax.get_window_extent(r))
     assert (tmp_path / "seg.png").stat().st_size > 1000
+
+
+def test_label_colours_match_the_legend_above_seven(volume, tmp_path, monkeypatch):
+    """Label 9 was drawn in the last colour (7's) while the legend showed it in label 2's colour."""
+    v, labels = volume
+    lab = labels.astype(np.uint8) * 9
+    figs = _capture(monkeypatch)
+    vis.plot_label_map(v, lab, SPACING, {9: "label 9"}, tmp_path / "nine.png")
+    fig = figs[0]
+    overlay = np.ma.asarray(_panels(fig)[0].images[1].get_array())
+    shown = set(np.unique(overlay.compressed()).tolist())
+    patch = fig.legends[0].get_patches()[0].get_facecolor()
+    assert shown == {1} and matplotlib.colors.to_hex(patch) == vis.LABEL_COLOURS[1]
