@@ -66,8 +66,13 @@ def interrupted_message(trainer, run_dir: Path, argv: list[str] | None, resume: 
 
 def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | list[str] | None = None,
                    max_steps: int | None = None, max_time: str | None = None, devices: Any = None,
-                   precision: str | None = None, data_dir: str | None = None, profile: str | None = "auto") -> dict:
-    """The fully resolved config a run will use (what `--print_config` shows and config.yaml holds)."""
+                   precision: str | None = None, data_dir: str | None = None, profile: str | None = "auto",
+                   device: str | None = None) -> dict:
+    """The fully resolved config a run will use (what `--print_config` shows and config.yaml holds).
+
+    ``device``: ``auto`` (Lightning's choice), ``cpu``, ``cuda`` or ``cuda:N``, as `evaluate` and
+    `segment` take it: sets ``trainer.accelerator`` (and ``trainer.devices = [N]`` for ``cuda:N``);
+    a GPU this machine lacks is refused here, before any data is read."""
     cfg = apply_profile(load_experiment(experiment_or_config), profile)
     cfg = apply_overrides(cfg, overrides, check="--set")
     if max_steps is not None and max_steps != -1 and not _sets_key(overrides, "trainer.max_epochs"):
@@ -80,11 +85,30 @@ def resolve_config(experiment_or_config: str | Path | dict, overrides: dict | li
                      ("data.init_args.data_dir", data_dir)):
         if val is not None:
             set_dotted(cfg, key, val)
+    _apply_device(cfg, device, devices)
     cfg.setdefault("seed", DEFAULT_SEED)
     require_seed(cfg["seed"])
     _check_run_length(cfg.get("trainer") or {})  # early: before datasets are opened
     absolute_data_paths(cfg)
     return cfg
+
+
+def _apply_device(cfg: dict, device: str | None, devices: Any) -> None:
+    """``--device`` into the trainer keys (see :func:`resolve_config`). `pipeline train --device cuda`
+    was taken by argparse for ``--devices cuda`` and failed inside Lightning ("devices selected
+    with CPUAccelerator should be an int > 0")."""
+    if device is None or str(device) == "auto":
+        return
+    from evaluation.benchmark import resolve_device
+
+    dev = resolve_device(device)
+    set_dotted(cfg, "trainer.accelerator", dev.type)
+    if dev.index is not None:
+        if devices is not None:
+            raise PipelineInputError(f"--device {device} and --devices {devices}: both choose the devices",
+                                     field="devices", expected=f"--device {device} alone, or --device cuda "
+                                     "with --devices (a count or a list such as '0,1')")
+        set_dotted(cfg, "trainer.devices", [dev.index])
 
 
 def absolute_data_paths(cfg: dict) -> dict:
@@ -266,7 +290,7 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
                      max_steps: int | None = None, max_time: str | None = None, devices: Any = None,
                      precision: str | None = None, resume: bool | str = False, runs_dir: str | Path | None = None,
                      data_dir: str | None = None, profile: str | None = "auto",
-                     argv: list[str] | None = None) -> Path:
+                     argv: list[str] | None = None, device: str | None = None) -> Path:
     """Train one experiment; returns its run folder (``<runs>/<experiment>/<run-name>``).
 
     ``overrides``: ``{"net.init_args.width": 32}`` or ``["net.init_args.width=32"]``.
@@ -280,7 +304,8 @@ def train_experiment(experiment_or_config: str | Path | dict, overrides: dict | 
     require(resume in (True, False, "unfinished"), f"resume = {resume!r}", field="resume",
             expected="True, False or 'unfinished'")
 
-    cfg = resolve_config(experiment_or_config, overrides, max_steps, max_time, devices, precision, data_dir, profile)
+    cfg = resolve_config(experiment_or_config, overrides, max_steps, max_time, devices, precision, data_dir, profile,
+                         device=device)
     runs_root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     run_dir = runs.resolve_run_dir(cfg, runs_root)
     last = run_dir / "checkpoints" / "last.ckpt"

@@ -17,6 +17,9 @@ def _parser():
                    help="train this many optimiser steps (the config's max_epochs is lifted "
                    "unless --set trainer.max_epochs=E is given too)")
     p.add_argument("--max-time", type=str | None, default=None, help="wall-clock limit DD:HH:MM:SS")
+    p.add_argument("--device", type=str | None, default=None,
+                   help="auto, cpu, cuda or cuda:N, as evaluate and segment take it (sets trainer.accelerator; "
+                        "cuda:N also trainer.devices)")
     p.add_argument("--devices", type=str | None, default=None, help="Lightning devices (auto, 1, 2, '0,1')")
     p.add_argument("--precision", type=str | None, default=None, help="32-true, bf16-mixed, 16-mixed")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.ckpt")
@@ -40,7 +43,7 @@ def _devices(v: str | None) -> Any:
 def train(ns) -> Any:
     from ..train import resolve_config, train_experiment
     kw = dict(max_steps=ns.max_steps, max_time=ns.max_time, devices=_devices(ns.devices), precision=ns.precision,
-              data_dir=ns.data_dir, profile=ns.profile)
+              data_dir=ns.data_dir, profile=ns.profile, device=ns.device)
     if ns.print_config is not None:
         import yaml
         print(yaml.safe_dump(resolve_config(ns.experiment, list(ns.set), **kw), sort_keys=False), end="")

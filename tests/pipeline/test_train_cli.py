@@ -490,6 +490,35 @@ def test_print_config_with_overrides(capsys):
     assert cfg["trainer"]["max_steps"] == 7 and "profiles" not in cfg
 
 
+def test_device_option_like_evaluate_and_segment(sim_dir, tmp_path, capsys, monkeypatch):
+    """`pipeline train unet_l2 --device cuda` was taken for `--devices cuda` (an argparse prefix) and
+    failed inside Lightning ("devices selected with CPUAccelerator should be an int > 0"); --device
+    now takes what evaluate and segment take and sets the trainer's accelerator (and devices)."""
+    assert cli.main(["train", "unet_l2", "--device", "cpu", "--print_config"]) == 0
+    trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
+    assert trainer["accelerator"] == "cpu" and "devices" not in trainer
+    assert cli.main(["train", "unet_l2", "--device", "auto", "--print_config"]) == 0
+    assert "accelerator" not in yaml.safe_load(capsys.readouterr().out)["trainer"]
+    if not torch.cuda.is_available():
+        err = _one_line_error(capsys, ["train", "dncnn_l2", "--device", "cuda", "--data-dir", str(sim_dir),
+                                       "--runs-dir", str(tmp_path), "--set", TINY])
+        assert "[device]: device 'cuda' asked for, but no CUDA GPU is available" in err
+        assert not (tmp_path / "dncnn_l2").exists()
+    err = _one_line_error(capsys, ["train", "unet_l2", "--device", "tpu", "--print_config"])
+    assert "[device]: unknown device 'tpu' (expected auto, cpu, cuda or cuda:N)" in err
+    # cuda:N picks GPU N (as a machine with two would): accelerator cuda, devices [N]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    cfg = resolve_config("unet_l2", device="cuda:1", profile="full")
+    assert cfg["trainer"]["accelerator"] == "cuda" and cfg["trainer"]["devices"] == [1]
+    cfg = resolve_config("unet_l2", device="cuda", devices=2, profile="full")
+    assert cfg["trainer"]["accelerator"] == "cuda" and cfg["trainer"]["devices"] == 2
+    with pytest.raises(PipelineInputError, match=r"--device cuda:1 and --devices 2: both choose the devices"):
+        resolve_config("unet_l2", device="cuda:1", devices=2, profile="full")
+    with pytest.raises(PipelineInputError, match=r"this machine has 2 CUDA device\(s\)"):
+        resolve_config("unet_l2", device="cuda:2", profile="full")
+
+
 def test_set_shorthand_lands_in_init_args(capsys):
     """``data.batch_size`` names ``data.init_args.batch_size`` (jsonargparse's shorthand, which the
     key check accepted); it was set as a sibling of class_path and training died on jsonargparse's
