@@ -248,29 +248,43 @@ def _markdown(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], titl
     diffs = difference_rows(doc)
     if diffs:
         lines += ["", "## Model minus benchmark", "", DIFF_INTRO, "", markdown_table([DIFF_HEADER, *diffs])]
+    lines += markdown_figures(figures)
+    return "\n".join(lines) + "\n"
+
+
+def markdown_figures(figures: Mapping[str, Sequence[str]]) -> list[str]:
+    """Markdown lines of ``{section: [PNG paths relative to the report]}``: a heading and the images."""
+    lines: list[str] = []
     for section, paths in figures.items():
         lines += ["", f"## {section}", ""] + [f"![{Path(p).stem}]({p})" for p in paths]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def html_page(title: str, body: Sequence[str], figures: Mapping[str, Sequence[str]]) -> str:
+    """A report page: ``title``, the HTML snippets ``body``, then each figure section (linked images)."""
+    e = html.escape
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
+           "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+           "td,th{border:1px solid #999;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
+           f"<h1>{e(title)}</h1>", *body]
+    for section, paths in figures.items():
+        out.append(f"<h2>{e(section)}</h2>")
+        out += [f"<p><a href='{e(p)}'><img src='{e(p)}' alt='{e(Path(p).stem)}'></a></p>" for p in paths]
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
 
 
 def _html(doc: Mapping[str, Any], figures: Mapping[str, Sequence[str]], title: str) -> str:
     metrics = ("mae", "mse", "ssim", "psnr", "bias")
     e = html.escape
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
-           "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-           "td,th{border:1px solid #999;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
-           f"<h1>{e(title)}</h1><p>Split <code>{e(str(doc['split']))}</code>, SSIM variant "
+    out = [f"<p>Split <code>{e(str(doc['split']))}</code>, SSIM variant "
            f"<code>{e(str(doc['ssim_variant']))}</code>. Failure rule: {e(doc['failure_rule'])}.</p>",
            html_table([_header(metrics), *table_rows(doc, metrics)])]
     out += [f"<p><b>Not held out</b>: {e(line)}</p>" for line in seen_notes(doc)]
     diffs = difference_rows(doc)
     if diffs:
         out += ["<h2>Model minus benchmark</h2>", f"<p>{e(DIFF_INTRO)}</p>", html_table([DIFF_HEADER, *diffs])]
-    for section, paths in figures.items():
-        out.append(f"<h2>{e(section)}</h2>")
-        out += [f"<p><a href='{e(p)}'><img src='{e(p)}' alt='{e(Path(p).stem)}'></a></p>" for p in paths]
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    return html_page(title, out, figures)
 
 
 def _write_figures(results: Sequence[DatasetResult], doc: Mapping[str, Any], out: Path) -> dict[str, list[str]]:

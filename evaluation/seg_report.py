@@ -101,7 +101,7 @@ def write_report(doc: dict[str, Any], out: Path, figures: list[str]) -> Path:
 
     from data_tools.atomic import write_text_atomic
 
-    from .report import html_table, markdown_table
+    from .report import html_page, html_table, markdown_figures, markdown_table
 
     run = Path(doc["run"])
     title = f"Segmentation evaluation: {run.parent.name}/{run.name}"
@@ -111,22 +111,13 @@ def write_report(doc: dict[str, Any], out: Path, figures: list[str]) -> Path:
              f"`{doc['label_mode']}`. " + (f"Values: mean [{CI_LEVEL:.0%} interval over subjects]. " if many else "")
              + f"Conventions: {doc['conventions']}.")
     summary, per = report_tables(doc)
+    sections = {"Overlays (green reference, red prediction; last panel: the slice with the worst HD95)": figures}
+    sections = {k: v for k, v in sections.items() if v}
     md = [f"# {title}", "", intro, "", "## Summary", "", markdown_table(summary), "", "## Per subject", "",
-          markdown_table(per)]
-    if figures:
-        md += ["", "## Overlays (green reference, red prediction; last panel: the slice with the worst HD95)", ""]
-        md += [f"![{Path(f).stem}]({f})" for f in figures]
-    e = html.escape
-    page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #999;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
-            f"<h1>{e(title)}</h1><p>{e(intro)}</p>", "<h2>Summary</h2>", html_table(summary),
-            "<h2>Per subject</h2>", html_table(per)]
-    if figures:
-        page.append("<h2>Overlays (green reference, red prediction; last panel: the slice with the worst HD95)</h2>")
-        page += [f"<p><a href='{e(f)}'><img src='{e(f)}' alt='{e(Path(f).stem)}'></a></p>" for f in figures]
-    page.append("</body></html>")
-    write_text_atomic(out / "report.html", "\n".join(page) + "\n")
+          markdown_table(per), *markdown_figures(sections)]
+    body = [f"<p>{html.escape(intro)}</p>", "<h2>Summary</h2>", html_table(summary), "<h2>Per subject</h2>",
+            html_table(per)]
+    write_text_atomic(out / "report.html", html_page(title, body, sections))
     return write_text_atomic(out / "report.md", "\n".join(md) + "\n")
 
 

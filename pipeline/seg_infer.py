@@ -88,22 +88,6 @@ def _check_options(threshold: float, batch_size: int) -> None:
     require_count(batch_size, "batch_size")
 
 
-def _check_output(out: Path, image_path: Path, figure: bool) -> Path | None:
-    """Refuse, before any inference, an ``out`` that is no image name, cannot be written or is the
-    input; the same for its figure. Returns the figure's path (None without ``figure``)."""
-    from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
-    from data_tools.formats.images import figure_path, image_format
-
-    image_format(out, "out")
-    check_writable_file(out)
-    refuse_overwriting_inputs(out, {"input image": image_path})
-    png = figure_path(out) if figure else None
-    if png is not None:
-        check_writable_file(png, "out")
-        refuse_overwriting_inputs(png, {"input image": image_path})
-    return png
-
-
 def _segment_one(net: torch.nn.Module, prep: dict[str, Any], run_dir: Path, image_path: Path, out: Path,
                  png: Path | None, threshold: float, batch_size: int) -> Segmentation:
     """Read, segment and write one image with a loaded run (``net`` on its device)."""
@@ -136,11 +120,12 @@ def segment_file(image_path: str | Path, run_dir: str | Path, out: str | Path, w
     image, orthogonal slices).
     ``device``: auto (CUDA when present), cpu or cuda[:n]; ``batch_size``: slices per forward pass
     of a 2-D network."""
+    from data_tools.formats.images import check_image_output
     from evaluation.benchmark import resolve_device
 
     _check_options(threshold, batch_size)
     dev = resolve_device(device)
-    png = _check_output(Path(out), Path(image_path), figure)  # before the inference, not after
+    png = check_image_output(out, {"input image": image_path}, figure=figure)  # before the inference
     net, prep, _ = load_seg_run(run_dir, which, field="model")  # before a large image is read
     return _segment_one(net.to(dev), prep, Path(run_dir), Path(image_path), Path(out), png, threshold, batch_size)
 
@@ -159,7 +144,7 @@ def segment_folder(folder: str | Path, run_dir: str | Path, out_dir: str | Path,
     from tqdm import tqdm
 
     from data_tools.atomic import check_writable, refuse_overwriting_inputs, write_text_atomic
-    from data_tools.formats.images import EXPECTED, image_files, image_suffix
+    from data_tools.formats.images import EXPECTED, check_image_output, image_files, image_suffix
     from evaluation.benchmark import resolve_device
 
     _check_options(threshold, batch_size)
@@ -173,7 +158,7 @@ def segment_folder(folder: str | Path, run_dir: str | Path, out_dir: str | Path,
         raise PipelineInputError("no images", path=folder, field="image", expected=EXPECTED)
     check_writable(out_dir)
     jobs = [(path, out_dir / f"{name}{suffix}") for name, path in images.items()]
-    pngs = {out: _check_output(out, path, figure) for path, out in jobs}
+    pngs = {out: check_image_output(out, {"input image": path}, figure=figure) for path, out in jobs}
     table = out_dir / "structures.csv"
     refuse_overwriting_inputs(table, {f"input image {path.name}": path for path, _ in jobs})
     net, prep, _ = load_seg_run(run_dir, which, field="model")

@@ -221,6 +221,24 @@ def figure_path(out: str | Path) -> Path:
     return Path(out).with_name(image_stem(out) + ".png")
 
 
+def check_image_output(out: str | Path, inputs: dict[str, str | Path], field: str = "out",
+                       figure: bool = False) -> Path | None:
+    """Before long work: refuse an image output ``out`` that is no image name, cannot be written or
+    is one of the ``inputs`` (``{"input image": path}``); with ``figure``, the same for its
+    :func:`figure_path`, which is returned (None without ``figure``)."""
+    from ..atomic import check_writable_file, refuse_overwriting_inputs
+
+    image_format(out, field)
+    check_writable_file(out, field)
+    refuse_overwriting_inputs(out, inputs, field=field)
+    if not figure:
+        return None
+    png = figure_path(out)
+    check_writable_file(png, field)
+    refuse_overwriting_inputs(png, inputs, field=field)
+    return png
+
+
 def read_image(path: str | Path) -> Image:
     """Read a NIfTI or MetaImage file into an :class:`Image` (array ``(X, Y, Z[, C])``, LPS geometry)."""
     path = Path(path)

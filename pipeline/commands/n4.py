@@ -40,17 +40,10 @@ def build_parser():
 def _check_outputs(image: str | Path, out: str | Path, bias_out: Path, figure: bool) -> Path | None:
     """Refuse, before the fit, outputs that are no image names, cannot be written or would replace
     the input; returns the figure's path (None without ``figure``)."""
-    from data_tools.atomic import check_writable_file, refuse_overwriting_inputs
-    from data_tools.formats.images import figure_path, image_format
+    from data_tools.formats.images import check_image_output
 
-    for name, field in ((out, "out"), (bias_out, "bias_out")):
-        image_format(name, field)
-        check_writable_file(name, field)
-    refuse_overwriting_inputs(out, {"input image": image})
-    refuse_overwriting_inputs(bias_out, {"input image": image, "corrected image (OUT)": out}, field="bias_out")
-    png = figure_path(out) if figure else None
-    if png is not None:  # (no input can be a .png: images are NIfTI/MHD)
-        check_writable_file(png, "out")
+    png = check_image_output(out, {"input image": image}, figure=figure)
+    check_image_output(bias_out, {"input image": image, "corrected image (OUT)": out}, field="bias_out")
     return png
 
 
