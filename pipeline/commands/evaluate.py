@@ -135,11 +135,13 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
 
     check_data_range(data_range)  # before any model is loaded or image read
     runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
+    run_cfg = None
     if task is None:  # a segmentation run needs no --task: the run says what it is
         task = "denoising"
         if run is not None:
             checkpoint_path(Path(run), checkpoint, field="run")  # a folder that is no run: named as before
-            task = "segmentation" if run_task(read_config(Path(run))) == "segmentation" else "denoising"
+            run_cfg = read_config(Path(run))
+            task = "segmentation" if run_task(run_cfg) == "segmentation" else "denoising"
     if task == "segmentation":
         if run is None:
             raise PipelineInputError("segmentation evaluation needs one run", field="run", expected="--run DIR")
@@ -162,7 +164,7 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
     if run is not None:
         run_dirs = [Path(run)]
         checkpoint_path(run_dirs[0], checkpoint, field="run")
-        run_cfg = read_config(run_dirs[0])
+        run_cfg = run_cfg or read_config(run_dirs[0])
         configs = {run_dirs[0]: run_cfg}
         reason = not_denoising(run_cfg)
         if reason is not None:
