@@ -76,8 +76,9 @@ def _shown(summary: dict[str, Any], key: str, spec: str) -> str:
     return format_difference({k: summary[f"{key}_{k}"] for k in ("mean", "ci_low", "ci_high")}, spec)
 
 
-CONVENTIONS = ("Dice/IoU/precision/recall/accuracy in [0,1]; HD/HD95/ASSD in mm (MONAI); both empty -> 1 / 0 mm; "
-               "one empty -> 0 / volume diagonal; labels compared inside the run's crop window")
+METRIC_CONVENTIONS = ("Dice/IoU/precision/recall/accuracy in [0,1]; HD/HD95/ASSD in mm (MONAI); both empty -> "
+                      "1 / 0 mm; one empty -> 0 / volume diagonal")
+CONVENTIONS = METRIC_CONVENTIONS + "; labels compared inside the run's crop window"
 
 
 def report_tables(doc: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
@@ -103,12 +104,17 @@ def write_report(doc: dict[str, Any], out: Path, figures: list[str]) -> Path:
 
     from .report import html_page, html_table, markdown_figures, markdown_table
 
-    run = Path(doc["run"])
-    title = f"Segmentation evaluation: {run.parent.name}/{run.name}"
     many = len(doc["subjects"]) > 1
-    intro = (f"Run `{doc['run']}`, checkpoint `{doc['checkpoint']}`, split `{doc['split']}` "
-             f"({len(doc['subjects'])} subject{'s' * many}: {', '.join(doc['subjects'])}), label mode "
-             f"`{doc['label_mode']}`. " + (f"Values: mean [{CI_LEVEL:.0%} interval over subjects]. " if many else "")
+    subjects = f"{len(doc['subjects'])} subject{'s' * many}: {', '.join(doc['subjects'])}"
+    if "run" in doc:
+        run = Path(doc["run"])
+        title = f"Segmentation evaluation: {run.parent.name}/{run.name}"
+        what = (f"Run `{doc['run']}`, checkpoint `{doc['checkpoint']}`, split `{doc['split']}` ({subjects}), "
+                f"label mode `{doc['label_mode']}`. ")
+    else:  # label maps against references (evaluate_segmentation_folders)
+        title = f"Segmentation evaluation: {Path(doc['predictions']).name} against {Path(doc['references']).name}"
+        what = f"Label maps `{doc['predictions']}` against the references `{doc['references']}` ({subjects}). "
+    intro = (what + (f"Values: mean [{CI_LEVEL:.0%} interval over subjects]. " if many else "")
              + f"Conventions: {doc['conventions']}.")
     summary, per = report_tables(doc)
     sections = {"Overlays (green reference, red prediction; last panel: the slice with the worst HD95)": figures}
@@ -185,6 +191,13 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
     doc = {"run": str(run_dir), "checkpoint": which, "split": split, "label_mode": mode, "subjects": names,
            "summary": summarize(rows), "per_subject": flat,
            "conventions": CONVENTIONS}
+    return _write_outputs(doc, out, names if figures else [], split)
+
+
+def _write_outputs(doc: dict[str, Any], out: Path, drawn: list[str], which: str) -> dict[str, Any]:
+    """metrics.json, per_subject.csv and the report of ``doc``; the summary printed (``which``: the
+    split, or what was compared); ``drawn``: the subjects with a figure."""
+    flat = doc["per_subject"]
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(doc, indent=2))
     with atomic_path(out / "per_subject.csv") as tmp:
@@ -196,7 +209,64 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
         interval = f"; [ ]: {CI_LEVEL:.0%} interval over subjects" if vals["dice_ci_low"] is not None else ""
         print(f"{s}: Dice {_shown(vals, 'dice', '.4f')}  IoU {_shown(vals, 'iou', '.4f')}  "
               f"HD95 {_shown(vals, 'hd95', '.2f')} mm  ASSD {_shown(vals, 'assd', '.2f')} mm  "
-              f"(n={int(vals['n'])}, {split}{interval})")
-    report = write_report(doc, out, [f"figures/{name}.png" for name in names] if figures else [])
-    print(f"segmentation report: {report} (report.html, metrics.json, per_subject.csv{', figures/' if figures else ''})")
+              f"(n={int(vals['n'])}, {which}{interval})")
+    report = write_report(doc, out, [f"figures/{name}.png" for name in drawn])
+    print(f"segmentation report: {report} (report.html, metrics.json, per_subject.csv{', figures/' if drawn else ''})")
     return doc
+
+
+def evaluate_segmentation_folders(pred_dir: str | Path, ref_dir: str | Path, out: str | Path, figures: bool = True,
+                                  progress: bool = True) -> dict[str, Any]:
+    """Score label maps made by any tool against reference label maps (nnU-Net's evaluate_folder):
+    the image files of ``ref_dir`` (:func:`data_tools.formats.images.image_files`), each with the file
+    of the same name in ``pred_dir`` (same shape and geometry); structures: ``foreground`` (any label)
+    and each label value either side has (``label k``; values have no names across datasets).
+    Writes what :func:`evaluate_segmentation_run` writes; the overlays draw the foreground."""
+    from tqdm import tqdm
+
+    from data_tools.errors import PipelineInputError
+    from data_tools.formats.images import EXPECTED, image_files, label_values, read_image, same_geometry
+
+    pred_dir, ref_dir, out = Path(pred_dir), Path(ref_dir), Path(out)
+    for folder, field in ((pred_dir, "pred"), (ref_dir, "ref")):
+        if not folder.is_dir():
+            raise PipelineInputError("not a folder", path=folder, field=field, expected="a folder of label maps")
+    refs, preds = image_files(ref_dir), image_files(pred_dir)
+    if not refs:
+        raise PipelineInputError("no images", path=ref_dir, field="ref", expected=EXPECTED)
+    missing = [n for n in refs if n not in preds]
+    if missing:
+        raise PipelineInputError(f"no label map for {len(missing)} reference(s): {', '.join(missing[:5])}"
+                                 + (" ..." if len(missing) > 5 else ""), path=pred_dir, field="pred",
+                                 expected="a label map per reference, named like it (any image suffix)")
+    extra = sorted(set(preds) - set(refs))
+    if extra:
+        print(f"note: {len(extra)} label map(s) without a reference left out: {', '.join(extra[:5])}"
+              + (" ..." if len(extra) > 5 else ""))
+    pairs = {}
+    for name, ref_path in refs.items():
+        ref, pred = read_image(ref_path), read_image(preds[name])
+        for img, path in ((ref, ref_path), (pred, preds[name])):
+            if label_values(img) is None:
+                raise PipelineInputError("not a label map", path=path, field="pred" if path != ref_path else "ref",
+                                         expected="an integer image with at most 64 values, none negative")
+        if pred.shape != ref.shape or not same_geometry(pred, ref):
+            raise PipelineInputError("label map geometry differs from its reference", path=preds[name], field="pred",
+                                     expected=f"shape {ref.shape}, spacing {ref.spacing}, origin {ref.origin} "
+                                              f"({ref_path.name})")
+        pairs[name] = (np.asarray(pred.array), np.asarray(ref.array), ref.spacing)
+    # every value either side: a label only the predictions have is a false positive, scored as such
+    values = sorted({int(v) for p, r, _ in pairs.values() for v in np.union1d(np.unique(p), np.unique(r)) if v > 0})
+    structures = {"foreground": tuple(values), **{f"label {v}": (v,) for v in values}}
+    rows, flat = [], []
+    for name, (pred, ref, spacing) in tqdm(pairs.items(), desc="score label maps", disable=not progress):
+        m = structure_metrics(pred, ref, spacing, structures)
+        rows.append(m)
+        flat += [{"subject": name, "structure": s, **vals} for s, vals in m.items()]
+        if figures:
+            r, p = ref > 0, pred > 0
+            overlay_png(r.astype(np.float32) * 0.5, r, p, slice_hd95(p, r, spacing, axis=2), spacing,
+                        out / "figures" / f"{name}.png", f"{name} foreground")
+    doc = {"predictions": str(pred_dir), "references": str(ref_dir), "label_mode": "label values",
+           "subjects": list(pairs), "summary": summarize(rows), "per_subject": flat, "conventions": METRIC_CONVENTIONS}
+    return _write_outputs(doc, out, list(pairs) if figures else [], "label maps")

@@ -97,12 +97,34 @@ def run_name(run_dir: Path) -> str:
     return f"{run_dir.parent.name}/{run_dir.name}"
 
 
+def _evaluate_label_maps(pred: Optional[str], ref: Optional[str], out: Optional[str], given: dict) -> Any:
+    """``--pred DIR --ref DIR``: label maps of any tool against references; the options of a run
+    or of the denoising evaluation are refused, not ignored."""
+    from data_tools.atomic import check_writable
+    from evaluation.seg_report import evaluate_segmentation_folders
+
+    if pred is None or ref is None:
+        raise PipelineInputError("--pred and --ref go together", field="pred" if pred is None else "ref",
+                                 expected="--pred DIR (label maps) --ref DIR (their references)")
+    defaults = {"run": None, "datasets": None, "ssim": "gaussian", "split": "test", "data_dir": None,
+                "runs_dir": None, "task": None, "checkpoint": "best", "batch_size": 16, "device": "auto",
+                "data_range": 1.0}
+    other = [k for k, v in defaults.items() if given[k] != v and not (k == "task" and given[k] == "segmentation")]
+    if other:
+        raise PipelineInputError(f"{', '.join('--' + k.replace('_', '-') for k in other)} with --pred/--ref",
+                                 field=other[0], expected="--pred, --ref, --out, --no-figures, --no-progress "
+                                 "(label maps need no run, model or split)")
+    out_dir = Path(out) if out else Path("reports") / f"seg__{Path(pred).name}__vs__{Path(ref).name}"
+    check_writable(out_dir)
+    return evaluate_segmentation_folders(pred, ref, out_dir, figures=given["figures"], progress=given["progress"])
+
+
 def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
              ssim: Literal["gaussian", "fastmri", "pil"] = "gaussian", split: str = "test",
              out: Optional[str] = None, data_dir: Optional[str] = None, runs_dir: Optional[str] = None,
              task: Optional[Literal["denoising", "segmentation"]] = None, checkpoint: str = "best",
              batch_size: int = 16, device: str = "auto", data_range: float | str = 1.0, progress: bool = True,
-             figures: bool = True) -> Any:
+             figures: bool = True, pred: Optional[str] = None, ref: Optional[str] = None) -> Any:
     """Evaluate trained runs and the benchmark; write metrics.json, per_image.csv, figures and a report.
 
     Args:
@@ -126,6 +148,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
             ``"max"``: each target image's maximum.
         progress: show progress bars.
         figures: write the PNG figures (bars per metric, example slices, per-image scatter).
+        pred, ref: folders of label maps made by any tool and of their references (same names):
+            scored as a segmentation (``evaluation.seg_report.evaluate_segmentation_folders``), no run.
     """
     from data_tools.atomic import check_writable
     from data_tools.paths import default_runs_dir, default_sim_dir
@@ -134,6 +158,11 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
                                trained_data_dir)
 
     check_data_range(data_range)  # before any model is loaded or image read
+    if pred is not None or ref is not None:
+        given = dict(run=run, datasets=datasets, ssim=ssim, split=split, data_dir=data_dir, runs_dir=runs_dir,
+                     task=task, checkpoint=checkpoint, batch_size=batch_size, device=device, data_range=data_range,
+                     figures=figures, progress=progress)
+        return _evaluate_label_maps(pred, ref, out, given)
     runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
     run_cfg = None
     if task is None:  # a segmentation run needs no --task: the run says what it is
@@ -258,6 +287,10 @@ def _parser():
     p.add_argument("--data-range", type=Union[float, Literal["max"]], default=1.0,
                    help="peak intensity for SSIM (gaussian, pil) and PSNR; the datasets are normalised to [0, 1]; "
                         "max: each target image's maximum")
+    p.add_argument("--pred", type=Optional[str], default=None,
+                   help="a folder of label maps made by any tool, scored against --ref (no run needed)")
+    p.add_argument("--ref", type=Optional[str], default=None,
+                   help="the folder of reference label maps for --pred (files named like the predictions)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-figures", action="store_true", help="tables only, no PNG figures")
     return p
@@ -266,7 +299,8 @@ def _parser():
 def _cli(ns) -> Any:
     return evaluate(run=ns.run, datasets=join_items(ns.datasets), ssim=ns.ssim, split=ns.split, out=ns.out, data_dir=ns.data_dir,
                     runs_dir=ns.runs_dir, task=ns.task, checkpoint=ns.checkpoint, batch_size=ns.batch_size,
-                    device=ns.device, data_range=ns.data_range, progress=not ns.no_progress, figures=not ns.no_figures)
+                    device=ns.device, data_range=ns.data_range, progress=not ns.no_progress, figures=not ns.no_figures,
+                    pred=ns.pred, ref=ns.ref)
 
 
 COMMANDS = [Command(path=("evaluate",), func=_cli, build_parser=_parser,

@@ -465,6 +465,61 @@ def test_evaluate_takes_a_segmentation_run_without_task(seg_run, tmp_path, capsy
     assert not (tmp_path / "c").exists()
 
 
+def test_evaluate_label_maps_of_any_tool_against_references(coronal_nifti, tmp_path, capsys):
+    """`pipeline evaluate --pred DIR --ref DIR` scores label maps made elsewhere (nnU-Net's
+    evaluate_folder): a perfect copy scores Dice 1 and HD95 0 mm, a shifted one what
+    evaluation.seg_metrics gives for it; per label value and for the foreground."""
+    import json
+
+    from data_tools.formats.images import Image, read_image, write_image
+    from evaluation.seg_metrics import structure_metrics
+
+    _, lab_path, _ = coronal_nifti
+    lab = read_image(lab_path)
+    ref, pred = tmp_path / "ref", tmp_path / "pred"
+    ref.mkdir()
+    pred.mkdir()
+    write_image(ref / "a.nii.gz", lab)
+    write_image(ref / "b.nii.gz", lab)
+    write_image(pred / "a.mhd", lab)                                   # any suffix: matched by name
+    shifted = np.roll(np.asarray(lab.array), 2, axis=1)
+    write_image(pred / "b.nii.gz", Image(shifted, **lab.geometry()))
+    write_image(pred / "c.nii.gz", lab)                                # no reference: left out, said
+    out = tmp_path / "rep"
+    assert cli.main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(out), "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert "note: 1 label map(s) without a reference left out: c" in said
+    doc = json.loads((out / "metrics.json").read_text())
+    values = sorted(int(v) for v in np.unique(lab.array) if v > 0)
+    assert doc["subjects"] == ["a", "b"] and list(doc["summary"]) == ["foreground", *[f"label {v}" for v in values]]
+    rows = {(r["subject"], r["structure"]): r for r in doc["per_subject"]}
+    assert all(rows[("a", s)]["dice"] == 1.0 and rows[("a", s)]["hd95"] == 0.0 for s in doc["summary"])
+    want = structure_metrics(shifted, np.asarray(lab.array), lab.spacing, {"femur": (1,)})["femur"]
+    assert rows[("b", "label 1")]["dice"] == pytest.approx(want["dice"]) and want["dice"] < 1
+    assert rows[("b", "label 1")]["hd95"] == pytest.approx(want["hd95"])
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "metrics.json", "per_subject.csv", "report.html",
+                                                     "report.md"]
+    assert "against the references" in (out / "report.md").read_text()
+    # bad input: one line naming the field, exit 2, nothing written
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write_image(bad / "a.nii.gz", Image(np.asarray(lab.array)[:-1], spacing=lab.spacing))
+    floats = tmp_path / "floats"
+    floats.mkdir()
+    write_image(floats / "a.nii.gz", Image(np.asarray(lab.array, np.float32) + 0.5, **lab.geometry()))
+    write_image(floats / "b.nii.gz", lab)
+    for args, want_err in ((["--pred", str(pred)], "[ref]: --pred and --ref go together"),
+                           (["--pred", str(bad), "--ref", str(ref)], "[pred]: no label map for 1 reference(s): b"),
+                           (["--pred", str(floats), "--ref", str(ref)], "[pred]: not a label map"),
+                           (["--pred", str(ref), "--ref", str(bad)], "[pred]: label map geometry differs"),
+                           (["--pred", str(pred), "--ref", str(ref), "--run", str(tmp_path)],
+                            "[run]: --run with --pred/--ref")):
+        assert cli.main(["evaluate", *args, "--out", str(tmp_path / "o"), "--no-progress"]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and want_err in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
 def test_evaluate_segmentation_honours_split_checkpoint_and_batch(seg_run, tmp_path, capsys):
     """--split, --checkpoint and --batch-size reach the segmentation evaluation (they were ignored)."""
     import json
