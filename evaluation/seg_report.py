@@ -243,23 +243,30 @@ def evaluate_segmentation_folders(pred_dir: str | Path, ref_dir: str | Path, out
     if extra:
         print(f"note: {len(extra)} label map(s) without a reference left out: {', '.join(extra[:5])}"
               + (" ..." if len(extra) > 5 else ""))
-    pairs = {}
-    for name, ref_path in refs.items():
+    def read_pair(name: str):
+        ref_path = refs[name]
         ref, pred = read_image(ref_path), read_image(preds[name])
-        for img, path in ((ref, ref_path), (pred, preds[name])):
-            if label_values(img) is None:
-                raise PipelineInputError("not a label map", path=path, field="pred" if path != ref_path else "ref",
+        found = []
+        for img, path, field in ((ref, ref_path, "ref"), (pred, preds[name], "pred")):
+            counted = label_values(img)
+            if counted is None:
+                raise PipelineInputError("not a label map", path=path, field=field,
                                          expected="an integer image with at most 64 values, none negative")
+            found += [int(v) for v in counted[0] if v > 0]
         if pred.shape != ref.shape or not same_geometry(pred, ref):
             raise PipelineInputError("label map geometry differs from its reference", path=preds[name], field="pred",
                                      expected=f"shape {ref.shape}, spacing {ref.spacing}, origin {ref.origin} "
                                               f"({ref_path.name})")
-        pairs[name] = (np.asarray(pred.array), np.asarray(ref.array), ref.spacing)
-    # every value either side: a label only the predictions have is a false positive, scored as such
-    values = sorted({int(v) for p, r, _ in pairs.values() for v in np.union1d(np.unique(p), np.unique(r)) if v > 0})
+        return np.asarray(pred.array), np.asarray(ref.array), ref.spacing, found
+
+    # a first pass checks every pair (nothing is written before a bad file is named) and collects the
+    # label values, one pair in memory at a time; every value either side is scored (a label only
+    # the predictions have is a false positive)
+    values = sorted({v for name in refs for v in read_pair(name)[3]})
     structures = {"foreground": tuple(values), **{f"label {v}": (v,) for v in values}}
     rows, flat = [], []
-    for name, (pred, ref, spacing) in tqdm(pairs.items(), desc="score label maps", disable=not progress):
+    for name in tqdm(refs, desc="score label maps", disable=not progress):
+        pred, ref, spacing, _ = read_pair(name)
         m = structure_metrics(pred, ref, spacing, structures)
         rows.append(m)
         flat += [{"subject": name, "structure": s, **vals} for s, vals in m.items()]
@@ -268,5 +275,5 @@ def evaluate_segmentation_folders(pred_dir: str | Path, ref_dir: str | Path, out
             overlay_png(r.astype(np.float32) * 0.5, r, p, slice_hd95(p, r, spacing, axis=2), spacing,
                         out / "figures" / f"{name}.png", f"{name} foreground")
     doc = {"predictions": str(pred_dir), "references": str(ref_dir), "label_mode": "label values",
-           "subjects": list(pairs), "summary": summarize(rows), "per_subject": flat, "conventions": METRIC_CONVENTIONS}
-    return _write_outputs(doc, out, list(pairs) if figures else [], "label maps")
+           "subjects": list(refs), "summary": summarize(rows), "per_subject": flat, "conventions": METRIC_CONVENTIONS}
+    return _write_outputs(doc, out, list(refs) if figures else [], "label maps")
