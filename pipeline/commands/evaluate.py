@@ -97,6 +97,12 @@ def run_name(run_dir: Path) -> str:
     return f"{run_dir.parent.name}/{run_dir.name}"
 
 
+def _changed(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    """The options (``--data-range`` spelling) whose ``values`` differ from ``defaults``: given by the
+    user for an evaluation they do not apply to, refused rather than ignored."""
+    return ["--" + k.replace("_", "-") for k, d in defaults.items() if values[k] != d]
+
+
 def _evaluate_label_maps(pred: Optional[str], ref: Optional[str], out: Optional[str], given: dict) -> Any:
     """``--pred DIR --ref DIR``: label maps of any tool against references; the options of a run
     or of the denoising evaluation are refused, not ignored."""
@@ -106,13 +112,14 @@ def _evaluate_label_maps(pred: Optional[str], ref: Optional[str], out: Optional[
     if pred is None or ref is None:
         raise PipelineInputError("--pred and --ref go together", field="pred" if pred is None else "ref",
                                  expected="--pred DIR (label maps) --ref DIR (their references)")
-    defaults = {"run": None, "datasets": None, "ssim": "gaussian", "split": "test", "data_dir": None,
-                "runs_dir": None, "task": None, "checkpoint": "best", "batch_size": 16, "device": "auto",
-                "data_range": 1.0}
-    other = [k for k, v in defaults.items() if given[k] != v and not (k == "task" and given[k] == "segmentation")]
+    if given["task"] == "segmentation":
+        given = {**given, "task": None}  # what --pred/--ref are anyway
+    other = _changed(given, {"run": None, "datasets": None, "ssim": "gaussian", "split": "test", "data_dir": None,
+                             "runs_dir": None, "task": None, "checkpoint": "best", "batch_size": 16,
+                             "device": "auto", "data_range": 1.0})
     if other:
-        raise PipelineInputError(f"{', '.join('--' + k.replace('_', '-') for k in other)} with --pred/--ref",
-                                 field=other[0], expected="--pred, --ref, --out, --no-figures, --no-progress "
+        raise PipelineInputError(f"{', '.join(other)} with --pred/--ref", field=other[0][2:].replace("-", "_"),
+                                 expected="--pred, --ref, --out, --no-figures, --no-progress "
                                  "(label maps need no run, model or split)")
     out_dir = Path(out) if out else Path("reports") / f"seg__{Path(pred).name}__vs__{Path(ref).name}"
     check_writable(out_dir)
@@ -174,12 +181,11 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
     if task == "segmentation":
         if run is None:
             raise PipelineInputError("segmentation evaluation needs one run", field="run", expected="--run DIR")
-        given = [name for name, value, default in (("datasets", datasets, None), ("ssim", ssim, "gaussian"),
-                                                   ("data_range", data_range, 1.0), ("runs_dir", runs_dir, None))
-                 if value != default]
+        given = _changed(dict(datasets=datasets, ssim=ssim, data_range=data_range, runs_dir=runs_dir),
+                         {"datasets": None, "ssim": "gaussian", "data_range": 1.0, "runs_dir": None})
         if given:
-            raise PipelineInputError(f"{', '.join('--' + g.replace('_', '-') for g in given)} "
-                                     f"{'applies' if len(given) == 1 else 'apply'} to denoising runs only",
+            raise PipelineInputError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to denoising "
+                                     "runs only",
                                      field="task", expected="for a segmentation run: --run, --split, --checkpoint, "
                                      "--data-dir (the labelled subjects), --out, --device, --batch-size, "
                                      "--no-figures, --no-progress")
