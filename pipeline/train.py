@@ -125,16 +125,16 @@ def absolute_data_paths(cfg: dict) -> dict:
     args = get_dotted(cfg, "data.init_args")
     if not isinstance(args, dict):
         return cfg
-    cls = str(get_dotted(cfg, "data.class_path") or "")
+    task = runs.run_task(cfg)  # by class (subclasses included), as evaluate tells the runs apart
 
     def absolute(v: Any) -> Any:
         return str(Path(v).expanduser().absolute()) if isinstance(v, str) and v else v
 
     if "data_dir" in args:
         args["data_dir"] = absolute(args["data_dir"])
-    if cls.endswith("SegDataModule") and "data" in args:
+    if task == "segmentation" and "data" in args:
         args["data"] = absolute(args["data"])
-    ds = args.get("datasets") if cls.endswith("SimDataModule") else None
+    ds = args.get("datasets") if task == "denoising" else None
     if isinstance(ds, list):
         args["datasets"] = [absolute(d) if isinstance(d, str) and is_dataset_path(d) else d for d in ds]
     elif isinstance(ds, str) and is_dataset_path(ds):
