@@ -225,15 +225,13 @@ def evaluate_segmentation_folders(pred_dir: str | Path, ref_dir: str | Path, out
     from tqdm import tqdm
 
     from data_tools.errors import PipelineInputError
-    from data_tools.formats.images import EXPECTED, image_files, label_values, read_image, same_geometry
+    from data_tools.formats.images import image_files, label_values, read_image, same_geometry
 
     pred_dir, ref_dir, out = Path(pred_dir), Path(ref_dir), Path(out)
     for folder, field in ((pred_dir, "pred"), (ref_dir, "ref")):
         if not folder.is_dir():
             raise PipelineInputError("not a folder", path=folder, field=field, expected="a folder of label maps")
-    refs, preds = image_files(ref_dir), image_files(pred_dir)
-    if not refs:
-        raise PipelineInputError("no images", path=ref_dir, field="ref", expected=EXPECTED)
+    refs, preds = image_files(ref_dir, required="ref"), image_files(pred_dir)
     missing = [n for n in refs if n not in preds]
     if missing:
         raise PipelineInputError(f"no label map for {len(missing)} reference(s): {', '.join(missing[:5])}"

@@ -144,7 +144,7 @@ def segment_folder(folder: str | Path, run_dir: str | Path, out_dir: str | Path,
     from tqdm import tqdm
 
     from data_tools.atomic import check_writable, refuse_overwriting_inputs, write_text_atomic
-    from data_tools.formats.images import EXPECTED, check_image_output, image_files, image_suffix
+    from data_tools.formats.images import check_image_output, image_files, image_suffix
     from evaluation.benchmark import resolve_device
 
     _check_options(threshold, batch_size)
@@ -153,9 +153,7 @@ def segment_folder(folder: str | Path, run_dir: str | Path, out_dir: str | Path,
                                  expected="an image suffix: .nii.gz, .nii, .mhd, .mha, .nrrd or .nhdr")
     dev = resolve_device(device)
     folder, out_dir = Path(folder), Path(out_dir)
-    images = image_files(folder)
-    if not images:
-        raise PipelineInputError("no images", path=folder, field="image", expected=EXPECTED)
+    images = image_files(folder, required="image")
     check_writable(out_dir)
     jobs = [(path, out_dir / f"{name}{suffix}") for name, path in images.items()]
     pngs = {out: check_image_output(out, {"input image": path}, figure=figure) for path, out in jobs}

@@ -133,11 +133,14 @@ def image_stem(path: str | Path) -> str:
     return name[:-len(sfx)] if sfx else Path(path).stem
 
 
-def image_files(folder: str | Path) -> dict[str, Path]:
+def image_files(folder: str | Path, required: str | None = None) -> dict[str, Path]:
     """The image files of ``folder`` by name (:func:`image_stem`), sorted: a MetaImage's data file
     (``.raw``, ``.zraw``), hidden files and anything else are left out; two images of one name
-    (``a.nii.gz`` and ``a.mhd``) are a PipelineInputError (one subject in two files)."""
+    (``a.nii.gz`` and ``a.mhd``) are a PipelineInputError (one subject in two files), and so is a
+    folder without images when ``required`` names the option that gave it."""
     files = sorted(p for p in Path(folder).iterdir() if not p.name.startswith(".") and is_image_file(p))
+    if not files and required is not None:
+        raise PipelineInputError("no images", path=folder, field=required, expected=EXPECTED)
     seen: dict[str, Path] = {}
     for path in files:
         name = image_stem(path)

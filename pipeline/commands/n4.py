@@ -87,7 +87,7 @@ def _n4_folder(ns: Any, params) -> dict:
 
     from data_tools.atomic import check_writable
     from data_tools.errors import PipelineInputError
-    from data_tools.formats.images import EXPECTED, image_files, image_suffix
+    from data_tools.formats.images import image_files, image_suffix
     from data_tools.n4 import bias_path
 
     if ns.bias_out is not None:
@@ -96,9 +96,7 @@ def _n4_folder(ns: Any, params) -> dict:
     if ns.mask not in ("auto", "none"):
         raise PipelineInputError(f"mask file {ns.mask} for a folder of images", field="mask",
                                  expected="auto or none (a mask file fits one image's geometry)")
-    images = image_files(ns.input)
-    if not images:
-        raise PipelineInputError("no images", path=ns.input, field="input", expected=EXPECTED)
+    images = image_files(ns.input, required="input")
     out_dir = Path(ns.out)
     check_writable(out_dir)
     jobs, owner = [], {}
