@@ -6,7 +6,7 @@ Each subject is segmented exactly as `pipeline segment` would (original geometry
 then compared with its labels inside the crop window the run used (the seed's labels only cover
 a window around the joint, L163). Structures: the merged ``bone`` for every mode, plus each
 bone the model separates (per-bone and multilabel modes). Overlays: three orthogonal views
-through the reference centroid, and the slice with the worst HD95.
+through the reference centroid, and the slice with the worst HD95 where both masks have voxels.
 """
 from __future__ import annotations
 
@@ -38,11 +38,31 @@ def _window(shape, box) -> np.ndarray:
     return m
 
 
+def worst_slice(hd95_z: np.ndarray, in_ref: np.ndarray, in_pred: np.ndarray) -> tuple[int, str]:
+    """The z slice of :func:`overlay_png`'s worst-HD95 panel and its title: the largest HD95 among
+    slices where both masks have voxels (``in_ref``/``in_pred``: per slice), the first of equals;
+    the slices with one side only are counted in the title. With no such slice, the largest of all."""
+    both = in_ref & in_pred
+    one_side = int(np.count_nonzero(in_ref ^ in_pred))
+    if both.any():
+        z = int(np.flatnonzero(both)[np.argmax(hd95_z[both])])
+        note = f"; {one_side} slice{'s' if one_side != 1 else ''} with one side only" if one_side else ""
+        return z, f"worst HD95: z = {z} ({hd95_z[z]:.1f} mm{note})"
+    z = int(np.argmax(hd95_z))
+    side = "one side empty" if one_side else "both empty"
+    return z, f"worst HD95: z = {z} ({hd95_z[z]:.1f} mm, {side})"
+
+
 def overlay_png(image: np.ndarray, ref: np.ndarray, pred: np.ndarray, hd95_z: np.ndarray, spacing, out: Path,
                 title: str) -> Path:
     """Four panels: the z, y and x slices through the reference centroid, drawn as `pipeline segment`
     and `pipeline n4` draw them (:func:`data_tools.visualize.image_views`: voxel-size aspect, the
-    knee upright), and the z slice with the worst HD95. Reference contour green, prediction red."""
+    knee upright), and the z slice with the worst HD95. Reference contour green, prediction red.
+
+    The worst slice is sought among the slices where both masks have voxels: a slice where one side
+    is empty has HD95 = the volume diagonal by convention (often a bone's last slice, one further in
+    the prediction), which says nothing about the boundary; the title counts such slices. Only when
+    no slice has both is the worst of all drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -51,10 +71,10 @@ def overlay_png(image: np.ndarray, ref: np.ndarray, pred: np.ndarray, hd95_z: np
 
     idx = np.argwhere(ref) if ref.any() else np.argwhere(np.ones_like(ref))
     c = np.round(idx.mean(axis=0)).astype(int)
-    worst = int(np.argmax(hd95_z))
+    worst, worst_title = worst_slice(np.asarray(hd95_z, dtype=float), ref.any(axis=(0, 1)), pred.any(axis=(0, 1)))
     views = image_views(c, np.asarray(spacing, dtype=float))
     _, take_worst, aspect = image_views((c[0], c[1], worst), np.asarray(spacing, dtype=float))[0]
-    views.append((f"worst HD95: z = {worst} ({hd95_z[worst]:.1f} mm)", take_worst, aspect))
+    views.append((worst_title, take_worst, aspect))
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
     for ax, (name, take, aspect) in zip(axes, views):
         ax.imshow(take(image), cmap="gray", aspect=aspect, interpolation="nearest")
@@ -117,7 +137,8 @@ def write_report(doc: dict[str, Any], out: Path, figures: list[str]) -> Path:
     intro = (what + (f"Values: mean [{CI_LEVEL:.0%} interval over subjects]. " if many else "")
              + f"Conventions: {doc['conventions']}.")
     summary, per = report_tables(doc)
-    sections = {"Overlays (green reference, red prediction; last panel: the slice with the worst HD95)": figures}
+    sections = {"Overlays (green reference, red prediction; last panel: the slice with the worst HD95 "
+                "where both have the structure)": figures}
     sections = {k: v for k, v in sections.items() if v}
     md = [f"# {title}", "", intro, "", "## Summary", "", markdown_table(summary), "", "## Per subject", "",
           markdown_table(per), *markdown_figures(sections)]

@@ -62,9 +62,10 @@ def test_n4_segment_and_evaluation_figures_draw_the_same_panels(volume, tmp_path
     centre = vis.image_views((3, 5, 2), SPACING)
     assert all(np.array_equal(np.asarray(ax.images[0].get_array()), take(v))
                for ax, (_, take, _) in zip(_panels(n4)[:3], centre))
-    worst = _panels(ev)[3]
-    assert worst.get_title() == "worst HD95: z = 3 (3.0 mm)"
-    assert np.array_equal(np.asarray(worst.images[0].get_array()), v[:, :, 3].T)
+    worst = _panels(ev)[3]   # only z = 1 has the structure, in both masks
+    assert worst.get_title() == "worst HD95: z = 1 (1.0 mm)"
+    assert ev.get_suptitle() == "knee (green reference, red prediction)"
+    assert np.array_equal(np.asarray(worst.images[0].get_array()), v[:, :, 1].T)
 
 
 def test_label_map_title_and_legend_clear_of_the_panels(volume, tmp_path, monkeypatch):

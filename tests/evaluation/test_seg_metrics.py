@@ -116,3 +116,27 @@ def test_structures_merge_labels_and_slice_hd95():
     assert h.shape == (3,) and np.all(h == 0)
     with pytest.raises(ValueError, match="shape"):
         structure_metrics(pred[:-1], ref, SP)
+
+
+def test_worst_hd95_panel_skips_slices_with_one_side_empty():
+    """The overlay's worst-HD95 panel drew the slice with the largest HD95 of all, which is any
+    slice where one mask is empty (the volume diagonal by convention), e.g. a bone's last slice
+    predicted one slice too far: it said nothing about the boundary."""
+    from evaluation.seg_report import worst_slice
+
+    ref = np.zeros((12, 12, 5), bool)
+    ref[2:8, 2:8, 0:3] = True
+    pred = ref.copy()
+    pred[2:8, 2:11, 1] = True     # z = 1: 3 voxels too far along x
+    pred[2:8, 2:9, 2] = True      # z = 2: 1 voxel too far
+    pred[4:6, 4:6, 3] = True      # z = 3: the prediction goes one slice further
+    h = slice_hd95(pred, ref, SP, axis=2)
+    assert np.argmax(h) == 3      # the diagonal: what the panel showed before
+    z, title = worst_slice(h, ref.any(axis=(0, 1)), pred.any(axis=(0, 1)))
+    assert z == 1 and h[1] > h[2] > 0 == h[0]
+    assert title == f"worst HD95: z = 1 ({h[1]:.1f} mm; 1 slice with one side only)"
+    # no slice with both: the largest of all, said so; nothing anywhere: z = 0
+    empty = np.zeros(5, bool)
+    top = int(np.argmax(h))
+    assert worst_slice(h, ref.any(axis=(0, 1)), empty) == (top, f"worst HD95: z = {top} ({h[top]:.1f} mm, one side empty)")
+    assert worst_slice(np.zeros(5), empty, empty) == (0, "worst HD95: z = 0 (0.0 mm, both empty)")
