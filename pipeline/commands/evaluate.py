@@ -269,7 +269,9 @@ def _parser():
 
     p = ArgumentParser(description="Evaluate trained runs against the benchmark (undersampled input vs fully "
                        "sampled target): M-MAE / M-MSE / M-SSIM per test set, failure flag, figures and a report "
-                       "in reports/<name>/ (see docs/evaluation.md).")
+                       "in reports/<name>/. A segmentation run (--run DIR) gets Dice / IoU / HD95 / ASSD per "
+                       "structure on its test subjects; --pred DIR --ref DIR scores label maps made by any tool "
+                       "(see docs/evaluation.md).")
     p.add_argument("--config", action="config", help="YAML file with any of the options below")
     p.add_argument("--run", type=Optional[str], default=None,
                    help="one run folder runs/<experiment>/<run-name>; default: every finished run under --runs-dir")
@@ -310,4 +312,4 @@ def _cli(ns) -> Any:
 
 
 COMMANDS = [Command(path=("evaluate",), func=_cli, build_parser=_parser,
-                    help="Evaluate trained runs against the benchmark (M-MAE/M-MSE/M-SSIM), write a report")]
+                    help="Evaluate trained runs (M-MAE/M-MSE/M-SSIM against the benchmark; Dice/HD95/ASSD of segmenters) or label-map folders; write a report")]

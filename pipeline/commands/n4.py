@@ -141,4 +141,4 @@ def run_n4(ns: Any) -> dict:
 
 
 COMMANDS = [Command(path=("n4",), func=run_n4, build_parser=build_parser,
-                    help="N4 bias-field correction (SimpleITK) of a NIfTI/MHD image")]
+                    help="N4 bias-field correction (SimpleITK) of a NIfTI/MHD image or a folder of them")]

@@ -66,4 +66,4 @@ def run_segment(ns: Any) -> dict:
 
 
 COMMANDS = [Command(path=("segment",), func=run_segment, build_parser=build_parser,
-                    help="Segment knee bones in a NIfTI/MHD image with a trained run; label map out")]
+                    help="Segment knee bones in a NIfTI/MHD image (or a folder of them) with a trained run; label maps out")]

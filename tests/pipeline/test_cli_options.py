@@ -174,6 +174,19 @@ def test_help_describes_every_option_in_place(capsys):
     assert "and:" not in _help(["data", "phantom"], capsys) and "and:" not in _help(["bench", "simulate"], capsys)
 
 
+def test_help_names_what_each_verb_takes_now(capsys):
+    """The verb list said n4 and segment take one image and evaluate only scores denoising runs
+    against the benchmark, after folders (n4, segment), segmentation runs and label-map folders
+    (evaluate) had been added."""
+    top = _help([], capsys)
+    assert "n4 N4 bias-field correction (SimpleITK) of a NIfTI/MHD image or a folder of them" in top
+    assert "segment Segment knee bones in a NIfTI/MHD image (or a folder of them)" in top
+    assert "Dice/HD95/ASSD of segmenters) or label-map folders" in top
+    ev = _help(["evaluate"], capsys)
+    assert "A segmentation run (--run DIR) gets Dice / IoU / HD95 / ASSD" in ev
+    assert "--pred DIR --ref DIR scores label maps made by any tool" in ev
+
+
 def test_every_verb_takes_a_config_file_and_prints_its_options(tmp_path, capsys):
     """The README's promise "`--config file.yaml`, `--print_config`" holds for every verb: evaluate,
     bench train, sweep and demo had neither ("unrecognized arguments"). `train` keeps its own
