@@ -118,35 +118,43 @@ def plot_label_map(image: np.ndarray, labels: np.ndarray | None, spacing, names:
     return _save_png(fig, out)
 
 
-def plot_n4(image: np.ndarray, corrected: np.ndarray, bias: np.ndarray, spacing, out: str | Path,
-            title: str = "") -> Path:
-    """One PNG of an N4 correction (arrays (X, Y, Z)): rows input / corrected / bias field, columns
-    the x-y, x-z and y-z slices through the volume centre (one x-y slice for a single-slice image).
-    Input and corrected are each scaled to their 99.5th percentile; the field has a colour bar."""
+def plot_volume_rows(rows: list[tuple[str, np.ndarray, str, str | None]], spacing, out: str | Path,
+                     title: str = "") -> Path:
+    """One PNG of several volumes of one geometry (X, Y, Z): a row each, columns the z, y and x
+    slices through the volume centre (:func:`image_views`; one x-y slice for a single-slice image).
+    ``rows``: (name, volume, colour map, colour-bar label). A grey row is scaled from 0 to its 99.5th
+    percentile; a row with a colour-bar label spans its own minimum to maximum, with the bar beside
+    its last panel (so the row keeps the panel sizes of the others)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     vox = np.asarray(spacing, dtype=float)
-    shape = np.asarray(image).shape
+    shape = np.asarray(rows[0][1]).shape
     views = image_views(tuple(n // 2 for n in shape), vox)
     views = views[:1] if shape[2] == 1 else views
-    rows = [("input", np.asarray(image, np.float32), "gray"), ("N4 corrected", np.asarray(corrected, np.float32), "gray"),
-            ("bias field", np.asarray(bias, np.float32), "viridis")]
-    fig, axes = plt.subplots(3, len(views), figsize=(4.2 * len(views) + 0.8, 11.5), squeeze=False)
-    for r, (what, vol, cmap) in enumerate(rows):
-        lo, hi = (0.0, float(np.percentile(vol, 99.5)) or 1.0) if cmap == "gray" else (float(vol.min()), float(vol.max()))
+    fig, axes = plt.subplots(len(rows), len(views), figsize=(4.2 * len(views) + 0.8, 3.83 * len(rows)), squeeze=False)
+    for r, (what, volume, cmap, bar) in enumerate(rows):
+        vol = np.asarray(volume, np.float32)
+        lo, hi = (float(vol.min()), float(vol.max())) if bar else (0.0, float(np.percentile(vol, 99.5)) or 1.0)
         for c, (name, take, aspect) in enumerate(views):
             shown = axes[r][c].imshow(take(vol), cmap=cmap, vmin=lo, vmax=hi, aspect=aspect, interpolation="nearest")
             axes[r][c].set_title(f"{what}: {name}", fontsize=9)
             axes[r][c].axis("off")
-        if cmap != "gray":
-            # beside the last panel, so the row keeps the panel sizes of the image rows
-            fig.colorbar(shown, cax=axes[r][-1].inset_axes([1.04, 0.1, 0.04, 0.8]), label="multiplicative field")
+        if bar:
+            fig.colorbar(shown, cax=axes[r][-1].inset_axes([1.04, 0.1, 0.04, 0.8]), label=bar)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save_png(fig, out)
+
+
+def plot_n4(image: np.ndarray, corrected: np.ndarray, bias: np.ndarray, spacing, out: str | Path,
+            title: str = "") -> Path:
+    """One PNG of an N4 correction (:func:`plot_volume_rows`): rows input / corrected / bias field,
+    the field with a colour bar."""
+    return plot_volume_rows([("input", image, "gray", None), ("N4 corrected", corrected, "gray", None),
+                             ("bias field", bias, "viridis", "multiplicative field")], spacing, out, title)
 
 
 def plot_subject(subject: Subject, out: str | Path, title: str | None = None) -> Path:

@@ -85,8 +85,13 @@ class ScalableUNet(nn.Module):
             prev = filters[f]
         self.head = nn.Conv2d(prev, out_ch, 1)
 
+    @property
+    def size_multiple(self) -> int:
+        """H and W of an input must be multiples of this (2 ** pools; 1 without ``sampling``)."""
+        return 2 ** self.half if self.sampling else 1
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        factor = 2 ** self.half if self.sampling else 1
+        factor = self.size_multiple
         if x.shape[-1] % factor or x.shape[-2] % factor:
             raise PipelineInputError(f"image size {tuple(x.shape[-2:])} does not divide by "
                                      f"{factor}", field="input shape",

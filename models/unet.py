@@ -80,8 +80,13 @@ class ModifiedUNet(nn.Module):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
+    @property
+    def size_multiple(self) -> int:
+        """H and W of an input must be multiples of this (2 ** pools)."""
+        return 2 ** self.levels
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        factor = 2 ** self.levels
+        factor = self.size_multiple
         if x.shape[-1] % factor or x.shape[-2] % factor:
             raise PipelineInputError(f"image size {tuple(x.shape[-2:])} does not divide by "
                                      f"2**{self.levels}", field="input shape",

@@ -29,7 +29,9 @@ def load_seg_run(run_dir: str | Path, which: str = "best",
     if not_denoising(cfg) is None:
         raise PipelineInputError("a denoising run, not a segmentation run", path=run_dir, field=field,
                                  expected="a run of a segmentation experiment (`pipeline train seg_unet2d` ...)",
-                                 hint=f"evaluate it with `pipeline evaluate --run {shlex.quote(str(run_dir))}`")
+                                 hint=f"apply it to images with `pipeline denoise IMAGE --model {shlex.quote(str(run_dir))} "
+                                      f"--out OUT.nii.gz`; evaluate it with `pipeline evaluate --run "
+                                      f"{shlex.quote(str(run_dir))}`")
     ckpt = read_checkpoint(path)  # read once: weights and preprocessing state
     net, cfg = load_model(run_dir, which, checkpoint=ckpt, cfg=cfg)
     prep = ckpt.get("seg_preprocess") if isinstance(ckpt, dict) else None
@@ -143,27 +145,20 @@ def segment_folder(folder: str | Path, run_dir: str | Path, out_dir: str | Path,
 
     from tqdm import tqdm
 
-    from data_tools.atomic import check_writable, refuse_overwriting_inputs, write_text_atomic
-    from data_tools.formats.images import check_image_output, image_files, image_suffix
+    from data_tools.atomic import refuse_overwriting_inputs, write_text_atomic
+    from data_tools.formats.images import image_files, output_jobs
     from evaluation.benchmark import resolve_device
 
     _check_options(threshold, batch_size)
-    if image_suffix("x" + suffix) != suffix:
-        raise PipelineInputError(f"suffix '{suffix}'", field="suffix",
-                                 expected="an image suffix: .nii.gz, .nii, .mhd, .mha, .nrrd or .nhdr")
     dev = resolve_device(device)
-    folder, out_dir = Path(folder), Path(out_dir)
-    images = image_files(folder, required="image")
-    check_writable(out_dir)
-    jobs = [(path, out_dir / f"{name}{suffix}") for name, path in images.items()]
-    pngs = {out: check_image_output(out, {"input image": path}, figure=figure) for path, out in jobs}
-    table = out_dir / "structures.csv"
-    refuse_overwriting_inputs(table, {f"input image {path.name}": path for path, _ in jobs})
+    jobs = output_jobs(image_files(folder, required="image"), out_dir, suffix, figure=figure)
+    table = Path(out_dir) / "structures.csv"
+    refuse_overwriting_inputs(table, {f"input image {path.name}": path for path, _, _ in jobs})
     net, prep, _ = load_seg_run(run_dir, which, field="model")
     net = net.to(dev)
     done = []
-    for path, out in tqdm(jobs, desc="segment images", unit="image", disable=not progress):
-        done.append((path, _segment_one(net, prep, Path(run_dir), path, out, pngs[out], threshold, batch_size)))
+    for path, out, png in tqdm(jobs, desc="segment images", unit="image", disable=not progress):
+        done.append((path, _segment_one(net, prep, Path(run_dir), path, out, png, threshold, batch_size)))
     rows = [{"image": path.name, **row} for path, seg in done for row in seg.structures]
     fields = list(dict.fromkeys(k for row in rows for k in row))
     buf = io.StringIO()

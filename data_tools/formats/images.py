@@ -242,6 +242,26 @@ def check_image_output(out: str | Path, inputs: dict[str, str | Path], field: st
     return png
 
 
+def output_jobs(images: dict[str, Path], out_dir: str | Path, suffix: str,
+                figure: bool = False) -> list[tuple[Path, Path, Path | None]]:
+    """(input, ``out_dir/<name><suffix>``, its PNG or None) for each of ``images`` (name -> file,
+    :func:`image_files`): a command that writes one image per input image of a folder. ``suffix``
+    must be an image suffix (field ``suffix``); the folder and every output (and figure) name are
+    checked as :func:`check_image_output` does, before any image is read."""
+    from ..atomic import check_writable
+
+    if image_suffix("x" + suffix) != suffix:
+        raise PipelineInputError(f"suffix '{suffix}'", field="suffix",
+                                 expected="an image suffix: .nii.gz, .nii, .mhd, .mha, .nrrd or .nhdr")
+    out_dir = Path(out_dir)
+    check_writable(out_dir)
+    jobs = []
+    for name, path in images.items():
+        out = out_dir / f"{name}{suffix}"
+        jobs.append((path, out, check_image_output(out, {"input image": path}, figure=figure)))
+    return jobs
+
+
 def read_image(path: str | Path) -> Image:
     """Read a NIfTI or MetaImage file into an :class:`Image` (array ``(X, Y, Z[, C])``, LPS geometry)."""
     path = Path(path)

@@ -117,7 +117,7 @@ def test_list_options_refuse_other_types(root, argv, needle, capsys):
      "pipeline n4: argument --levels: invalid iteration count value: '1.5'"),
     (["data", "export", "x.h5"], "pipeline data export: missing --out"),
     (["train"], "pipeline train: missing EXPERIMENT"),
-    ([], "pipeline: name what to run: one of bench, data, demo, evaluate, n4, segment, simulate, sweep, train"),
+    ([], "pipeline: name what to run: one of bench, data, demo, denoise, evaluate, n4, segment, simulate, sweep, train"),
     (["data"], "pipeline data: name what to run: one of convert, export, phantom, show"),
 ])
 def test_parser_refusals_are_one_line(argv, line, capsys, tmp_path, monkeypatch):

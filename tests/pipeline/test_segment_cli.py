@@ -334,6 +334,7 @@ def test_segment_and_evaluate_bad_input_exit_2(seg_run, coronal_nifti, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and f"{den} [model]: a denoising run, not a segmentation run" in err[0], err
     assert f"evaluate it with `pipeline evaluate --run '{den}'`" in err[0]
+    assert f"apply it to images with `pipeline denoise IMAGE --model '{den}' --out OUT.nii.gz`" in err[0]
     rc = cli.main(["evaluate", "--task", "segmentation", "--run", str(den), "--out", str(tmp_path / "ev")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and f"{den} [run]: a denoising run, not a segmentation run" in err[0], err
