@@ -28,19 +28,18 @@ def load_denoise_run(run_dir: str | Path, which: str = "best", field: str | None
     """(net in eval mode, run config) of an image-space denoising run; ``field``: the option that
     named the run (in the errors: no run, no checkpoint, a segmentation or coil run)."""
     from evaluation.benchmark import model_in_channels
-    from pipeline.runs import checkpoint_path, load_model, read_config, run_task
+    from pipeline.runs import checkpoint_path, load_model, not_denoising, read_config, run_task
 
     checkpoint_path(run_dir, which, field=field)  # a folder that is no run, or has no such checkpoint
     cfg = read_config(run_dir)
-    task = run_task(cfg)
-    if task == "segmentation":
-        raise PipelineInputError("a segmentation run, not a denoising run", path=run_dir, field=field,
+    reason = not_denoising(cfg)
+    if reason is not None:
+        seg = run_task(cfg) == "segmentation"
+        raise PipelineInputError("a segmentation run, not a denoising run" if seg else f"not a denoising run: {reason}",
+                                 path=run_dir, field=field,
                                  expected="a run of a denoising experiment (`pipeline train unet_l2` ...)",
                                  hint=f"segment images with `pipeline segment IMAGE --model {shlex.quote(str(run_dir))}"
-                                      " --out LABELS.nii.gz`")
-    if task != "denoising":
-        raise PipelineInputError(f"not a denoising run (data module {cfg.get('data', {}).get('class_path')!r})",
-                                 path=run_dir, field=field, expected="a run of a denoising experiment")
+                                      " --out LABELS.nii.gz`" if seg else None)
     net, cfg = load_model(run_dir, which, cfg=cfg)
     channels = model_in_channels(net)
     if channels not in (None, 1):
@@ -96,13 +95,12 @@ class Denoised:
     axis: str
 
 
-def _check_options(axis: str, batch_size: int) -> int:
+def _check_options(axis: str, batch_size: int) -> None:
     from data_tools.config_io import require_count
 
     if axis not in AXES:
         raise PipelineInputError(f"axis {axis!r}", field="axis", expected="x, y or z (the image's array axes)")
     require_count(batch_size, "batch_size")
-    return AXES[axis]
 
 
 def _denoise_one(net: torch.nn.Module, run_dir: Path, image_path: Path, out: Path, png: Path | None, axis: str,
@@ -120,8 +118,8 @@ def _denoise_one(net: torch.nn.Module, run_dir: Path, image_path: Path, out: Pat
     if a.min() < 0:
         print(f"note: {image_path}: negative intensities (min {a.min():.4g}); the runs were trained on magnitude "
               "images, each slice scaled by its largest magnitude", file=sys.stderr)
-    axis_index = AXES[axis] if img.shape[2] > 1 else 2  # a single-slice image is one slice whatever --axis says
-    result = denoise_volume(net, a, axis=axis_index, batch_size=batch_size)
+    axis = axis if img.shape[2] > 1 else "z"  # a single-slice image is one slice whatever --axis says
+    result = denoise_volume(net, a, axis=AXES[axis], batch_size=batch_size)
     written = write_image(out, Image(result, **img.geometry()))
     if png is not None:
         from data_tools.visualize import plot_volume_rows
@@ -130,7 +128,7 @@ def _denoise_one(net: torch.nn.Module, run_dir: Path, image_path: Path, out: Pat
                           ("|input - denoised|", np.abs(a - result), "magma", "removed intensity")], img.spacing, png,
                          title=f"{image_path.name} denoised by {run_dir.parent.name}/{run_dir.name} "
                                f"(slices along {axis})")
-    return Denoised(written, png, int(a.shape[axis_index]), axis if img.shape[2] > 1 else "z")
+    return Denoised(written, png, int(a.shape[AXES[axis]]), axis)
 
 
 def denoise_file(image_path: str | Path, run_dir: str | Path, out: str | Path, which: str = "best",

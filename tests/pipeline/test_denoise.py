@@ -90,6 +90,7 @@ def runs(tmp_path):
         "unet": (_run(root, "unet", {"class_path": "models.unet.ModifiedUNet", "init_args": UNET_ARGS},
                       unet.state_dict()), unet),
         "seg": _run(root, "seg", {"class_path": "torch.nn.Identity"}, {}, data="pipeline.seg_data.SegDataModule"),
+        "other": _run(root, "other", {"class_path": "torch.nn.Identity"}, {}, data="torch.utils.data.Dataset"),
         "coil": _run(root, "coil", {"class_path": "torch.nn.Conv2d", "init_args": {
             "in_channels": 16, "out_channels": 16, "kernel_size": 3, "padding": 1}},
             torch.nn.Conv2d(16, 16, 3, padding=1).state_dict()),
@@ -131,6 +132,7 @@ def test_cli_folder_denoises_every_image(runs, tmp_path, capsys):
 @pytest.mark.parametrize("which, says", [
     ("seg", "a segmentation run, not a denoising run"),
     ("coil", "takes 16 input channels"),
+    ("other", "not a denoising run: trained on 'torch.utils.data.Dataset'"),
 ])
 def test_runs_it_cannot_apply_are_refused_before_anything_is_written(runs, which, says, tmp_path, capsys):
     img = write_image(tmp_path / "knee.nii.gz", Image(_volume(), **GEO))
