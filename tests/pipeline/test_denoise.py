@@ -160,3 +160,13 @@ def test_bad_input_is_one_error(runs, tmp_path, capsys):
     with pytest.raises(PipelineInputError, match="axis"):
         from pipeline.denoise_infer import denoise_file
         denoise_file(img, run, tmp_path / "o.nii.gz", axis="w")
+
+
+def test_a_volume_shows_progress_over_its_slices(capsys):
+    """A full-size U-Net takes about a second per 256² slice on a 2-core CPU: a volume of a few
+    hundred slices needs a bar (there was none for one image)."""
+    denoise_volume(Recorder(), _volume(), axis=2, batch_size=2, progress=True)
+    err = capsys.readouterr().err
+    assert "denoise:" in err and "/5 [" in err and "slice/s" in err   # a bar over the 5 slices
+    denoise_volume(Recorder(), _volume(), axis=2)
+    assert capsys.readouterr().err == ""
