@@ -163,7 +163,7 @@ def test_bad_input_is_one_error(runs, tmp_path, capsys):
 
 
 def test_a_volume_shows_progress_over_its_slices(capsys):
-    """A full-size U-Net takes about a second per 256² slice on a 2-core CPU: a volume of a few
+    """A full-size U-Net takes 0.6 s per 256² slice on a 2-core CPU: a volume of a few
     hundred slices needs a bar (there was none for one image)."""
     denoise_volume(Recorder(), _volume(), axis=2, batch_size=2, progress=True)
     err = capsys.readouterr().err
