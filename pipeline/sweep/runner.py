@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from data_tools.atomic import write_text_atomic
 from data_tools.errors import PipelineInputError, require
 
 from .plan import (check_sweep_dir, env_info, read_result, result_path, split_parts, sweep_dir,
@@ -137,6 +138,7 @@ def run_row(spec: SweepSpec, index: int, out: str | Path | None = None, *, train
     steps = row.max_steps if max_steps is None else (min(max_steps, row.max_steps) if row.max_steps else max_steps)
     t0 = time.perf_counter()
     trained = False
+    tb_path = result_path(root, index).with_suffix(".traceback.txt")
     try:
         run_dir = Path(train_fn(spec.experiment if not _is_path(spec.experiment) else Path(spec.experiment),
                                 dict(row.overrides), max_steps=steps, max_time=row.max_time, devices=spec.devices,
@@ -152,13 +154,14 @@ def run_row(spec: SweepSpec, index: int, out: str | Path | None = None, *, train
         rec.update(metrics)
         rec["status"] = "done"
         rec["error"] = rec["error_type"] = None
+        tb_path.unlink(missing_ok=True)  # an earlier attempt's, as its error in the record is cleared
     except Exception as exc:  # the chapter's per-row capture: record and move on
         if not trained:
             rec["train_time_s"] = rec["train_time_s"] + time.perf_counter() - t0
         rec["status"] = "failed"
         rec["error"] = _one_line(exc)
         rec["error_type"] = type(exc).__name__  # PipelineInputError: bad input (data, config), not the model
-        result_path(root, index).with_suffix(".traceback.txt").write_text(traceback.format_exc())
+        write_text_atomic(tb_path, traceback.format_exc())
     rec["finished_at"] = _now()
     write_result(root, index, rec)
     if refresh_plan:

@@ -77,6 +77,8 @@ def test_finished_rows_are_skipped_and_failed_retried_on_request(spec, tmp_path)
     assert json.loads((out / "results" / "00000.json").read_text()) == first
     run_rows(spec, range(4), out, progress=False, train_fn=again, eval_fn=fake_eval, retry_failed=True)
     assert len(again.calls) == 1 and read_result(out, 1)["status"] == "done" and read_result(out, 1)["attempts"] == 2
+    # the failed attempt's traceback went with its error: it stayed next to the done record
+    assert read_result(out, 1)["error"] is None and not (out / "results" / "00001.traceback.txt").exists()
 
 
 def test_interrupted_row_warm_starts_from_its_checkpoint(spec, tmp_path):
