@@ -245,10 +245,11 @@ def submit_submitit(spec_arg: str, indices: Sequence[int], out: str | None, fold
     require(minutes is not None, f"time limit {opts['time']!r} means no limit", field="slurm.time",
             expected="a finite time for submitit (it needs the limit in minutes)")
     params: dict[str, Any] = dict(
-        name=f"sweep-{spec.name}", timeout_min=minutes,
-        gpus_per_node=opts["gpus_per_task"], tasks_per_node=1, cpus_per_task=opts["cpus_per_task"],
+        name=f"sweep-{spec.name}", timeout_min=minutes, tasks_per_node=1, cpus_per_task=opts["cpus_per_task"],
         slurm_mem=opts["mem"], slurm_partition=opts["partition"], slurm_signal_delay_s=opts["signal_seconds"],
         slurm_setup=task_environment(opts))
+    if opts["gpus_per_task"] > 0:  # 0: a CPU job, no GPU line (as the sbatch scripts' --gres)
+        params["gpus_per_node"] = opts["gpus_per_task"]
     if opts["max_concurrent"] > 0:  # 0: no throttle (submitit's own default then applies)
         params["slurm_array_parallelism"] = opts["max_concurrent"]
     if opts.get("account"):

@@ -139,12 +139,16 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
             expected="a mapping of sbatch options (time, mem, partition, ...)")
     require_time_string((raw.get("slurm") or {}).get("time"), "slurm.time", "12:00:00", path=path)
     slurm_options(raw.get("slurm"), path=path)  # the #SBATCH values, before any row runs or script is written
+    slurm = dict(raw.get("slurm") or {})
+    fixed = dict(raw.get("fixed") or {})
+    if "gpus_per_task" not in slurm and fixed.get("trainer.accelerator") == "cpu" and "trainer.accelerator" not in grid:
+        slurm["gpus_per_task"] = 0  # rows pinned to the CPU: the array tasks ask for no GPU
     out = SweepSpec(
         name=require_file_name(raw.get("name") or path.stem, "name", path=path), path=path, experiment=str(raw["experiment"]),
-        grid={str(k): list(v) for k, v in grid.items()}, fixed=dict(raw.get("fixed") or {}),
+        grid={str(k): list(v) for k, v in grid.items()}, fixed=fixed,
         steps=raw.get("steps"), max_time=raw.get("max_time"), devices=raw.get("devices"),
         precision=raw.get("precision"), profile=str(raw.get("profile") or "full"), labels=dict(raw.get("labels") or {}),
-        analysis=dict(raw.get("analysis") or {}), slurm=dict(raw.get("slurm") or {}),
+        analysis=dict(raw.get("analysis") or {}), slurm=slurm,
         evaluate=dict(raw.get("evaluate") or {}), parts_max_len=raw.get("parts_max_len"),
         description=str(raw.get("description") or ""))
     # An empty product (no grid keys, or a key with no values) is almost surely a mistake.

@@ -46,6 +46,19 @@ def test_array_script_directives(tmp_path):
     assert over["array"] == "0-9%3" and over["partition"] == "gpu"
 
 
+def test_rows_pinned_to_the_cpu_ask_for_no_gpu(tmp_path):
+    """smoke_grid fixes trainer.accelerator: cpu, yet its array script asked for a GPU per task
+    (--gres=gpu:1): a CPU job holding a GPU it never uses. An explicit gpus_per_task still wins."""
+    spec = load_spec("smoke_grid")
+    assert spec.fixed["trainer.accelerator"] == "cpu" and spec.slurm["gpus_per_task"] == 0
+    assert "gres" not in parse_directives(array_script("smoke_grid", spec.n_rows, "j", None, spec.slurm))
+    assert parse_directives(array_script("smoke_grid", 4, "j", None, spec.slurm, gpus_per_task=1))["gres"] == "gpu:1"
+    pinned = load_spec(write_spec(tmp_path, {"net.init_args.depth": [1, 2]},
+                                  fixed={"trainer.accelerator": "cpu"}, slurm={"gpus_per_task": 2}))
+    assert pinned.slurm["gpus_per_task"] == 2
+    assert "gpus_per_task" not in load_spec("dncnn_grid").slurm   # GPU rows: the default, one per task
+
+
 def test_scripts_carry_the_folders_set_when_written(tmp_path, monkeypatch):
     """A sweep planned with $KNEE_PIPELINE_RUNS/DATA set: the tasks used whatever their environment
     held (nothing under sbatch --export=NONE), so rows ran against other folders than the plan's."""
@@ -222,13 +235,16 @@ def test_submitit_backend_submits_a_requeueable_array(tmp_path, monkeypatch, cap
     script = (tmp_path / "submitted.sh").read_text()
     d = parse_directives(script)
     assert d["time"] == "1590" and d["array"] == "0-1%2" and d["account"] == "proj7"
-    assert d["cpus-per-task"] == "2" and d["mem"] == "4G" and d["gpus-per-node"] == "1"
+    assert d["cpus-per-task"] == "2" and d["mem"] == "4G"
+    assert "gpus-per-node" not in d   # smoke_grid's rows are pinned to the CPU (it asked for one GPU each)
     assert d["signal"] == "USR2@90" and d["job-name"] == "sweep-smoke_grid"
     body = script.splitlines()
     assert body.index("export HDF5_USE_FILE_LOCKING=FALSE") < body.index("module load cuda/12")
     assert f"export KNEE_PIPELINE_RUNS={tmp_path / 'runs'}" in body   # the folders travel with the task
     with pytest.raises(PipelineInputError, match="no limit"):
         submit_submitit("smoke_grid", [0], None, folder=tmp_path / "submitit", time="UNLIMITED")
+    submit_submitit("smoke_grid", [0], None, folder=tmp_path / "submitit", gpus_per_task=1)
+    assert parse_directives((tmp_path / "submitted.sh").read_text())["gpus-per-node"] == "1"
 
     # through the command line: what was submitted is printed, and --max_steps / --retry_failed travel
     monkeypatch.chdir(tmp_path)
