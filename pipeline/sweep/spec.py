@@ -135,12 +135,12 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
     require(isinstance(grid, dict), "must be a mapping of dotted key -> list of values", path=path, field="grid")
     for k, v in grid.items():
         require(isinstance(v, list), f"grid values of '{k}' must be a list", path=path, field=f"grid.{k}")
-    require(isinstance(raw.get("slurm") or {}, dict), f"slurm {raw.get('slurm')!r}", path=path, field="slurm",
+    slurm = raw.get("slurm") or {}
+    require(isinstance(slurm, dict), f"slurm {raw.get('slurm')!r}", path=path, field="slurm",
             expected="a mapping of sbatch options (time, mem, partition, ...)")
-    require_time_string((raw.get("slurm") or {}).get("time"), "slurm.time", "12:00:00", path=path)
-    slurm_options(raw.get("slurm"), path=path)  # the #SBATCH values, before any row runs or script is written
-    slurm = dict(raw.get("slurm") or {})
-    fixed = dict(raw.get("fixed") or {})
+    require_time_string(slurm.get("time"), "slurm.time", "12:00:00", path=path)
+    slurm_options(slurm, path=path)  # the #SBATCH values, before any row runs or script is written
+    slurm, fixed = dict(slurm), dict(raw.get("fixed") or {})
     if "gpus_per_task" not in slurm and fixed.get("trainer.accelerator") == "cpu" and "trainer.accelerator" not in grid:
         slurm["gpus_per_task"] = 0  # rows pinned to the CPU: the array tasks ask for no GPU
     out = SweepSpec(
