@@ -220,7 +220,7 @@ def describe_image(path: str | Path, image: Image) -> list[str]:
 
 def figure_path(out: str | Path) -> Path:
     """``<out without its image suffix>.png`` next to an image written by a command (the quick look
-    of `pipeline segment` and `pipeline n4`)."""
+    of `pipeline segment`, `pipeline n4` and `pipeline denoise`)."""
     return Path(out).with_name(image_stem(out) + ".png")
 
 
