@@ -83,9 +83,10 @@ class SimDataModule(pl.LightningDataModule):
             with open_sim(p) as f:
                 c = int(f["input"].shape[1])
             if c != expected:
-                raise PipelineInputError(f"dataset has {c} channels, model expects {expected}", path=p,
-                                         field="input", hint="pick a model with matching in/out channels "
-                                         "(coil sets: 16) or another dataset")
+                raise PipelineInputError(
+                    f"dataset has {c} channels, model expects {expected}", path=p, field="input",
+                    hint=f"give the network {c} channels (U-Nets, DnCNN: --set net.init_args.in_ch={c} "
+                    f"net.init_args.out_ch={c}; a coil set of n coils has 2n) or pick a dataset with {expected}")
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:

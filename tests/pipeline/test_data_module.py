@@ -95,6 +95,8 @@ def test_channel_check_names_file(sim_dir):
         dm.check_channels(1)
     msg = str(exc.value)
     assert "coil_pois.h5" in msg and "dataset has 16 channels, model expects 1" in msg
+    # the override that fits the network to this set (a coil set from 4 or 15 coils is not 16)
+    assert "--set net.init_args.in_ch=16 net.init_args.out_ch=16" in msg
 
 
 def test_data_module_loaders(sim_dir):
