@@ -53,7 +53,65 @@ def check_labels(labels: np.ndarray, source: str = "labels") -> None:
     bad = [int(v) for v in vals if int(v) not in LABELS or v != int(v)]
     if bad:
         raise PipelineInputError(f"label values {bad[:5]} outside the known set", path=source, field="labels",
-                                 expected=f"values in {sorted(LABELS)} (0 other, 1 femur, 2 tibia, 3 fibula, 4 patella, ...)")
+                                 expected=f"values in {sorted(LABELS)} (0 other, 1 femur, 2 tibia, 3 fibula, 4 patella, ...)",
+                                 hint="labels of another dataset: translate them with a label map "
+                                      "(--set data.init_args.label_map=oai_zib, or {value: name, ...})")
+
+
+#: label maps of other datasets: their value -> the project's (:data:`data_tools.subject.LABELS`)
+LABEL_MAPS: dict[str, dict[int, int]] = {
+    # OAI-ZIB (Ambellan et al. 2019): 1 femoral bone, 2 femoral cartilage, 3 tibial bone, 4 tibial cartilage
+    "oai_zib": {1: 1, 2: 5, 3: 2, 4: 6},
+}
+
+
+def resolve_label_map(spec, field: str = "label_map") -> dict[int, int] | None:
+    """A label map as ``{their value: project value}``: ``None`` (the labels already use
+    :data:`LABELS`), a name of :data:`LABEL_MAPS` (``oai_zib``), or a mapping whose keys are
+    integers and whose values are project values or names (``{1: femur, 2: other, 3: tibia}``)."""
+    if spec is None:
+        return None
+    names = {name: value for value, name in LABELS.items()}
+    if isinstance(spec, str):
+        if spec not in LABEL_MAPS:
+            raise PipelineInputError(f"unknown label map {spec!r}", field=field,
+                                     expected=f"one of {', '.join(LABEL_MAPS)}, or a mapping such as "
+                                              "{1: femur, 2: other, 3: tibia}")
+        return dict(LABEL_MAPS[spec])
+    if not isinstance(spec, dict) or not spec:
+        raise PipelineInputError(f"label map {spec!r}", field=field,
+                                 expected=f"a name ({', '.join(LABEL_MAPS)}) or a mapping such as {{1: femur, 3: tibia}}")
+    out: dict[int, int] = {}
+    for key, value in spec.items():
+        try:
+            src = int(key)
+        except (TypeError, ValueError):
+            src = None
+        if src is None or str(src) != str(key).strip() or src < 0:
+            raise PipelineInputError(f"label map key {key!r}", field=field, expected="label values: integers >= 0")
+        dst = names.get(value, value) if isinstance(value, str) else value
+        if isinstance(dst, bool) or not isinstance(dst, (int, np.integer)) or int(dst) not in LABELS:
+            raise PipelineInputError(f"label map value {value!r} (for {key})", field=field,
+                                     expected="a project label: " + ", ".join(f"{v} {n}" for v, n in LABELS.items()))
+        out[src] = int(dst)
+    return out
+
+
+def apply_label_map(labels: np.ndarray, mapping: dict[int, int] | None, source: str = "labels") -> np.ndarray:
+    """``labels`` translated by ``mapping`` (:func:`resolve_label_map`; 0 stays 0); a value the
+    map does not name is refused (silently zeroing it could drop a bone)."""
+    if mapping is None:
+        return labels
+    vals = np.unique(labels)
+    missing = [v.item() for v in vals if v != 0 and (v != int(v) or int(v) not in mapping)]
+    if missing:
+        raise PipelineInputError(f"label values {missing[:5]} are not in the label map {mapping}", path=source,
+                                 field="labels", expected="a label_map entry for every non-zero value "
+                                 "(map a value to 0 or 'other' to drop it)")
+    out = np.zeros(labels.shape, np.uint8)
+    for src, dst in mapping.items():
+        out[labels == src] = dst
+    return out
 
 
 def labels_from_channels(mask: np.ndarray) -> np.ndarray:

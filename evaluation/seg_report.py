@@ -177,7 +177,7 @@ def evaluate_segmentation_run(run_dir: str | Path, out: str | Path, which: str =
     net = net.to(dev)
     if data is None:
         data = trained_data_dir(cfg)
-    vols = {v.name: v for v in load_volumes(data)}
+    vols = {v.name: v for v in load_volumes(data, prep.get("label_map"))}  # the run's translation of the values
     saved = prep["splits"]
     if split == "test" and not saved.get("test"):
         split = "val"

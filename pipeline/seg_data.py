@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import pytorch_lightning as pl
@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from data_tools.config_io import require_count
 from data_tools.errors import PipelineInputError, require_dir
-from data_tools.seg_preprocess import SIZE, Z_SLICES, ZScore, check_labels, check_mode, labels_from_channels, targets
+from data_tools.seg_preprocess import (SIZE, Z_SLICES, ZScore, apply_label_map, check_labels, check_mode,
+                                       labels_from_channels, resolve_label_map, targets)
 
 from .loader import train_loader
 
@@ -47,8 +48,10 @@ class Volume:
     spacing: tuple[float, float, float]
 
 
-def load_volumes(data: str | Path | None) -> list[Volume]:
-    """Read every labelled subject of ``data`` (see the module docstring)."""
+def load_volumes(data: str | Path | None, label_map: dict | str | None = None) -> list[Volume]:
+    """Read every labelled subject of ``data`` (see the module docstring), its label values
+    translated by ``label_map`` (:func:`data_tools.seg_preprocess.resolve_label_map`: e.g.
+    ``oai_zib``) when the data uses another dataset's values."""
     from data_tools.coronal import coronal_images
     from data_tools.subject import list_subjects, read_subject
 
@@ -57,14 +60,16 @@ def load_volumes(data: str | Path | None) -> list[Volume]:
 
         data = ensure_demo_phantom()
     root = Path(data)
+    label_map = resolve_label_map(label_map)
     if (root / "images").is_dir():
-        return _load_pairs(root)
+        return _load_pairs(root, label_map)
     out = []
     for p in list_subjects(root):
         s = read_subject(p, load=("rss", "labels"))
         if s.labels is None:
             log.warning("%s has no labels; skipped", p)
             continue
+        s.labels = apply_label_map(s.labels, label_map, str(p))
         check_labels(s.labels, str(p))
         image, labels = coronal_images(s)
         out.append(Volume(p.stem, str(s.attrs.get("source", "unknown")), image.array, labels.array, image.spacing))
@@ -73,7 +78,7 @@ def load_volumes(data: str | Path | None) -> list[Volume]:
     return out
 
 
-def _load_pairs(root: Path) -> list[Volume]:
+def _load_pairs(root: Path, label_map: dict[int, int] | None = None) -> list[Volume]:
     from data_tools.formats.images import EXPECTED, image_files, read_image, require_scalar, same_geometry
 
     out = []
@@ -88,6 +93,7 @@ def _load_pairs(root: Path) -> list[Volume]:
             raise PipelineInputError("label geometry differs from the image", path=lab_path, field="geometry",
                                      expected=f"shape {img.shape}, spacing {img.spacing}, origin {img.origin}")
         labels = labels_from_channels(lab.array) if lab.n_components == 3 else np.asarray(lab.array)
+        labels = apply_label_map(labels, label_map, str(lab_path))
         check_labels(labels, str(lab_path))
         # the source (split stratum) is the name's prefix before '_'; names without one share one
         # stratum (each was its own, so every subject landed in train and val/test stayed empty)
@@ -144,6 +150,8 @@ class SegDataModule(pl.LightningDataModule):
         data: subject folder, image/label folder, or None for the demo phantom.
         label_mode: ``bone`` (merged, the seed's final choice), ``femur``/``tibia``/``fibula``/``patella``
             (one binary model per bone) or ``multilabel``.
+        label_map: the data's label values -> the project's (data_tools.subject.LABELS): ``oai_zib``
+            or a mapping such as ``{1: femur, 2: other, 3: tibia}``; None: already the project's.
         dims: 2 (slices, the seed's final model) or 3 (whole volumes).
         size: in-plane size (224, L181). n_slices: z rule target (24, L183).
         n4_shrink: N4 shrink factor (1 = SimpleITK default, L205); None skips N4.
@@ -159,11 +167,13 @@ class SegDataModule(pl.LightningDataModule):
                  n_slices: int = Z_SLICES, n4_shrink: Optional[int] = 4, detector: str = "joint",
                  batch_size: int = 8, num_workers: int = 0, split_seed: int = 0,
                  fractions: tuple[float, float, float] = (0.74, 0.13, 0.13), augment: bool = False,
-                 data_dir: Optional[str] = None, seed: Optional[int] = None):
+                 data_dir: Optional[str] = None, seed: Optional[int] = None,
+                 label_map: Optional[Union[str, dict[int, Union[int, str]]]] = None):
         super().__init__()
         data = data if data is not None else data_dir  # `pipeline train --data-dir` sets data_dir
         # checked here, when `pipeline train` builds the module, so bad settings leave no run folder
         check_mode(label_mode)
+        self.label_map = resolve_label_map(label_map, field="data.label_map")
         if dims not in (2, 3):
             raise PipelineInputError(f"dims must be 2 or 3, got {dims}", field="data.dims")
         if data is not None:
@@ -190,7 +200,7 @@ class SegDataModule(pl.LightningDataModule):
 
     def preprocess_state(self) -> dict[str, Any]:
         """Everything inference needs to reproduce the preprocessing (saved in the checkpoint)."""
-        return {"label_mode": self.label_mode, "dims": self.dims, "size": self.size, "n_slices": self.n_slices,
+        return {"label_mode": self.label_mode, "label_map": self.label_map, "dims": self.dims, "size": self.size, "n_slices": self.n_slices,
                 "n4_shrink": self.n4_shrink, "detector": self.detector,
                 "zscore": None if self.zscore is None else self.zscore.to_dict(), "splits": self.splits}
 
@@ -208,7 +218,7 @@ class SegDataModule(pl.LightningDataModule):
         from data_tools.n4 import N4Params
         from data_tools.seg_preprocess import preprocess_volume
 
-        vols = load_volumes(self.data)
+        vols = load_volumes(self.data, self.label_map)
         if not self.splits:
             self.splits = split_subjects([v.name for v in vols], [v.source for v in vols], self.fractions, self.split_seed)
         n4 = None if self.n4_shrink is None else N4Params(shrink=int(self.n4_shrink))

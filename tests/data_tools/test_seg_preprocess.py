@@ -98,3 +98,41 @@ def test_inverse_mapping_restores_geometry():
     assert dice > 0.9
     full, _, g = preprocess_volume(img, None, (0.5, 0.5, 2.0), n4=None, size=40, n_slices=None)
     assert full.shape == (41, 40, 40) and g.z_step == 1
+
+
+def test_oai_zib_label_map_keeps_cartilage_out_of_the_bones():
+    """OAI-ZIB's label maps (1 femoral bone, 2 femoral cartilage, 3 tibial bone, 4 tibial cartilage)
+    pass the 0-7 check as they are, read as femur, tibia, fibula, patella: the merged `bone` target
+    then held the femoral cartilage. `oai_zib` translates them to the project's values."""
+    from data_tools.seg_preprocess import apply_label_map, resolve_label_map, targets
+
+    oai = np.array([[0, 1, 2], [3, 4, 0]], np.uint8)
+    check_labels(oai)                                     # nothing in the values says they are foreign
+    assert targets(oai, "bone")[0, 0, 2] == 1             # read as is: femoral cartilage counts as bone
+    mapped = apply_label_map(oai, resolve_label_map("oai_zib"), "k.nii.gz")
+    assert mapped.tolist() == [[0, 1, 5], [2, 6, 0]]      # femur, femoral cartilage, tibia, tibial cartilage
+    assert targets(mapped, "bone")[0].tolist() == [[0, 1, 0], [1, 0, 0]]
+    assert targets(mapped, "tibia")[0].tolist() == [[0, 0, 0], [1, 0, 0]]
+    assert apply_label_map(oai, None) is oai
+
+
+def test_label_map_forms_and_refusals():
+    from data_tools.seg_preprocess import apply_label_map, resolve_label_map
+
+    # names or values, keys as YAML or JSON gives them; 'other' (0) drops a structure
+    assert resolve_label_map({1: "femur", "3": "tibia", 2: "other", 4: 0}) == {1: 1, 3: 2, 2: 0, 4: 0}
+    assert resolve_label_map(None) is None
+    lab = np.array([0, 1, 2, 3, 4, 3], np.float32)        # a NIfTI label map read as floats
+    assert apply_label_map(lab, {1: 1, 3: 2, 2: 0, 4: 0}).tolist() == [0, 1, 0, 2, 0, 2]
+    for spec, needle in (("zib", "unknown label map 'zib'"), ({"a": 1}, "label map key 'a'"),
+                         ({-1: 1}, "label map key -1"), ({1: "femr"}, "label map value 'femr' (for 1)"),
+                         ({1: 9}, "label map value 9"), ({}, "label map {}"), ([1, 2], "label map [1, 2]")):
+        with pytest.raises(PipelineInputError) as exc:
+            resolve_label_map(spec, field="data.label_map")
+        assert needle in str(exc.value) and "[data.label_map]" in str(exc.value), str(exc.value)
+    with pytest.raises(PipelineInputError) as exc:          # a value the map forgets is refused, not zeroed
+        apply_label_map(np.array([0, 1, 5, 5]), {1: 1}, "labels/k.nii.gz")
+    msg = str(exc.value)
+    assert "labels/k.nii.gz [labels]: label values [5] are not in the label map {1: 1}" in msg and "'other'" in msg
+    with pytest.raises(PipelineInputError, match=r"label values \[12\] outside.*label_map=oai_zib"):
+        check_labels(np.array([0, 12]))                      # the 0-7 check names the way out

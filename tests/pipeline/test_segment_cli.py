@@ -695,3 +695,49 @@ def test_run_shorter_than_an_epoch_finishes(tiny_phantom_dir, tmp_path, caplog):
     assert runs.is_done(run) and (run / "checkpoints" / "best.ckpt").exists()
     assert "will override existing callbacks" not in caplog.text
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 1
+
+
+def test_label_map_reads_another_datasets_values_in_training_and_evaluation(seg_run, coronal_nifti,
+                                                                           tiny_phantom_dir, tmp_path):
+    """`data.init_args.label_map` (e.g. `oai_zib`) translates a folder's label values when it is read;
+    the checkpoint keeps the map, so `pipeline evaluate --run` reads the references the same way."""
+    import json
+    import shutil
+
+    import h5py
+
+    from data_tools.formats.images import read_image, write_image
+    from pipeline.seg_data import SegDataModule, load_volumes
+    from pipeline.train_config import build_data
+
+    img, lab, _ = coronal_nifti
+    ours = read_image(lab)
+    oai = read_image(lab)                        # the phantom's labels in OAI-ZIB's values
+    oai.array = np.select([ours.array == 1, ours.array == 5, ours.array == 2, ours.array == 6], [1, 2, 3, 4], 0).astype(np.uint8)
+    for sub, im in (("images", read_image(img)), ("labels", oai)):
+        (tmp_path / "oai" / sub).mkdir(parents=True)
+        write_image(tmp_path / "oai" / sub / "knee_a.nii.gz", im)
+    got = load_volumes(tmp_path / "oai", "oai_zib")[0].labels
+    want = np.where(np.isin(ours.array, (1, 2, 5, 6)), ours.array, 0)   # fibula, patella: not in OAI-ZIB
+    assert np.array_equal(got, want)
+    dm = build_data({"class_path": "pipeline.seg_data.SegDataModule",
+                     "init_args": {"data": str(tmp_path / "oai"), "label_map": "oai_zib"}}, seed=0)
+    assert isinstance(dm, SegDataModule) and dm.preprocess_state()["label_map"] == {1: 1, 2: 5, 3: 2, 4: 6}
+    # evaluation: the run's subjects with every label value + 10, the map in its checkpoint
+    shifted = tmp_path / "shifted"
+    shutil.copytree(tiny_phantom_dir, shifted)
+    for p in shifted.glob("*.h5"):
+        with h5py.File(p, "r+") as f:
+            v = f["labels"][()]
+            f["labels"][...] = np.where(v > 0, v + 10, 0)
+    run = tmp_path / "runs" / seg_run.name
+    shutil.copytree(seg_run, run)
+    for ck in (run / "checkpoints").glob("*.ckpt"):
+        c = torch.load(ck, map_location="cpu", weights_only=False)
+        c["seg_preprocess"]["label_map"] = {v + 10: v for v in range(1, 8)}
+        torch.save(c, ck)
+    for r, data, out in ((seg_run, tiny_phantom_dir, "a"), (run, shifted, "b")):
+        assert cli.main(["evaluate", "--run", str(r), "--data-dir", str(data), "--out", str(tmp_path / out),
+                         "--no-figures", "--no-progress"]) == 0
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text())["summary"] for d in "ab")
+    assert a == b and a["bone"]["dice_mean"] > 0
