@@ -134,6 +134,8 @@ def write_report(doc: dict[str, Any], out: Path, figures: list[str]) -> Path:
     else:  # label maps against references (evaluate_segmentation_folders)
         title = f"Segmentation evaluation: {Path(doc['predictions']).name} against {Path(doc['references']).name}"
         what = f"Label maps `{doc['predictions']}` against the references `{doc['references']}` ({subjects}). "
+        if doc.get("ref_label_map"):
+            what += f"The reference values translated by the label map {doc['ref_label_map']}. "
     intro = (what + (f"Values: mean [{CI_LEVEL:.0%} interval over subjects]. " if many else "")
              + f"Conventions: {doc['conventions']}.")
     summary, per = report_tables(doc)
@@ -237,17 +239,21 @@ def _write_outputs(doc: dict[str, Any], out: Path, drawn: list[str], which: str)
 
 
 def evaluate_segmentation_folders(pred_dir: str | Path, ref_dir: str | Path, out: str | Path, figures: bool = True,
-                                  progress: bool = True) -> dict[str, Any]:
+                                  progress: bool = True, ref_label_map: dict | str | None = None) -> dict[str, Any]:
     """Score label maps made by any tool against reference label maps (nnU-Net's evaluate_folder):
     the image files of ``ref_dir`` (:func:`data_tools.formats.images.image_files`), each with the file
     of the same name in ``pred_dir`` (same shape and geometry); structures: ``foreground`` (any label)
     and each label value either side has (``label k``; values have no names across datasets).
-    Writes what :func:`evaluate_segmentation_run` writes; the overlays draw the foreground."""
+    Writes what :func:`evaluate_segmentation_run` writes; the overlays draw the foreground.
+    ``ref_label_map`` translates the references' values first (another dataset's labels, e.g.
+    ``oai_zib``: :func:`data_tools.seg_preprocess.resolve_label_map`)."""
     from tqdm import tqdm
 
     from data_tools.errors import PipelineInputError
     from data_tools.formats.images import image_files, label_values, read_image, same_geometry
+    from data_tools.seg_preprocess import apply_label_map, resolve_label_map
 
+    mapping = resolve_label_map(ref_label_map, field="ref_label_map")
     pred_dir, ref_dir, out = Path(pred_dir), Path(ref_dir), Path(out)
     for folder, field in ((pred_dir, "pred"), (ref_dir, "ref")):
         if not folder.is_dir():
@@ -265,18 +271,17 @@ def evaluate_segmentation_folders(pred_dir: str | Path, ref_dir: str | Path, out
     def read_pair(name: str):
         ref_path = refs[name]
         ref, pred = read_image(ref_path), read_image(preds[name])
-        found = []
         for img, path, field in ((ref, ref_path, "ref"), (pred, preds[name], "pred")):
-            counted = label_values(img)
-            if counted is None:
+            if label_values(img) is None:
                 raise PipelineInputError("not a label map", path=path, field=field,
                                          expected="an integer image with at most 64 values, none negative")
-            found += [int(v) for v in counted[0] if v > 0]
         if pred.shape != ref.shape or not same_geometry(pred, ref):
             raise PipelineInputError("label map geometry differs from its reference", path=preds[name], field="pred",
                                      expected=f"shape {ref.shape}, spacing {ref.spacing}, origin {ref.origin} "
                                               f"({ref_path.name})")
-        return np.asarray(pred.array), np.asarray(ref.array), ref.spacing, found
+        r = apply_label_map(np.asarray(ref.array), mapping, str(ref_path))
+        p = np.asarray(pred.array)
+        return p, r, ref.spacing, [int(v) for a in (r, p) for v in np.unique(a) if v > 0]
 
     # a first pass checks every pair (nothing is written before a bad file is named) and collects the
     # label values, one pair in memory at a time; every value either side is scored (a label only
@@ -294,5 +299,6 @@ def evaluate_segmentation_folders(pred_dir: str | Path, ref_dir: str | Path, out
             overlay_png(r.astype(np.float32) * 0.5, r, p, slice_hd95(p, r, spacing, axis=2), spacing,
                         out / "figures" / f"{name}.png", f"{name} foreground")
     doc = {"predictions": str(pred_dir), "references": str(ref_dir), "label_mode": "label values",
+           "ref_label_map": mapping,
            "subjects": list(refs), "summary": summarize(rows), "per_subject": flat, "conventions": METRIC_CONVENTIONS}
     return _write_outputs(doc, out, list(refs) if figures else [], "label maps")

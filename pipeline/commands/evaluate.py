@@ -103,7 +103,8 @@ def _changed(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
     return ["--" + k.replace("_", "-") for k, d in defaults.items() if values[k] != d]
 
 
-def _evaluate_label_maps(pred: Optional[str], ref: Optional[str], out: Optional[str], given: dict) -> Any:
+def _evaluate_label_maps(pred: Optional[str], ref: Optional[str], out: Optional[str], given: dict,
+                         ref_label_map: Any = None) -> Any:
     """``--pred DIR --ref DIR``: label maps of any tool against references; the options of a run
     or of the denoising evaluation are refused, not ignored."""
     from data_tools.atomic import check_writable
@@ -123,7 +124,8 @@ def _evaluate_label_maps(pred: Optional[str], ref: Optional[str], out: Optional[
                                  "(label maps need no run, model or split)")
     out_dir = Path(out) if out else Path("reports") / f"seg__{Path(pred).name}__vs__{Path(ref).name}"
     check_writable(out_dir)
-    return evaluate_segmentation_folders(pred, ref, out_dir, figures=given["figures"], progress=given["progress"])
+    return evaluate_segmentation_folders(pred, ref, out_dir, figures=given["figures"], progress=given["progress"],
+                                         ref_label_map=ref_label_map)
 
 
 def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
@@ -131,7 +133,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
              out: Optional[str] = None, data_dir: Optional[str] = None, runs_dir: Optional[str] = None,
              task: Optional[Literal["denoising", "segmentation"]] = None, checkpoint: str = "best",
              batch_size: int = 16, device: str = "auto", data_range: float | str = 1.0, progress: bool = True,
-             figures: bool = True, pred: Optional[str] = None, ref: Optional[str] = None) -> Any:
+             figures: bool = True, pred: Optional[str] = None, ref: Optional[str] = None,
+             ref_label_map: Optional[Union[str, dict[int, Union[int, str]]]] = None) -> Any:
     """Evaluate trained runs and the benchmark; write metrics.json, per_image.csv, figures and a report.
 
     Args:
@@ -157,6 +160,8 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         figures: write the PNG figures (bars per metric, example slices, per-image scatter).
         pred, ref: folders of label maps made by any tool and of their references (same names):
             scored as a segmentation (``evaluation.seg_report.evaluate_segmentation_folders``), no run.
+        ref_label_map: with ``pred``/``ref``: the references' label values translated first (another
+            dataset's labels: ``oai_zib``, or ``{1: femur, 2: other, 3: tibia}``).
     """
     from data_tools.atomic import check_writable
     from data_tools.paths import default_runs_dir, default_sim_dir
@@ -169,7 +174,10 @@ def evaluate(run: Optional[str] = None, datasets: Optional[list[str]] = None,
         given = dict(run=run, datasets=datasets, ssim=ssim, split=split, data_dir=data_dir, runs_dir=runs_dir,
                      task=task, checkpoint=checkpoint, batch_size=batch_size, device=device, data_range=data_range,
                      figures=figures, progress=progress)
-        return _evaluate_label_maps(pred, ref, out, given)
+        return _evaluate_label_maps(pred, ref, out, given, ref_label_map)
+    if ref_label_map is not None:
+        raise PipelineInputError("--ref-label-map applies to --pred/--ref", field="ref_label_map",
+                                 expected="--pred DIR --ref DIR (a segmentation run keeps its training's label_map)")
     runs_root = Path(runs_dir) if runs_dir else default_runs_dir()
     run_cfg = None
     if task is None:  # a segmentation run needs no --task: the run says what it is
@@ -299,6 +307,9 @@ def _parser():
                    help="a folder of label maps made by any tool, scored against --ref (no run needed)")
     p.add_argument("--ref", type=Optional[str], default=None,
                    help="the folder of reference label maps for --pred (files named like the predictions)")
+    p.add_argument("--ref-label-map", type=Optional[Union[str, dict[int, Union[int, str]]]], default=None,
+                   help="with --ref: translate the references' label values first (another dataset's labels): "
+                        "oai_zib, or a mapping such as '{1: femur, 2: other, 3: tibia, 4: other}'")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-figures", action="store_true", help="tables only, no PNG figures")
     return p
@@ -308,7 +319,7 @@ def _cli(ns) -> Any:
     return evaluate(run=ns.run, datasets=join_items(ns.datasets), ssim=ns.ssim, split=ns.split, out=ns.out, data_dir=ns.data_dir,
                     runs_dir=ns.runs_dir, task=ns.task, checkpoint=ns.checkpoint, batch_size=ns.batch_size,
                     device=ns.device, data_range=ns.data_range, progress=not ns.no_progress, figures=not ns.no_figures,
-                    pred=ns.pred, ref=ns.ref)
+                    pred=ns.pred, ref=ns.ref, ref_label_map=ns.ref_label_map)
 
 
 COMMANDS = [Command(path=("evaluate",), func=_cli, build_parser=_parser,

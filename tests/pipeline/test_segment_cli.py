@@ -741,3 +741,49 @@ def test_label_map_reads_another_datasets_values_in_training_and_evaluation(seg_
                          "--no-figures", "--no-progress"]) == 0
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text())["summary"] for d in "ab")
     assert a == b and a["bone"]["dice_mean"] > 0
+
+
+def test_evaluate_label_maps_against_references_of_another_dataset(coronal_nifti, tmp_path, capsys):
+    """`--ref-label-map oai_zib`: OAI-ZIB references (1 femoral bone, 2 femoral cartilage, 3 tibial
+    bone, 4 tibial cartilage) against a multilabel segmenter's maps (femur 1, tibia 2): read as they
+    are, their label 2 (cartilage) was scored against our tibia and the foreground held cartilage."""
+    import json
+
+    from data_tools.formats.images import Image, read_image, write_image
+
+    _, lab_path, _ = coronal_nifti
+    lab = read_image(lab_path)
+    ours = np.asarray(lab.array)
+    bones = np.where(np.isin(ours, (1, 2)), ours, 0).astype(np.uint8)          # a perfect femur/tibia segmenter
+    oai = np.select([ours == 1, ours == 5, ours == 2, ours == 6], [1, 2, 3, 4], 0).astype(np.uint8)
+    ref, pred = tmp_path / "ref", tmp_path / "pred"
+    ref.mkdir()
+    pred.mkdir()
+    write_image(ref / "a.nii.gz", Image(oai, **lab.geometry()))
+    write_image(pred / "a.nii.gz", Image(bones, **lab.geometry()))
+    out = tmp_path / "rep"
+    # femur and tibia only: the cartilage maps to 'other' (0)
+    assert cli.main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(out), "--no-progress",
+                     "--no-figures", "--ref-label-map", "{1: femur, 2: other, 3: tibia, 4: other}"]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["ref_label_map"] == {"1": 1, "2": 0, "3": 2, "4": 0}
+    assert list(doc["summary"]) == ["foreground", "label 1", "label 2"]
+    assert all(doc["summary"][s]["dice_mean"] == 1.0 for s in doc["summary"])
+    assert "reference values translated by the label map {1: 1, 2: 0, 3: 2, 4: 0}" in (out / "report.md").read_text()
+    # the named map keeps the cartilage (as the project's 5 and 6, which the predictions lack)
+    assert cli.main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(tmp_path / "named"),
+                     "--no-progress", "--no-figures", "--ref-label-map", "oai_zib"]) == 0
+    s = json.loads((tmp_path / "named" / "metrics.json").read_text())["summary"]
+    assert list(s) == ["foreground", "label 1", "label 2", "label 5", "label 6"]
+    assert s["label 1"]["dice_mean"] == 1.0 and s["label 2"]["dice_mean"] == 1.0 and s["label 5"]["dice_mean"] == 0
+    capsys.readouterr()
+    for args, want_err in ((["--ref-label-map", "{1: femur}"], "[labels]: label values [2, 3, 4] are not in the label map"),
+                           (["--ref-label-map", "zib"], "[ref_label_map]: unknown label map 'zib'")):
+        assert cli.main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(tmp_path / "o"),
+                         "--no-progress", *args]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and want_err in err[0], err
+    assert cli.main(["evaluate", "--run", str(tmp_path), "--ref-label-map", "oai_zib", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[ref_label_map]: --ref-label-map applies to --pred/--ref" in err[0], err
+    assert not (tmp_path / "o").exists()
