@@ -55,6 +55,10 @@ def sweep(ns: Any) -> Any:
     action = actions[0]
     _check_options(ns, action)
     spec = load_spec(ns.spec)
+    if action in ("plan", "run", "emit_slurm"):  # rows are scored as denoisers: refuse another task up front
+        from pipeline.sweep.runner import check_scored_as_denoiser
+
+        check_scored_as_denoiser(spec)
     if action == "plan":
         from pipeline.sweep.plan import write_plan
 

@@ -90,6 +90,24 @@ def default_evaluate(run_dir: Path, spec: SweepSpec, row: Row) -> dict[str, Any]
             "bench_m_ssim": b["ssim"]["mean"], "n_test": m["count"], "dataset": str(dataset)}
 
 
+def check_scored_as_denoiser(spec: SweepSpec, row: Row | None = None) -> None:
+    """Raise unless the row (default: the spec's first) trains a denoiser: :func:`default_evaluate`
+    scores rows by M-MAE/M-MSE/M-SSIM against the benchmark, so a segmentation (or other) experiment
+    would train every row and then fail in its evaluation. Checked before anything trains."""
+    from pipeline.runs import run_task
+    from pipeline.train_config import apply_overrides
+
+    from .spec import load_base_config
+
+    row = row if row is not None else spec.rows()[0]
+    task = run_task(apply_overrides(load_base_config(spec), dict(row.overrides)))
+    require(task == "denoising", f"'{spec.experiment}' trains a {task or 'non-denoising'} model, but sweep rows are "
+            "scored as denoisers (M-MAE/M-MSE/M-SSIM against the benchmark)", path=spec.path, field="experiment",
+            expected="a denoising experiment (dncnn_l1, unet_l2, ...)",
+            hint="train and compare segmenters with `pipeline train` and `pipeline evaluate --run`; from Python, "
+                 "run_row(spec, i, eval_fn=...) scores rows another way")
+
+
 def dataset_of(cfg: dict) -> str | None:
     """The first training dataset of a run config (``data.init_args.datasets[0]`` in ``data_dir``)."""
     from pipeline.data_module import dataset_names, resolve_dataset
@@ -123,6 +141,8 @@ def run_row(spec: SweepSpec, index: int, out: str | Path | None = None, *, train
     prev = read_result(root, index) or {}
     if prev.get("status") == "done" or (prev.get("status") == "failed" and not retry_failed):
         return prev
+    if eval_fn is None:  # the default scores denoisers: another task's row is refused before it trains
+        check_scored_as_denoiser(spec, row)
     train_fn = train_fn or default_train
     eval_fn = eval_fn or default_evaluate
     row_runs = root / "runs" / row.run_name

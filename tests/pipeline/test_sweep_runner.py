@@ -175,3 +175,34 @@ def test_dataset_of_takes_one_name_as_a_string():
     assert dataset_of({"data": {"init_args": {"datasets": "smoke", "data_dir": "d"}}}) == "d/smoke.h5"
     assert dataset_of({"data": {"init_args": {"datasets": ["pois", "rad_41"], "data_dir": "d"}}}) == "d/pois.h5"
     assert dataset_of({"data": {"init_args": {}}}) is None
+
+
+def test_rows_of_another_task_are_refused_before_training_unless_scored_another_way(tmp_path, capsys):
+    """A sweep of `seg_unet2d` trained every row, then failed each in the default evaluation ("no test
+    dataset: set evaluate.dataset"), which scores denoisers; it is now refused before anything trains
+    (run_row and the CLI's --plan/--run/--emit-slurm); an eval_fn of one's own still runs it."""
+    import yaml
+
+    from pipeline import cli
+
+    p = tmp_path / "seg.yaml"
+    p.write_text(yaml.safe_dump({"experiment": "seg_unet2d", "steps": 2, "grid": {"net.init_args.width": [4, 8]}}))
+    spec = load_spec(p)
+    trained = []
+
+    def train(experiment, overrides, *, runs_dir, **kw):
+        trained.append(overrides["net.init_args.width"])
+        (Path(runs_dir) / "run").mkdir(parents=True)
+        return Path(runs_dir) / "run"
+
+    with pytest.raises(PipelineInputError) as exc:
+        run_row(spec, 0, tmp_path / "sw", train_fn=train)
+    assert "[experiment]: 'seg_unet2d' trains a segmentation model, but sweep rows are scored as denoisers" in str(exc.value)
+    assert trained == [] and not (tmp_path / "sw" / "results").exists()
+    rec = run_row(spec, 1, tmp_path / "sw", train_fn=train, eval_fn=lambda run, spec, row: {"dice": 0.9})
+    assert rec["status"] == "done" and rec["dice"] == 0.9 and trained == [8]
+    for action in ("--plan", "--run --all", "--emit-slurm"):
+        assert cli.main(["sweep", str(p), *action.split(), "--out", str(tmp_path / "cli")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "trains a segmentation model" in err[0] and "pipeline evaluate --run" in err[0], err
+    assert not (tmp_path / "cli").exists() and trained == [8]
