@@ -50,7 +50,7 @@ def check_mode(mode: str) -> None:
 def check_labels(labels: np.ndarray, source: str = "labels") -> None:
     """Raise unless every value is a known label (data_tools.subject.LABELS: 0..7)."""
     vals = np.unique(labels)
-    bad = [int(v) for v in vals if int(v) not in LABELS or v != int(v)]
+    bad = [v.item() for v in vals if not np.isfinite(v) or v != int(v) or int(v) not in LABELS]
     if bad:
         raise PipelineInputError(f"label values {bad[:5]} outside the known set", path=source, field="labels",
                                  expected=f"values in {sorted(LABELS)} (0 other, 1 femur, 2 tibia, 3 fibula, 4 patella, ...)",
@@ -103,7 +103,7 @@ def apply_label_map(labels: np.ndarray, mapping: dict[int, int] | None, source: 
     if mapping is None:
         return labels
     vals = np.unique(labels)
-    missing = [v.item() for v in vals if v != 0 and (v != int(v) or int(v) not in mapping)]
+    missing = [v.item() for v in vals if v != 0 and (not np.isfinite(v) or v != int(v) or int(v) not in mapping)]
     if missing:
         raise PipelineInputError(f"label values {missing[:5]} are not in the label map {mapping}", path=source,
                                  field="labels", expected="a label_map entry for every non-zero value "

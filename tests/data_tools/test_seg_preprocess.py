@@ -136,3 +136,16 @@ def test_label_map_forms_and_refusals():
     assert "labels/k.nii.gz [labels]: label values [5] are not in the label map {1: 1}" in msg and "'other'" in msg
     with pytest.raises(PipelineInputError, match=r"label values \[12\] outside.*label_map=oai_zib"):
         check_labels(np.array([0, 12]))                      # the 0-7 check names the way out
+
+
+def test_label_maps_with_nan_or_fractions_are_refused_naming_the_file():
+    """A float label image with NaN made `int(nan)` raise a bare ValueError (a traceback) in the
+    0-7 check; NaN and fractions are now named like any other bad value."""
+    from data_tools.seg_preprocess import apply_label_map
+
+    for bad, shown in ((np.array([0.0, 1.0, np.nan]), "[nan]"), (np.array([0.0, 1.5]), "[1.5]")):
+        with pytest.raises(PipelineInputError, match=rf"k.nii \[labels\]: label values \{shown}"):
+            check_labels(bad, "k.nii")
+        with pytest.raises(PipelineInputError, match=rf"k.nii \[labels\]: label values \{shown} are not in"):
+            apply_label_map(bad, {1: 1}, "k.nii")
+    check_labels(np.array([0.0, 1.0, 7.0]))              # whole numbers stored as floats are fine
