@@ -200,8 +200,8 @@ class SegDataModule(pl.LightningDataModule):
 
     def preprocess_state(self) -> dict[str, Any]:
         """Everything inference needs to reproduce the preprocessing (saved in the checkpoint)."""
-        return {"label_mode": self.label_mode, "label_map": self.label_map, "dims": self.dims, "size": self.size, "n_slices": self.n_slices,
-                "n4_shrink": self.n4_shrink, "detector": self.detector,
+        return {"label_mode": self.label_mode, "label_map": self.label_map, "dims": self.dims, "size": self.size,
+                "n_slices": self.n_slices, "n4_shrink": self.n4_shrink, "detector": self.detector,
                 "zscore": None if self.zscore is None else self.zscore.to_dict(), "splits": self.splits}
 
     def state_dict(self) -> dict[str, Any]:

@@ -133,6 +133,8 @@ def run_row(spec: SweepSpec, index: int, out: str | Path | None = None, *, train
     rows = spec.rows()
     require(0 <= index < len(rows), f"index {index} is outside the plan", path=spec.path, field="index",
             expected=f"0..{len(rows) - 1}")
+    if eval_fn is None:  # the default scores denoisers: another task's row is refused before anything is written
+        check_scored_as_denoiser(spec, rows[index])
     root = sweep_dir(spec, out)
     if not (root / "plan.csv").exists():
         write_plan(spec, root)
@@ -141,8 +143,6 @@ def run_row(spec: SweepSpec, index: int, out: str | Path | None = None, *, train
     prev = read_result(root, index) or {}
     if prev.get("status") == "done" or (prev.get("status") == "failed" and not retry_failed):
         return prev
-    if eval_fn is None:  # the default scores denoisers: another task's row is refused before it trains
-        check_scored_as_denoiser(spec, row)
     train_fn = train_fn or default_train
     eval_fn = eval_fn or default_evaluate
     row_runs = root / "runs" / row.run_name

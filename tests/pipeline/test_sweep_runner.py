@@ -198,7 +198,7 @@ def test_rows_of_another_task_are_refused_before_training_unless_scored_another_
     with pytest.raises(PipelineInputError) as exc:
         run_row(spec, 0, tmp_path / "sw", train_fn=train)
     assert "[experiment]: 'seg_unet2d' trains a segmentation model, but sweep rows are scored as denoisers" in str(exc.value)
-    assert trained == [] and not (tmp_path / "sw" / "results").exists()
+    assert trained == [] and not (tmp_path / "sw").exists()
     rec = run_row(spec, 1, tmp_path / "sw", train_fn=train, eval_fn=lambda run, spec, row: {"dice": 0.9})
     assert rec["status"] == "done" and rec["dice"] == 0.9 and trained == [8]
     for action in ("--plan", "--run --all", "--emit-slurm"):
