@@ -69,13 +69,21 @@ def load_volumes(data: str | Path | None, label_map: dict | str | None = None) -
         if s.labels is None:
             log.warning("%s has no labels; skipped", p)
             continue
-        s.labels = apply_label_map(s.labels, label_map, str(p))
-        check_labels(s.labels, str(p))
+        s.labels = _project_labels(s.labels, label_map, str(p))
         image, labels = coronal_images(s)
         out.append(Volume(p.stem, str(s.attrs.get("source", "unknown")), image.array, labels.array, image.spacing))
     if not out:
         raise PipelineInputError("no subject with labels", path=root, expected="subject files with a 'labels' dataset")
     return out
+
+
+def _project_labels(labels: np.ndarray, label_map: dict[int, int] | None, source: str) -> np.ndarray:
+    """``labels`` in the project's values: checked as read, or translated by ``label_map`` (whose
+    values are the project's by construction: one pass over the volume, not two)."""
+    if label_map is None:
+        check_labels(labels, source)
+        return labels
+    return apply_label_map(labels, label_map, source)
 
 
 def _load_pairs(root: Path, label_map: dict[int, int] | None = None) -> list[Volume]:
@@ -93,8 +101,7 @@ def _load_pairs(root: Path, label_map: dict[int, int] | None = None) -> list[Vol
             raise PipelineInputError("label geometry differs from the image", path=lab_path, field="geometry",
                                      expected=f"shape {img.shape}, spacing {img.spacing}, origin {img.origin}")
         labels = labels_from_channels(lab.array) if lab.n_components == 3 else np.asarray(lab.array)
-        labels = apply_label_map(labels, label_map, str(lab_path))
-        check_labels(labels, str(lab_path))
+        labels = _project_labels(labels, label_map, str(lab_path))
         # the source (split stratum) is the name's prefix before '_'; names without one share one
         # stratum (each was its own, so every subject landed in train and val/test stayed empty)
         source = name.split("_")[0] if "_" in name else root.name
