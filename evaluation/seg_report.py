@@ -271,20 +271,20 @@ def evaluate_segmentation_folders(pred_dir: str | Path, ref_dir: str | Path, out
     def read_pair(name: str):
         ref_path = refs[name]
         ref, pred = read_image(ref_path), read_image(preds[name])
-        values = []
+        found = []  # each side's label values, as label_values counted them
         for img, path, field in ((ref, ref_path, "ref"), (pred, preds[name], "pred")):
             counted = label_values(img)
             if counted is None:
                 raise PipelineInputError("not a label map", path=path, field=field,
                                          expected="an integer image with at most 64 values, none negative")
-            values.append([int(v) for v in counted[0]])
+            found.append([int(v) for v in counted[0]])
         if pred.shape != ref.shape or not same_geometry(pred, ref):
             raise PipelineInputError("label map geometry differs from its reference", path=preds[name], field="pred",
                                      expected=f"shape {ref.shape}, spacing {ref.spacing}, origin {ref.origin} "
                                               f"({ref_path.name})")
         r = apply_label_map(np.asarray(ref.array), mapping, str(ref_path))  # refuses a value it does not map
-        ref_values = values[0] if mapping is None else [mapping.get(v, v) for v in values[0]]
-        return np.asarray(pred.array), r, ref.spacing, [v for v in ref_values + values[1] if v > 0]
+        ref_values = found[0] if mapping is None else [mapping.get(v, v) for v in found[0]]
+        return np.asarray(pred.array), r, ref.spacing, [v for v in ref_values + found[1] if v > 0]
 
     # a first pass checks every pair (nothing is written before a bad file is named) and collects the
     # label values, one pair in memory at a time; every value either side is scored (a label only
