@@ -315,6 +315,19 @@ def read_image(path: str | Path) -> Image:
     return Image(array=arr, spacing=tuple(spacing), origin=tuple(origin), direction=direction, file_dims=dim)
 
 
+def _writable(arr: np.ndarray, path: Path) -> np.ndarray:
+    """``arr`` in a type both formats store without loss: masks (bool) as uint8, half floats
+    as float32 (neither NIfTI nor MetaImage has them); anything else numeric as it is."""
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8)
+    if arr.dtype == np.float16:
+        return arr.astype(np.float32)
+    if arr.dtype.kind not in "biufc":
+        raise PipelineInputError(f"array of type {arr.dtype}", path=path, field="array",
+                                 expected="numbers (bool, integer, float or complex)")
+    return arr
+
+
 def write_image(path: str | Path, image: Image) -> Path:
     """Write ``image`` as NIfTI or MetaImage (chosen by suffix), atomically.
 
@@ -324,7 +337,7 @@ def write_image(path: str | Path, image: Image) -> Path:
     """
     path = Path(path)
     kind = image_format(path)
-    arr = np.asarray(image.array)
+    arr = _writable(np.asarray(image.array), path)
     if arr.ndim not in (3, 4):
         raise PipelineInputError(f"array shape {arr.shape}", path=path, field="array", expected="(X, Y, Z) or (X, Y, Z, C)")
     flat = image.file_dims == 2  # written as the 2-D file it came from
@@ -336,7 +349,8 @@ def write_image(path: str | Path, image: Image) -> Path:
 
         # vector images keep NIfTI's (X, Y, Z, 1, C) layout, 2-D or not
         data = (arr[:, :, 0] if flat else arr) if arr.ndim == 3 else arr[:, :, :, None, :]
-        img = nib.Nifti1Image(data, image.affine_ras())
+        # nibabel refuses 64-bit integers unless told the type; NIfTI has the codes, ITK reads them
+        img = nib.Nifti1Image(data, image.affine_ras(), dtype=data.dtype)
         img.set_sform(image.affine_ras(), code=1)
         img.set_qform(image.affine_ras(), code=1)
         if arr.ndim == 4:
@@ -349,8 +363,6 @@ def write_image(path: str | Path, image: Image) -> Path:
 
     vec = arr.ndim == 4
     sarr = np.ascontiguousarray(np.moveaxis(arr, [0, 1, 2], [2, 1, 0]))  # (Z, Y, X[, C])
-    if sarr.dtype == np.bool_:
-        sarr = sarr.astype(np.uint8)
     d = 2 if flat else 3
     img = sitk.GetImageFromArray(sarr[0] if flat else sarr, isVector=vec)  # 2-D: (Y, X[, C])
     img.SetSpacing(image.spacing[:d])

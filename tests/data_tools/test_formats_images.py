@@ -155,3 +155,23 @@ def test_image_stem_and_is_image_file():
 
     assert [image_stem(n) for n in ("knee.v2.nii.gz", "a.NII", "b.mhd", "c.nrrd")] == ["knee.v2", "a", "b", "c"]
     assert [is_image_file(n) for n in ("a.nii.gz", "a.MHA", "a.raw", "a.zraw", "a.txt")] == [True, True, False, False, False]
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mhd"])
+@pytest.mark.parametrize("dtype, stored", [(np.int64, np.int64), (np.uint64, np.uint64), (np.bool_, np.uint8),
+                                           (np.float16, np.float32)])
+def test_numpy_default_and_mask_types_are_written_without_loss(tmp_path, suffix, dtype, stored):
+    # numpy's default integer (int64) and boolean masks are what a Python user hands over;
+    # nibabel refused the first and NIfTI has no code for the second or for half floats
+    arr = (np.arange(7 * 6 * 5).reshape(7, 6, 5) % 4 == 0) if dtype is np.bool_ else \
+        (np.arange(7 * 6 * 5).reshape(7, 6, 5) * 3).astype(dtype)
+    back = read_image(write_image(tmp_path / f"a{suffix}", Image(arr, SPACING, ORIGIN, _direction())))
+    assert back.array.dtype == stored
+    np.testing.assert_array_equal(back.array, arr.astype(stored))
+    assert same_geometry(back, Image(arr, SPACING, ORIGIN, _direction()), tol=1e-4)
+
+
+def test_non_numeric_array_is_refused_naming_the_file(tmp_path):
+    with pytest.raises(PipelineInputError, match=r"s.nii.gz.*array.*numbers"):
+        write_image(tmp_path / "s.nii.gz", Image(np.full((2, 2, 2), "a")))
+    assert list(tmp_path.iterdir()) == []
