@@ -247,7 +247,10 @@ def output_jobs(images: dict[str, Path], out_dir: str | Path, suffix: str,
     """(input, ``out_dir/<name><suffix>``, its PNG or None) for each of ``images`` (name -> file,
     :func:`image_files`): a command that writes one image per input image of a folder. ``suffix``
     must be an image suffix (field ``suffix``); the folder and every output (and figure) name are
-    checked as :func:`check_image_output` does, before any image is read."""
+    checked as :func:`check_image_output` does, before any image is read. An image of one of the
+    names already in ``out_dir`` under another suffix (the input folder itself with another
+    ``suffix``, or an earlier run's outputs) is refused too: the folder would hold two images of
+    one subject, which :func:`image_files` (and so every later command) refuses."""
     from ..atomic import check_writable
 
     if image_suffix("x" + suffix) != suffix:
@@ -255,9 +258,19 @@ def output_jobs(images: dict[str, Path], out_dir: str | Path, suffix: str,
                                  expected="an image suffix: .nii.gz, .nii, .mhd, .mha, .nrrd or .nhdr")
     out_dir = Path(out_dir)
     check_writable(out_dir)
+    present: dict[str, list[str]] = {}
+    if out_dir.is_dir():
+        for p in sorted(out_dir.iterdir()):
+            if not p.name.startswith(".") and is_image_file(p):
+                present.setdefault(image_stem(p), []).append(p.name)
     jobs = []
     for name, path in images.items():
         out = out_dir / f"{name}{suffix}"
+        other = [n for n in present.get(name, []) if n != out.name]
+        if other:
+            raise PipelineInputError(f"the folder already holds {other[0]}; writing {out.name} beside it would leave "
+                                     f"two images of subject '{name}'", path=out_dir, field="out",
+                                     expected=f"another output folder, or --suffix {image_suffix(other[0])}")
         jobs.append((path, out, check_image_output(out, {"input image": path}, figure=figure)))
     return jobs
 

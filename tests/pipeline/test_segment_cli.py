@@ -160,13 +160,19 @@ def test_segment_a_folder_of_images(seg_run, coronal_nifti, tmp_path, capsys):
                        ([str(twice), "--out", str(tmp_path / "o")], "two images of subject 'k'"),
                        ([str(src), "--out", str(tmp_path / "o"), "--suffix", ".png"], "[suffix]: suffix '.png'"),
                        ([str(img), "--out", str(tmp_path / "o.nii.gz"), "--suffix", ".mhd"],
-                        "[suffix]: --suffix applies to a folder of images")):
+                        "[suffix]: --suffix applies to a folder of images"),
+                       # knee_a.mhd beside knee_a.nii.gz: a folder no later command could read
+                       ([str(src), "--out", str(src), "--suffix", ".mhd"],
+                        "[out]: the folder already holds knee_a.nii.gz; writing knee_a.mhd beside it"),
+                       ([str(src), "--out", str(tmp_path / "m")], "already holds knee_a.mhd")):
         assert cli.main(["segment", *args, "--model", str(seg_run)]) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and want in err[0], err
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.nii.gz").exists()
     assert sorted(p.name for p in src.iterdir() if p.suffix not in (".raw", ".zraw")) == [
         "README.txt", "knee_a.nii.gz", "knee_b.mhd"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir() if p.suffix not in (".raw", ".zraw")) == [
+        "knee_a.mhd", "knee_b.mhd", "structures.csv"]
 
 
 def test_label_sizes_and_names():
