@@ -258,21 +258,40 @@ def output_jobs(images: dict[str, Path], out_dir: str | Path, suffix: str,
                                  expected="an image suffix: .nii.gz, .nii, .mhd, .mha, .nrrd or .nhdr")
     out_dir = Path(out_dir)
     check_writable(out_dir)
-    present: dict[str, list[str]] = {}
-    if out_dir.is_dir():
-        for p in sorted(out_dir.iterdir()):
-            if not p.name.startswith(".") and is_image_file(p):
-                present.setdefault(image_stem(p), []).append(p.name)
+    present = _image_names(out_dir)
     jobs = []
     for name, path in images.items():
         out = out_dir / f"{name}{suffix}"
-        other = [n for n in present.get(name, []) if n != out.name]
-        if other:
-            raise PipelineInputError(f"the folder already holds {other[0]}; writing {out.name} beside it would leave "
-                                     f"two images of subject '{name}'", path=out_dir, field="out",
-                                     expected=f"another output folder, or --suffix {image_suffix(other[0])}")
+        refuse_second_suffix(out_dir, [name], suffix, present=present)
         jobs.append((path, out, check_image_output(out, {"input image": path}, figure=figure)))
     return jobs
+
+
+def _image_names(folder: Path) -> dict[str, str]:
+    """name -> file name of the images in ``folder`` (the first of a name; none for no folder)."""
+    present: dict[str, str] = {}
+    if folder.is_dir():
+        for p in sorted(folder.iterdir()):
+            if not p.name.startswith(".") and is_image_file(p):
+                present.setdefault(image_stem(p), p.name)
+    return present
+
+
+def refuse_second_suffix(out_dir: str | Path, names, suffix: str, field: str = "out",
+                         present: dict[str, str] | None = None) -> None:
+    """Refuse to write ``out_dir/<name><suffix>`` for ``names`` where ``out_dir`` already holds an
+    image of that name under another suffix (``a.nii.gz`` when ``a.mhd`` is to be written): the
+    folder would hold two images of one subject, which :func:`image_files` refuses. ``present``:
+    the folder's images as listed once by the caller."""
+    out_dir = Path(out_dir)
+    if present is None:
+        present = _image_names(out_dir)
+    for name in names:
+        other = present.get(name)
+        if other is not None and other != f"{name}{suffix}":
+            raise PipelineInputError(f"the folder already holds {other}; writing {name}{suffix} beside it would "
+                                     f"leave two images of subject '{name}'", path=out_dir, field=field,
+                                     expected=f"another output folder, or --suffix {image_suffix(other)}")
 
 
 def read_image(path: str | Path) -> Image:

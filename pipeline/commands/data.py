@@ -160,7 +160,7 @@ def export(files: list[str], out: str, suffix: str = ".nii.gz") -> list[Path]:
     from data_tools.atomic import check_writable
     from data_tools.coronal import coronal_images, orientation_known
     from data_tools.errors import PipelineInputError, require
-    from data_tools.formats.images import write_image
+    from data_tools.formats.images import refuse_second_suffix, write_image
     from data_tools.subject import list_subjects, read_subject
 
     suffix = suffix if suffix.startswith(".") else f".{suffix}"  # nii.gz as .nii.gz
@@ -178,6 +178,8 @@ def export(files: list[str], out: str, suffix: str = ".nii.gz") -> list[Path]:
     for p in names.values():
         read_subject(p, load=())  # every file's layout checked before anything is written
     check_writable(out)
+    for part in ("images", "labels"):  # a.mhd beside an earlier export's a.nii.gz: unreadable for training
+        refuse_second_suffix(Path(out) / part, names, suffix)
     written = []
     for name, p in names.items():
         subject = read_subject(p, load=("rss", "labels"))

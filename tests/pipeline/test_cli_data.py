@@ -237,8 +237,9 @@ def test_export_writes_coronal_images_in_the_patients_frame(tiny_phantom_dir, tm
     assert femur[2] > tibia[2] + 10         # LPS z points superior
     assert patella[1] < femur[1] - 10       # LPS y points posterior
     assert fibula[0] < tibia[0] - 5         # LPS x points to the patient's left
-    assert cli.main(["data", "export", str(tiny_phantom_dir / "knee_001.h5"), "--out", str(out), "--suffix", "mhd"]) == 0
-    mhd = read_image(out / "images/knee_001.mhd")
+    assert cli.main(["data", "export", str(tiny_phantom_dir / "knee_001.h5"), "--out", str(tmp_path / "m"),
+                     "--suffix", "mhd"]) == 0
+    mhd = read_image(tmp_path / "m" / "images/knee_001.mhd")
     nii = read_image(out / "images/knee_001.nii.gz")
     assert np.array_equal(mhd.array, nii.array) and np.allclose(mhd.direction, nii.direction)
 
@@ -275,6 +276,14 @@ def test_export_without_labels_or_orientation_and_bad_input(tiny_phantom_dir, si
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expect in err[0], err
         assert not fresh.exists()
+    # exported again as MetaImage into the same folder: scan_1.mhd beside scan_1.nii.gz would make
+    # images/ a folder that training, n4 and segment refuse (two images of one subject)
+    assert cli.main(["data", "export", str(bare), "--out", str(out), "--suffix", ".mhd"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "images [out]: the folder already holds scan_1.nii.gz" in err[0] \
+        and "--suffix .nii.gz" in err[0], err
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["scan_1.nii.gz"]
+    assert cli.main(["data", "export", str(bare), "--out", str(out)]) == 0  # the same format again: rewritten
 
 
 def test_n4_and_segment_point_a_subject_file_to_export(tiny_phantom_dir, tmp_path, capsys):
