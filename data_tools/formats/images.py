@@ -258,7 +258,7 @@ def output_jobs(images: dict[str, Path], out_dir: str | Path, suffix: str,
                                  expected="an image suffix: .nii.gz, .nii, .mhd, .mha, .nrrd or .nhdr")
     out_dir = Path(out_dir)
     check_writable(out_dir)
-    present = _image_names(out_dir)
+    present = image_names(out_dir)
     jobs = []
     for name, path in images.items():
         out = out_dir / f"{name}{suffix}"
@@ -267,7 +267,7 @@ def output_jobs(images: dict[str, Path], out_dir: str | Path, suffix: str,
     return jobs
 
 
-def _image_names(folder: Path) -> dict[str, str]:
+def image_names(folder: Path) -> dict[str, str]:
     """name -> file name of the images in ``folder`` (the first of a name; none for no folder)."""
     present: dict[str, str] = {}
     if folder.is_dir():
@@ -285,7 +285,7 @@ def refuse_second_suffix(out_dir: str | Path, names, suffix: str, field: str = "
     the folder's images as listed once by the caller."""
     out_dir = Path(out_dir)
     if present is None:
-        present = _image_names(out_dir)
+        present = image_names(out_dir)
     for name in names:
         other = present.get(name)
         if other is not None and other != f"{name}{suffix}":

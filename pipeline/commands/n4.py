@@ -87,7 +87,7 @@ def _n4_folder(ns: Any, params) -> dict:
 
     from data_tools.atomic import check_writable
     from data_tools.errors import PipelineInputError
-    from data_tools.formats.images import image_files, image_suffix
+    from data_tools.formats.images import image_files, image_names, image_suffix, refuse_second_suffix
     from data_tools.n4 import bias_path
 
     if ns.bias_out is not None:
@@ -99,10 +99,11 @@ def _n4_folder(ns: Any, params) -> dict:
     images = image_files(ns.input, required="input")
     out_dir = Path(ns.out)
     check_writable(out_dir)
-    jobs, owner = [], {}
+    jobs, owner, present = [], {}, image_names(out_dir)
     for name, path in images.items():
         out = out_dir / f"{name}{image_suffix(path)}"
         bias = bias_path(out)
+        refuse_second_suffix(out_dir, [name, f"{name}_bias"], image_suffix(path), present=present)
         for written in (out, bias):  # 'a' and 'a_bias' in one folder: a's field is a_bias's corrected image
             if written in owner:
                 raise PipelineInputError(f"{written.name} would be written for both {owner[written]} and {path.name}",

@@ -244,7 +244,12 @@ def test_n4_cli_corrects_a_folder_of_images(biased, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     empty = tmp_path / "empty"
     empty.mkdir()
+    before = tmp_path / "before"  # an earlier run's folder with a's image as MetaImage
+    before.mkdir()
+    write_image(before / "a_bias.mhd", Image(img, spacing=(5, 5, 6.4)))
     for args, want in (([str(src), str(tmp_path / "o"), "--bias_out", str(tmp_path / "f.nii.gz")], "[bias_out]"),
+                       ([str(src), str(before)], "before [out]: the folder already holds a_bias.mhd; writing "
+                                                 "a_bias.nii.gz beside it"),
                        ([str(src), str(tmp_path / "o"), "--mask", str(src / "a.nii.gz")], "[mask]: mask file"),
                        ([str(clash), str(tmp_path / "o")], "a_bias.nii.gz would be written for both a.nii.gz "
                                                              "and a_bias.nii.gz"),
@@ -257,3 +262,4 @@ def test_n4_cli_corrects_a_folder_of_images(biased, tmp_path, capsys):
         assert len(err) == 1 and want in err[0], err
     assert not (tmp_path / "o").exists() and not (tmp_path / "f.nii.gz").exists()
     assert sorted(p.name for p in src.iterdir()) == ["a.nii.gz", "b.mhd", "b.zraw", "notes.txt"]
+    assert sorted(p.name for p in before.iterdir()) == ["a_bias.mhd", "a_bias.zraw"]
