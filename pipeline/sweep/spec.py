@@ -141,8 +141,6 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
     require_time_string(slurm.get("time"), "slurm.time", "12:00:00", path=path)
     slurm_options(slurm, path=path)  # the #SBATCH values, before any row runs or script is written
     slurm, fixed = dict(slurm), dict(raw.get("fixed") or {})
-    if "gpus_per_task" not in slurm and fixed.get("trainer.accelerator") == "cpu" and "trainer.accelerator" not in grid:
-        slurm["gpus_per_task"] = 0  # rows pinned to the CPU: the array tasks ask for no GPU
     out = SweepSpec(
         name=require_file_name(raw.get("name") or path.stem, "name", path=path), path=path, experiment=str(raw["experiment"]),
         grid={str(k): list(v) for k, v in grid.items()}, fixed=fixed,
@@ -169,6 +167,11 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
             if key not in RUNNER_KEYS:
                 check_config_key(fixed_cfg, key, path, "sweep key")
         _check_trainer_values(out, fixed_cfg)
+        accelerator = (fixed_cfg.get("trainer") or {}).get("accelerator")  # the base's, or the spec's
+    else:
+        accelerator = out.fixed.get("trainer.accelerator")
+    if "gpus_per_task" not in out.slurm and accelerator == "cpu" and "trainer.accelerator" not in out.grid:
+        out.slurm["gpus_per_task"] = 0  # rows pinned to the CPU: the array tasks ask for no GPU
     return out
 
 

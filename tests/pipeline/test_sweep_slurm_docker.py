@@ -18,7 +18,7 @@ from pipeline.sweep.slurm import (SubmititRow, array_script, ddp_script, parse_d
                                 submit_submitit, train_script)
 from pipeline.sweep.spec import load_spec
 
-from sweep_helpers import write_spec
+from sweep_helpers import BASE, write_spec
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = [REPO / "docker" / "Dockerfile", REPO / "docker" / "Dockerfile.cpu"]
@@ -57,6 +57,18 @@ def test_rows_pinned_to_the_cpu_ask_for_no_gpu(tmp_path):
                                   fixed={"trainer.accelerator": "cpu"}, slurm={"gpus_per_task": 2}))
     assert pinned.slurm["gpus_per_task"] == 2
     assert "gpus_per_task" not in load_spec("dncnn_grid").slurm   # GPU rows: the default, one per task
+    # pinned by the base experiment itself, or by a nested `fixed: {trainer: {...}}`: the same
+    import yaml
+
+    cpu_base = tmp_path / "cpu" / "base_cpu.yaml"
+    cpu_base.parent.mkdir()
+    cpu_base.write_text(yaml.safe_dump({**BASE, "trainer": {"max_steps": 4, "accelerator": "cpu"}}))
+    spec_file = tmp_path / "cpu" / "s.yaml"
+    for fixed, gpus in (({}, 0), ({"trainer.accelerator": "gpu"}, None),
+                        ({"trainer": {"max_steps": 4, "accelerator": "cpu"}}, 0)):
+        spec_file.write_text(yaml.safe_dump({"name": "s", "experiment": str(cpu_base), "fixed": fixed,
+                                             "grid": {"net.init_args.depth": [1, 2]}}))
+        assert load_spec(spec_file).slurm.get("gpus_per_task") == gpus, fixed
 
 
 def test_scripts_carry_the_folders_set_when_written(tmp_path, monkeypatch):
