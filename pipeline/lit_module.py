@@ -167,6 +167,12 @@ class TaskModule(pl.LightningModule):
         self.scheduler_cfg = {"name": "constant", **(scheduler or {})}
         make_optimizer(self.optimizer_cfg, [nn.Parameter(torch.zeros(1))])  # bad settings fail here, not in fit
         check_scheduler(self.scheduler_cfg)
+        if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, (int, float))
+                                      or not grad_clip > 0):
+            # torch scales the gradients by grad_clip / norm: 0 stops training, a negative one ascends
+            from data_tools.errors import PipelineInputError
+            raise PipelineInputError(f"grad_clip = {grad_clip!r}", field="task.grad_clip",
+                                     expected="a gradient norm > 0, or null for no clipping")
         self.grad_clip = grad_clip
         self.input_key, self.target_key = input_key, target_key
         self.figure_fn = figure_fn

@@ -156,6 +156,11 @@ def _check_run_length(trainer: dict) -> None:
         if isinstance(n, int) and not isinstance(n, bool) and n != -1 and n < 1:
             raise PipelineInputError(f"{key} = {n}", field=f"trainer.{key}",
                                      expected=f"an integer >= 1, or -1 for no {unit} limit")
+    for key in ("gradient_clip_val", "gradient_clip_algorithm"):
+        if trainer.get(key) is not None:  # was dropped without a word: the task clips (configure_gradient_clipping)
+            raise PipelineInputError(f"{key} = {trainer[key]!r} would be ignored: gradients are clipped by the task",
+                                     field=f"trainer.{key}",
+                                     expected="task.grad_clip=V (the global norm, default 5.0; null: no clipping)")
     limit = trainer.get("max_time")
     if isinstance(limit, str):
         m = _DURATION.fullmatch(limit.strip())

@@ -177,7 +177,11 @@ def test_loss_by_name_and_bad_optimisation_settings_fail_at_construction():
                            ({"optimizer": {"lrr": 0.1}}, r"\[task.optimizer\]: Adam: .*'lrr'"),
                            ({"optimizer": {"lr": -1}}, r"\[task.optimizer\]: Adam: Invalid learning rate: -1"),
                            ({"scheduler": {"name": "nope"}}, r"^\[task.scheduler.name\]: unknown scheduler 'nope' \(expected constant"),
-                           ({"scheduler": {"name": "step_drop", "factor": "a tenth"}}, r"\[task.scheduler\]: ValueError")):
+                           ({"scheduler": {"name": "step_drop", "factor": "a tenth"}}, r"\[task.scheduler\]: ValueError"),
+                           # torch's clip_grad_norm_ scales by grad_clip / norm: 0 froze the network, -1 ascended
+                           ({"grad_clip": 0.0}, r"^\[task.grad_clip\]: grad_clip = 0.0 \(expected a gradient norm > 0"),
+                           ({"grad_clip": -1.0}, r"^\[task.grad_clip\]: grad_clip = -1.0"),
+                           ({"grad_clip": float("nan")}, r"^\[task.grad_clip\]: grad_clip = nan")):
         with pytest.raises(PipelineInputError, match=needle):
             TaskModule(tiny_net(), "l1", **kwargs)
 

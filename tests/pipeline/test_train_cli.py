@@ -689,6 +689,10 @@ def test_bad_override_one_line_exit_2(sim_dir, tmp_path, capsys, sets, needle):
     (["trainer.max_epochs=-2"], "[trainer.max_epochs]: max_epochs = -2 (expected an integer >= 1, or -1"),
     (["trainer.max_time='00:00:00:00'"], "[trainer.max_time]: max_time = '00:00:00:00' ends the run before its"),
     (["trainer.max_time=1:00:00:00"], "[trainer.max_time]: time limit 216000 is a number"),   # YAML base 60
+    # dropped without a word (the task clips); and a task.grad_clip of -1 reversed every gradient
+    (["trainer.gradient_clip_val=1.0"], "[trainer.gradient_clip_val]: gradient_clip_val = 1.0 would be ignored: "
+                                        "gradients are clipped by the task (expected task.grad_clip=V"),
+    (["task.grad_clip=-1"], "[task.grad_clip]: grad_clip = -1"),
 ])
 def test_bad_trainer_section_one_line_exit_2_no_run_folder(sim_dir, tmp_path, capsys, sets, needle):
     """Were tracebacks from pl.Trainer, after the run folder had been created."""
