@@ -146,9 +146,9 @@ _DURATION = re.compile(r"(\d+):(\d\d):(\d\d):(\d\d)")  # Lightning's Timer forma
 
 
 def _check_run_length(trainer: dict) -> None:
-    """Refuse a ``max_steps``, ``max_epochs`` or ``max_time`` that ends a run before its first
-    step: pl.Trainer accepts 0 (and ``max_time="00:00:00:00"``) and then writes a finished run of
-    the untrained network (best.ckpt included). -1 is Lightning's "no limit" for steps and epochs.
+    """Refuse a ``max_steps``, ``max_epochs``, ``max_time`` or ``limit_train_batches`` that ends a
+    run before its first step: pl.Trainer accepts 0 (and ``max_time="00:00:00:00"``) and then writes
+    a finished run of the untrained network (best.ckpt included). -1 is Lightning's "no limit" for steps and epochs.
     A malformed ``max_time`` is named here too (Lightning's Timer error named only the trainer
     section). Values of the wrong type are left to :func:`check_trainer_section`."""
     for key, unit in (("max_steps", "step"), ("max_epochs", "epoch")):
@@ -156,11 +156,10 @@ def _check_run_length(trainer: dict) -> None:
         if isinstance(n, int) and not isinstance(n, bool) and n != -1 and n < 1:
             raise PipelineInputError(f"{key} = {n}", field=f"trainer.{key}",
                                      expected=f"an integer >= 1, or -1 for no {unit} limit")
-    for key in ("gradient_clip_val", "gradient_clip_algorithm"):
-        if trainer.get(key) is not None:  # was dropped without a word: the task clips (configure_gradient_clipping)
-            raise PipelineInputError(f"{key} = {trainer[key]!r} would be ignored: gradients are clipped by the task",
-                                     field=f"trainer.{key}",
-                                     expected="task.grad_clip=V (the global norm, default 5.0; null: no clipping)")
+    limit = trainer.get("limit_train_batches")
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool) and not limit > 0:
+        raise PipelineInputError(f"limit_train_batches = {limit} trains no batch", field="trainer.limit_train_batches",
+                                 expected="a fraction in (0, 1] or a number of batches >= 1")
     limit = trainer.get("max_time")
     if isinstance(limit, str):
         m = _DURATION.fullmatch(limit.strip())
@@ -222,7 +221,8 @@ def check_trainer_section(kw: dict) -> None:
     LightningCLI does): pl.Trainer stores e.g. ``max_epochs="x"`` unchecked and fails inside ``fit``
     with a bare AssertionError, after the run folder was written. Raises a PipelineInputError
     naming ``trainer.<key>``, the value and the types it takes; a run length that ends before the
-    first step too (:func:`_check_run_length`)."""
+    first step too (:func:`_check_run_length`), and Lightning's gradient clipping keys, which the
+    task's ``grad_clip`` replaces (they were dropped without a word)."""
     import argparse
 
     import pytorch_lightning as pl
@@ -231,6 +231,11 @@ def check_trainer_section(kw: dict) -> None:
     from .arg_errors import key_report
 
     _check_run_length(kw)
+    for key in ("gradient_clip_val", "gradient_clip_algorithm"):
+        if kw.get(key) is not None:  # was dropped without a word: the task clips (configure_gradient_clipping)
+            raise PipelineInputError(f"{key} = {kw[key]!r} would be ignored: gradients are clipped by the task",
+                                     field=f"trainer.{key}",
+                                     expected="task.grad_clip=V (the global norm, default 5.0; null: no clipping)")
     p = ArgumentParser(exit_on_error=False)
     p.add_class_arguments(pl.Trainer, "trainer", skip=_RUN_OWNED, instantiate=False)
     # precision null / auto: the run's default (_default_precision), not a value of pl.Trainer's
@@ -258,7 +263,6 @@ def _build_trainer(cfg: dict, run_dir: Path, module: Any = None):
     drop_lightning_adverts()
 
     kw = dict(cfg.get("trainer") or {})
-    kw.pop("gradient_clip_val", None)  # clipping lives in TaskModule.configure_gradient_clipping
     if kw.get("precision") in (None, "auto"):
         kw["precision"] = _default_precision()
     kw.setdefault("devices", "auto")

@@ -688,6 +688,8 @@ def test_bad_override_one_line_exit_2(sim_dir, tmp_path, capsys, sets, needle):
     (["trainer.max_epochs=0"], "[trainer.max_epochs]: max_epochs = 0 (expected an integer >= 1, or -1 for no"),
     (["trainer.max_epochs=-2"], "[trainer.max_epochs]: max_epochs = -2 (expected an integer >= 1, or -1"),
     (["trainer.max_time='00:00:00:00'"], "[trainer.max_time]: max_time = '00:00:00:00' ends the run before its"),
+    (["trainer.limit_train_batches=0"], "[trainer.limit_train_batches]: limit_train_batches = 0 trains no batch"),
+    (["trainer.limit_train_batches=0.0"], "[trainer.limit_train_batches]: limit_train_batches = 0.0 trains no"),
     (["trainer.max_time=1:00:00:00"], "[trainer.max_time]: time limit 216000 is a number"),   # YAML base 60
     # dropped without a word (the task clips); and a task.grad_clip of -1 reversed every gradient
     (["trainer.gradient_clip_val=1.0"], "[trainer.gradient_clip_val]: gradient_clip_val = 1.0 would be ignored: "
