@@ -213,7 +213,11 @@ def _default_precision() -> str:
 
 
 # Trainer arguments the run sets itself (not from the config)
-_RUN_OWNED = {"callbacks", "logger", "plugins", "default_root_dir"}
+_RUN_OWNED = {"callbacks": "its checkpoints, learning-rate monitor and progress bar",
+              "logger": "CSV and TensorBoard logs in the run folder",
+              "plugins": "atomic checkpoint writes and SLURM requeue",
+              "default_root_dir": "the run folder, whose root --runs-dir chooses",
+              "enable_checkpointing": "best.ckpt and last.ckpt, which evaluate and --resume read"}
 
 
 def check_trainer_section(kw: dict) -> None:
@@ -231,13 +235,18 @@ def check_trainer_section(kw: dict) -> None:
     from .arg_errors import key_report
 
     _check_run_length(kw)
+    for key, what in _RUN_OWNED.items():
+        if kw.get(key) is not None and not (key == "enable_checkpointing" and kw[key] is True):
+            # were pl.Trainer's "got multiple values for keyword argument" or a MisconfigurationException
+            raise PipelineInputError(f"{key} = {kw[key]!r}: the run sets it ({what})", field=f"trainer.{key}",
+                                     expected=f"no trainer.{key}")
     for key in ("gradient_clip_val", "gradient_clip_algorithm"):
         if kw.get(key) is not None:  # was dropped without a word: the task clips (configure_gradient_clipping)
             raise PipelineInputError(f"{key} = {kw[key]!r} would be ignored: gradients are clipped by the task",
                                      field=f"trainer.{key}",
                                      expected="task.grad_clip=V (the global norm, default 5.0; null: no clipping)")
     p = ArgumentParser(exit_on_error=False)
-    p.add_class_arguments(pl.Trainer, "trainer", skip=_RUN_OWNED, instantiate=False)
+    p.add_class_arguments(pl.Trainer, "trainer", skip=set(_RUN_OWNED) - {"enable_checkpointing"}, instantiate=False)
     # precision null / auto: the run's default (_default_precision), not a value of pl.Trainer's
     given = {k: v for k, v in kw.items() if k not in _RUN_OWNED and not (k == "precision" and v in (None, "auto"))}
     try:

@@ -695,6 +695,11 @@ def test_bad_override_one_line_exit_2(sim_dir, tmp_path, capsys, sets, needle):
     (["trainer.gradient_clip_val=1.0"], "[trainer.gradient_clip_val]: gradient_clip_val = 1.0 would be ignored: "
                                         "gradients are clipped by the task (expected task.grad_clip=V"),
     (["task.grad_clip=-1"], "[task.grad_clip]: grad_clip = -1"),
+    # were "Trainer() got multiple values for keyword argument 'logger'" and a MisconfigurationException
+    (["trainer.logger=false"], "[trainer.logger]: logger = False: the run sets it (CSV and TensorBoard logs"),
+    (["trainer.default_root_dir=/tmp/x"], "[trainer.default_root_dir]: default_root_dir = '/tmp/x': the run sets "
+                                          "it (the run folder, whose root --runs-dir chooses)"),
+    (["trainer.enable_checkpointing=false"], "[trainer.enable_checkpointing]: enable_checkpointing = False: the run"),
 ])
 def test_bad_trainer_section_one_line_exit_2_no_run_folder(sim_dir, tmp_path, capsys, sets, needle):
     """Were tracebacks from pl.Trainer, after the run folder had been created."""
