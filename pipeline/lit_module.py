@@ -114,6 +114,21 @@ def check_scheduler(scheduler: dict) -> None:
                                  expected="numbers for at, at_fraction, factor, t_max, eta_min_factor, decay") from None
 
 
+def check_task_section(task: dict) -> None:
+    """The optimiser, scheduler and ``grad_clip`` of a ``task`` section, checked as
+    :class:`TaskModule` checks them but without a network (a sweep's ``--plan`` checks each row's
+    values so); a bad one is one error naming ``task.<key>``."""
+    from data_tools.errors import PipelineInputError
+
+    make_optimizer({"name": "adam", **(task.get("optimizer") or {})}, [nn.Parameter(torch.zeros(1))])
+    check_scheduler({"name": "constant", **(task.get("scheduler") or {})})
+    clip = task.get("grad_clip")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+        # torch scales the gradients by grad_clip / norm: 0 stops training, a negative one ascends
+        raise PipelineInputError(f"grad_clip = {clip!r}", field="task.grad_clip",
+                                 expected="a gradient norm > 0, or null for no clipping")
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
 
@@ -165,14 +180,8 @@ class TaskModule(pl.LightningModule):
         self.metrics = dict(metrics or {})
         self.optimizer_cfg = {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, **(optimizer or {})}
         self.scheduler_cfg = {"name": "constant", **(scheduler or {})}
-        make_optimizer(self.optimizer_cfg, [nn.Parameter(torch.zeros(1))])  # bad settings fail here, not in fit
-        check_scheduler(self.scheduler_cfg)
-        if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, (int, float))
-                                      or not grad_clip > 0):
-            # torch scales the gradients by grad_clip / norm: 0 stops training, a negative one ascends
-            from data_tools.errors import PipelineInputError
-            raise PipelineInputError(f"grad_clip = {grad_clip!r}", field="task.grad_clip",
-                                     expected="a gradient norm > 0, or null for no clipping")
+        check_task_section({"optimizer": self.optimizer_cfg, "scheduler": self.scheduler_cfg,
+                            "grad_clip": grad_clip})  # bad settings fail here, not in fit
         self.grad_clip = grad_clip
         self.input_key, self.target_key = input_key, target_key
         self.figure_fn = figure_fn

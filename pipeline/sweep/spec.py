@@ -167,6 +167,7 @@ def load_spec(spec: str | Path, validate: bool = True) -> SweepSpec:
             if key not in RUNNER_KEYS:
                 check_config_key(fixed_cfg, key, path, "sweep key")
         _check_trainer_values(out, fixed_cfg)
+        _check_task_values(out, fixed_cfg)
         accelerator = (fixed_cfg.get("trainer") or {}).get("accelerator")  # the base's, or the spec's
     else:
         accelerator = out.fixed.get("trainer.accelerator")
@@ -204,6 +205,32 @@ def _check_trainer_values(spec: SweepSpec, fixed_cfg: dict) -> None:
                           ("devices", "devices", spec.devices), ("precision", "precision", spec.precision)):
         if v is not None:
             check({**trainer, key: v}, field)
+
+
+def _check_task_values(spec: SweepSpec, fixed_cfg: dict) -> None:
+    """The task's optimiser, scheduler and grad_clip with the fixed values, then with each grid
+    value of a ``task.*`` key, checked as the rows' modules will check them (``grad_clip: [0, 5]``
+    was planned, then its first row failed at run time)."""
+    import copy
+
+    from pipeline.lit_module import check_task_section
+    from pipeline.train_config import set_dotted
+
+    def check(task: dict, field: str) -> None:
+        try:
+            check_task_section(task)
+        except PipelineInputError as exc:
+            named = f"{field}.{exc.field}" if field == "fixed" and exc.field else field
+            raise PipelineInputError(exc.message, path=spec.path, field=named, expected=exc.expected) from None
+
+    task = dict(fixed_cfg.get("task") or {})
+    check(task, "fixed")
+    for key, values in spec.grid.items():
+        if key.startswith("task."):
+            for v in values:
+                row = {"task": copy.deepcopy(task)}
+                set_dotted(row, key, v)
+                check(row["task"], f"grid.{key}")
 
 
 def _inherit(raw: dict, path: Path, chain: tuple[Path, ...] = ()) -> dict:

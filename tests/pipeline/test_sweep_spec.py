@@ -103,6 +103,20 @@ def test_trainer_values_are_type_checked_at_plan_time(tmp_path):
     assert load_spec(ok).n_rows == 4
 
 
+def test_task_values_are_checked_at_plan_time(tmp_path):
+    """Each row's optimiser, scheduler and grad_clip as its module will check them: grad_clip 0 (or
+    a learning rate of -1) was planned, then its row failed at run time."""
+    with pytest.raises(PipelineInputError, match=r"t.yaml \[grid.task.grad_clip\]: grad_clip = 0.0 \(expected a "
+                                                 r"gradient norm > 0"):
+        load_spec(write_spec(tmp_path, {"task.grad_clip": [5.0, 0.0]}))
+    with pytest.raises(PipelineInputError, match=r"\[grid.task.optimizer.lr\]: Adam: Invalid learning rate: -1"):
+        load_spec(write_spec(tmp_path, {"task.optimizer.lr": [1e-3, -1]}))
+    with pytest.raises(PipelineInputError, match=r"\[fixed.task.grad_clip\]: grad_clip = -2"):
+        load_spec(write_spec(tmp_path, {"net.init_args.depth": [1]}, fixed={"task.grad_clip": -2}))
+    ok = write_spec(tmp_path, {"task.grad_clip": [1.0, None], "task.optimizer.lr": [1e-3, 1e-4]})
+    assert load_spec(ok).n_rows == 4
+
+
 @pytest.mark.parametrize("grid,extra,needle", [
     # the spec's runner fields and grid keys reach pl.Trainer through train_experiment: they were
     # taken by --plan and failed (or trained nothing) row by row at run time
