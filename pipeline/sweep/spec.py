@@ -213,8 +213,12 @@ def _check_task_values(spec: SweepSpec, fixed_cfg: dict) -> None:
     was planned, then its first row failed at run time)."""
     import copy
 
-    from pipeline.lit_module import check_task_section
-    from pipeline.train_config import set_dotted
+    from pipeline.lit_module import TaskModule, check_task_section
+    from pipeline.train_config import DEFAULT_MODULE, import_path, set_dotted
+
+    module = import_path(fixed_cfg.get("module") or DEFAULT_MODULE)
+    if not (isinstance(module, type) and issubclass(module, TaskModule)):
+        return  # another LightningModule: its task arguments are its own
 
     def check(task: dict, field: str) -> None:
         try:

@@ -21,3 +21,11 @@ def write_spec(tmp: Path, grid: dict, fixed: dict | None = None, name: str = "t"
     p = tmp / f"{name}.yaml"
     p.write_text(yaml.safe_dump(spec, sort_keys=False))
     return p
+
+
+class OwnModule:
+    """Stands for a LightningModule of one's own (``module:`` in an experiment): its ``optimizer``
+    takes names TaskModule does not know."""
+
+    def __init__(self, net, optimizer: dict | None = None):
+        self.net, self.optimizer = net, optimizer

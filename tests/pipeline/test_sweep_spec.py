@@ -115,6 +115,17 @@ def test_task_values_are_checked_at_plan_time(tmp_path):
         load_spec(write_spec(tmp_path, {"net.init_args.depth": [1]}, fixed={"task.grad_clip": -2}))
     ok = write_spec(tmp_path, {"task.grad_clip": [1.0, None], "task.optimizer.lr": [1e-3, 1e-4]})
     assert load_spec(ok).n_rows == 4
+    # another module's task arguments are its own: not held to TaskModule's optimiser names
+    import yaml
+
+    from sweep_helpers import BASE
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "base.yaml").write_text(yaml.safe_dump({**BASE, "module": "sweep_helpers.OwnModule",
+                                                   "task": {"optimizer": {"name": "lion"}}}))
+    (own / "s.yaml").write_text(yaml.safe_dump({"name": "s", "experiment": str(own / "base.yaml"),
+                                                "grid": {"task.optimizer": [{"name": "lion"}, {"name": "sgd"}]}}))
+    assert load_spec(own / "s.yaml").n_rows == 2
 
 
 @pytest.mark.parametrize("grid,extra,needle", [
