@@ -246,7 +246,7 @@ def check_trainer_section(kw: dict) -> None:
                                      field=f"trainer.{key}",
                                      expected="task.grad_clip=V (the global norm, default 5.0; null: no clipping)")
     p = ArgumentParser(exit_on_error=False)
-    p.add_class_arguments(pl.Trainer, "trainer", skip=set(_RUN_OWNED) - {"enable_checkpointing"}, instantiate=False)
+    p.add_class_arguments(pl.Trainer, "trainer", skip=set(_RUN_OWNED), instantiate=False)
     # precision null / auto: the run's default (_default_precision), not a value of pl.Trainer's
     given = {k: v for k, v in kw.items() if k not in _RUN_OWNED and not (k == "precision" and v in (None, "auto"))}
     try:
