@@ -14,9 +14,11 @@ BASE = {
 }
 
 
-def write_spec(tmp: Path, grid: dict, fixed: dict | None = None, name: str = "t", **extra) -> Path:
+def write_spec(tmp: Path, grid: dict, fixed: dict | None = None, name: str = "t", base_cfg: dict | None = None,
+               **extra) -> Path:
+    """``tmp/<name>.yaml``: a sweep of ``grid`` over ``tmp/base.yaml`` (``base_cfg``, default BASE)."""
     base = tmp / "base.yaml"
-    base.write_text(yaml.safe_dump(BASE))
+    base.write_text(yaml.safe_dump(base_cfg or BASE))
     spec = {"name": name, "experiment": str(base), "steps": 3, "fixed": fixed or {}, "grid": grid, **extra}
     p = tmp / f"{name}.yaml"
     p.write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -58,16 +58,10 @@ def test_rows_pinned_to_the_cpu_ask_for_no_gpu(tmp_path):
     assert pinned.slurm["gpus_per_task"] == 2
     assert "gpus_per_task" not in load_spec("dncnn_grid").slurm   # GPU rows: the default, one per task
     # pinned by the base experiment itself, or by a nested `fixed: {trainer: {...}}`: the same
-    import yaml
-
-    cpu_base = tmp_path / "cpu" / "base_cpu.yaml"
-    cpu_base.parent.mkdir()
-    cpu_base.write_text(yaml.safe_dump({**BASE, "trainer": {"max_steps": 4, "accelerator": "cpu"}}))
-    spec_file = tmp_path / "cpu" / "s.yaml"
+    cpu_base = {**BASE, "trainer": {"max_steps": 4, "accelerator": "cpu"}}
     for fixed, gpus in (({}, 0), ({"trainer.accelerator": "gpu"}, None),
                         ({"trainer": {"max_steps": 4, "accelerator": "cpu"}}, 0)):
-        spec_file.write_text(yaml.safe_dump({"name": "s", "experiment": str(cpu_base), "fixed": fixed,
-                                             "grid": {"net.init_args.depth": [1, 2]}}))
+        spec_file = write_spec(tmp_path, {"net.init_args.depth": [1, 2]}, fixed=fixed, base_cfg=cpu_base)
         assert load_spec(spec_file).slurm.get("gpus_per_task") == gpus, fixed
 
 

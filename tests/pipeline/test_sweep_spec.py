@@ -8,7 +8,7 @@ from pipeline import cli
 from pipeline.sweep.plan import read_plan, split_parts, write_plan
 from pipeline.sweep.spec import expand, load_spec, run_name
 
-from sweep_helpers import write_spec
+from sweep_helpers import BASE, write_spec
 
 
 @pytest.mark.parametrize("name,n", [("dncnn_grid", 504), ("unet_grid_shallow", 120), ("unet_grid_deep", 80),
@@ -116,16 +116,9 @@ def test_task_values_are_checked_at_plan_time(tmp_path):
     ok = write_spec(tmp_path, {"task.grad_clip": [1.0, None], "task.optimizer.lr": [1e-3, 1e-4]})
     assert load_spec(ok).n_rows == 4
     # another module's task arguments are its own: not held to TaskModule's optimiser names
-    import yaml
-
-    from sweep_helpers import BASE
-    own = tmp_path / "own"
-    own.mkdir()
-    (own / "base.yaml").write_text(yaml.safe_dump({**BASE, "module": "sweep_helpers.OwnModule",
-                                                   "task": {"optimizer": {"name": "lion"}}}))
-    (own / "s.yaml").write_text(yaml.safe_dump({"name": "s", "experiment": str(own / "base.yaml"),
-                                                "grid": {"task.optimizer": [{"name": "lion"}, {"name": "sgd"}]}}))
-    assert load_spec(own / "s.yaml").n_rows == 2
+    own = write_spec(tmp_path, {"task.optimizer": [{"name": "lion"}, {"name": "sgd"}]},
+                     base_cfg={**BASE, "module": "sweep_helpers.OwnModule", "task": {"optimizer": {"name": "lion"}}})
+    assert load_spec(own).n_rows == 2
 
 
 @pytest.mark.parametrize("grid,extra,needle", [
