@@ -156,9 +156,9 @@ def _check_run_length(trainer: dict) -> None:
         if isinstance(n, int) and not isinstance(n, bool) and n != -1 and n < 1:
             raise PipelineInputError(f"{key} = {n}", field=f"trainer.{key}",
                                      expected=f"an integer >= 1, or -1 for no {unit} limit")
-    limit = trainer.get("limit_train_batches")
-    if isinstance(limit, (int, float)) and not isinstance(limit, bool) and not limit > 0:
-        raise PipelineInputError(f"limit_train_batches = {limit} trains no batch", field="trainer.limit_train_batches",
+    batches = trainer.get("limit_train_batches")
+    if isinstance(batches, (int, float)) and not isinstance(batches, bool) and not batches > 0:
+        raise PipelineInputError(f"limit_train_batches = {batches} trains no batch", field="trainer.limit_train_batches",
                                  expected="a fraction in (0, 1] or a number of batches >= 1")
     limit = trainer.get("max_time")
     if isinstance(limit, str):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 import shutil
 import tempfile
 from pathlib import Path
@@ -277,7 +278,7 @@ def image_names(folder: Path) -> dict[str, str]:
     return present
 
 
-def refuse_second_suffix(out_dir: str | Path, names, suffix: str, field: str = "out",
+def refuse_second_suffix(out_dir: str | Path, names: Iterable[str], suffix: str, field: str = "out",
                          present: dict[str, str] | None = None) -> None:
     """Refuse to write ``out_dir/<name><suffix>`` for ``names`` where ``out_dir`` already holds an
     image of that name under another suffix (``a.nii.gz`` when ``a.mhd`` is to be written): the
