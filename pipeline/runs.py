@@ -123,15 +123,42 @@ def read_config(run_dir: str | Path) -> dict:
 
 
 def _git() -> dict[str, Any]:
+    """The commit of the code that runs: ``{"sha", "dirty", "source"}``. ``source`` is ``checkout``
+    when the packages sit in this project's own git work tree (its top level is the folder that
+    holds ``data_tools/``), ``pip`` when they were installed from a git URL (pip's
+    ``direct_url.json`` names the commit; such an install is clean), None (sha None) otherwise:
+    an installed copy inside another repository (a virtualenv in the user's project) must not
+    report that repository's commit as the tool's."""
     def run(*args: str) -> str | None:
         try:
             r = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return r.stdout.strip() if r.returncode == 0 else None
-    sha = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain", "--untracked-files=no")
-    return {"sha": sha, "dirty": None if status is None else bool(status)}
+    top = run("rev-parse", "--show-toplevel")
+    if top and Path(top).resolve() == REPO_ROOT.resolve():
+        status = run("status", "--porcelain", "--untracked-files=no")
+        return {"sha": run("rev-parse", "HEAD"), "dirty": None if status is None else bool(status), "source": "checkout"}
+    commit = _installed_commit()
+    return {"sha": commit, "dirty": False if commit else None, "source": "pip" if commit else None}
+
+
+def _installed_commit() -> str | None:
+    """The git commit pip recorded for this tool's installed distribution (``pip install
+    git+URL@REF``: ``vcs_info.commit_id`` of PEP 610's ``direct_url.json``), if that distribution
+    is the copy imported here; None otherwise."""
+    import importlib.metadata as md
+    try:
+        dist = md.distribution("knee-pipeline")
+        text = dist.read_text("direct_url.json")
+        here = Path(str(dist.locate_file("data_tools"))).resolve() == (REPO_ROOT / "data_tools").resolve()
+    except (md.PackageNotFoundError, OSError, ValueError):
+        return None
+    try:
+        commit = (json.loads(text or "null") or {}).get("vcs_info", {}).get("commit_id")
+    except (ValueError, AttributeError):
+        return None
+    return commit if here and isinstance(commit, str) and commit else None
 
 
 #: the packages whose versions a run's provenance records (and `pipeline --version` prints)
@@ -155,7 +182,8 @@ def version_text() -> str:
     versions of the libraries that decide the results."""
     v = package_versions()
     git = _git()
-    sha = "no git checkout" if git["sha"] is None else f"git {git['sha'][:12]}" + (" (dirty)" if git["dirty"] else "")
+    sha = "no git checkout" if git["sha"] is None else f"git {git['sha'][:12]}" + (" (dirty)" if git["dirty"] else "") \
+        + (" (pip install)" if git.get("source") == "pip" else "")
     libs = ", ".join(f"{k} {val}" for k, val in v.items() if k != "knee-pipeline" and val is not None)
     return f"pipeline (knee-pipeline {v['knee-pipeline'] or 'not installed'}), {sha}; python {platform.python_version()}, {libs}"
 
