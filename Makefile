@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# pytest exits 5 when it collected no test: said here, and a failure like any other (make exits 2).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: no tests collected (pytest exit 5)" >&2; fi; exit $$rc
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests
