@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -306,6 +307,49 @@ def test_dockerfile_structure(path, tmp_path):
         assert "--constraint" in runs and "pip install torch" not in runs
     else:
         assert 'torch==' in runs and "download.pytorch.org/whl/cpu" in runs
+
+
+CACHE_VARS = ("NUMBA_CACHE_DIR", "MPLCONFIGDIR", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR")
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_puts_every_cache_in_the_work_volume(path, tmp_path):
+    """site-packages is root-owned and `docker run --user UID:GID` gives HOME=/: each library cache
+    must live under the mounted /work (KNEE_PIPELINE_CACHE), which the image's user owns."""
+    (tmp_path / "Dockerfile").write_text(path.read_text())
+    df = DockerfileParser(path=str(tmp_path))
+    cache = df.envs["KNEE_PIPELINE_CACHE"]
+    assert cache.startswith("/work/")
+    for var in CACHE_VARS:
+        assert df.envs.get(var, "").startswith(cache + "/"), var
+    runs = " ".join(i["value"] for i in df.structure if i["instruction"] == "RUN")
+    assert "chown -R knee:knee /work" in runs
+
+
+_READ_ONLY_IMPORT = """
+import os, numba.core.caching as c
+ensure, allowed = c._CacheLocator.ensure_cache_path, os.environ.get("NUMBA_CACHE_DIR")
+def ensure_read_only(self):  # the package folder and HOME are not writable (emulated)
+    if not (allowed and str(self.get_cache_path()).startswith(allowed)):
+        raise PermissionError(13, "read-only", self.get_cache_path())
+    return ensure(self)
+c._CacheLocator.ensure_cache_path = ensure_read_only
+import data_tools.masks, evaluation.ssim
+print("imported")
+"""
+
+
+def test_numba_modules_import_with_read_only_package_and_home_given_numba_cache_dir(tmp_path):
+    """Why the images set NUMBA_CACHE_DIR: without a writable folder numba's cache=True functions
+    fail at import (every verb imports them); with it they import."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["PYTHONPATH"] = str(REPO)
+    bad = subprocess.run([sys.executable, "-c", _READ_ONLY_IMPORT], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "no locator available" in bad.stderr
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba")
+    good = subprocess.run([sys.executable, "-c", _READ_ONLY_IMPORT], env=env, capture_output=True, text=True)
+    assert good.returncode == 0 and "imported" in good.stdout, good.stderr
+    assert (tmp_path / "numba").is_dir()  # numba's cache folder, made at import
 
 
 def test_emit_slurm_prints_a_command_that_runs_as_pasted(tmp_path, capsys):
