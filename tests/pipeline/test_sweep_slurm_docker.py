@@ -309,19 +309,23 @@ def test_dockerfile_structure(path, tmp_path):
         assert 'torch==' in runs and "download.pytorch.org/whl/cpu" in runs
 
 
-CACHE_VARS = ("NUMBA_CACHE_DIR", "MPLCONFIGDIR", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR")
+CACHE_VARS = ("KNEE_PIPELINE_CACHE", "NUMBA_CACHE_DIR", "MPLCONFIGDIR")
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
-def test_dockerfile_puts_every_cache_in_the_work_volume(path, tmp_path):
-    """site-packages is root-owned and `docker run --user UID:GID` gives HOME=/: each library cache
-    must live under the mounted /work (KNEE_PIPELINE_CACHE), which the image's user owns."""
+def test_dockerfile_caches_follow_the_working_folder(path, tmp_path):
+    """site-packages is root-owned and `docker run --user UID:GID` gives HOME=/, so the caches must
+    not be in either; Apptainer gives the image's ENV precedence over the host's and its /work is
+    read-only, so they are relative: /work (WORKDIR, the mounted folder) under Docker, the job's
+    folder under Apptainer. The data and runs folders are left to the host (a sweep's sbatch
+    script exports them; an image value would win over that export)."""
     (tmp_path / "Dockerfile").write_text(path.read_text())
     df = DockerfileParser(path=str(tmp_path))
-    cache = df.envs["KNEE_PIPELINE_CACHE"]
-    assert cache.startswith("/work/")
     for var in CACHE_VARS:
-        assert df.envs.get(var, "").startswith(cache + "/"), var
+        assert df.envs.get(var, "").startswith(".cache/"), var
+    assert "KNEE_PIPELINE_DATA" not in df.envs and "KNEE_PIPELINE_RUNS" not in df.envs
+    workdirs = [i["value"] for i in df.structure if i["instruction"] == "WORKDIR"]
+    assert workdirs[-1] == "/work"
     runs = " ".join(i["value"] for i in df.structure if i["instruction"] == "RUN")
     assert "chown -R knee:knee /work" in runs
 
@@ -346,10 +350,11 @@ def test_numba_modules_import_with_read_only_package_and_home_given_numba_cache_
     env["PYTHONPATH"] = str(REPO)
     bad = subprocess.run([sys.executable, "-c", _READ_ONLY_IMPORT], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "no locator available" in bad.stderr
-    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba")
-    good = subprocess.run([sys.executable, "-c", _READ_ONLY_IMPORT], env=env, capture_output=True, text=True)
+    env["NUMBA_CACHE_DIR"] = ".cache/numba"  # as the images set it: relative to the working folder
+    good = subprocess.run([sys.executable, "-c", _READ_ONLY_IMPORT], env=env, capture_output=True, text=True,
+                          cwd=tmp_path)
     assert good.returncode == 0 and "imported" in good.stdout, good.stderr
-    assert (tmp_path / "numba").is_dir()  # numba's cache folder, made at import
+    assert (tmp_path / ".cache" / "numba").is_dir()  # numba's cache folder, made at import
 
 
 def test_emit_slurm_prints_a_command_that_runs_as_pasted(tmp_path, capsys):
