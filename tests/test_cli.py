@@ -36,3 +36,14 @@ def test_bad_input_is_one_line_exit_2(monkeypatch, capsys):
 def test_unknown_verb_exits_2():
     r = subprocess.run([sys.executable, "-m", "pipeline.cli", "no-such-verb"], capture_output=True, text=True)
     assert r.returncode == 2
+
+
+def test_python_dash_m_pipeline_is_the_command(tmp_path):
+    """`python -m pipeline` runs the CLI (where the console script is not on PATH): its output,
+    its one-line error and exit 2 on bad input."""
+    ok = subprocess.run([sys.executable, "-m", "pipeline", "--version"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("pipeline (knee-pipeline "), ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "pipeline", "train", "no_such_experiment"], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "unknown experiment 'no_such_experiment'" in bad.stderr
