@@ -288,10 +288,14 @@ def test_dockerfile_passes_hadolint(path):
     assert r.returncode == 0 and json.loads(r.stdout or "[]") == [], r.stdout
 
 
+def _parsed(path: Path, tmp_path: Path) -> DockerfileParser:
+    (tmp_path / "Dockerfile").write_text(path.read_text())     # the parser wants a file named Dockerfile
+    return DockerfileParser(path=str(tmp_path))
+
+
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_dockerfile_structure(path, tmp_path):
-    (tmp_path / "Dockerfile").write_text(path.read_text())     # the parser wants a file named Dockerfile
-    df = DockerfileParser(path=str(tmp_path))
+    df = _parsed(path, tmp_path)
     base = df.baseimage
     name, _, tag = base.partition(":")
     assert tag and tag != "latest" and any(c.isdigit() for c in tag.split("-")[0]), base   # exact version tag
@@ -319,8 +323,7 @@ def test_dockerfile_caches_follow_the_working_folder(path, tmp_path):
     read-only, so they are relative: /work (WORKDIR, the mounted folder) under Docker, the job's
     folder under Apptainer. The data and runs folders are left to the host (a sweep's sbatch
     script exports them; an image value would win over that export)."""
-    (tmp_path / "Dockerfile").write_text(path.read_text())
-    df = DockerfileParser(path=str(tmp_path))
+    df = _parsed(path, tmp_path)
     for var in CACHE_VARS:
         assert df.envs.get(var, "").startswith(".cache/"), var
     assert "KNEE_PIPELINE_DATA" not in df.envs and "KNEE_PIPELINE_RUNS" not in df.envs
