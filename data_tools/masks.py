@@ -81,6 +81,15 @@ def _dart_throw(order, rad2, win, acc, nz):  # pragma: no cover - compiled
     return acc
 
 
+def default_calib(side: int) -> int:
+    """BART's ``poisson -C 32`` calibration box (reference 000_deepmri.md §1.3) scaled by ``side / 256``.
+
+    At least 2. ``pipeline simulate`` uses it with the crop when no ``calib`` is given, and
+    ``pipeline bench simulate`` with its mask side, so a smaller matrix keeps the original's share.
+    """
+    return max(2, int(round(32 * int(side) / 256)))
+
+
 class PoissonDiscMask:
     """Variable-density Poisson-disc mask with a fully sampled calibration box and elliptical support.
 

@@ -12,7 +12,7 @@ import numpy as np
 from .atomic import write_text_atomic
 from .config_io import require_count
 from .machine import cpu_model, machine_info
-from .masks import PoissonDiscMask
+from .masks import PoissonDiscMask, default_calib
 from .nufft import NUFFT2D, TorchNUFFT2D, cg_inverse_many, nufft_settings, nufft_workers
 from .trajectories import radial_trajectory
 
@@ -25,9 +25,15 @@ def _time(fn, repeats: int) -> float:
     return (time.perf_counter() - t0) / repeats * 1e3
 
 
-def bench_poisson(size: int = 256, accel: float = 8.0, calib: int = 32, repeats: int = 20, sigpy_repeats: int = 2) -> dict:
+def bench_poisson(size: int = 256, accel: float = 8.0, calib: int | None = None, repeats: int = 20,
+                  sigpy_repeats: int = 2) -> dict:
+    """Poisson-disc mask timings, ours vs ``sigpy.mri.poisson`` (same R and calibration box).
+
+    ``calib`` None: :func:`~data_tools.masks.default_calib` of ``size`` (32 at 256), as simulate does.
+    """
     import sigpy.mri
 
+    calib = default_calib(size) if calib is None else calib
     seeds = iter(range(10 ** 6))
     ours = _time(lambda: PoissonDiscMask(accel=accel, calib=calib, seed=next(seeds))((size, size)), repeats)
     res = PoissonDiscMask(accel=accel, calib=calib, seed=0)((size, size))

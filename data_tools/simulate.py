@@ -33,7 +33,7 @@ from .config_io import require_seed_run
 from .errors import PipelineInputError, require
 from .fft import ifft3c
 from .formats._h5 import unreadable
-from .masks import create_mask
+from .masks import create_mask, default_calib
 from .nufft import (NUFFT2D, TorchNUFFT2D, cg_inverse_many, dcf_adjoint, make_nufft, nufft_settings, resolve_backend,
                     to_numpy)
 from .paths import default_sim_dir
@@ -188,7 +188,7 @@ def simulate(pattern: str | None = None, *, data: str | Path | None = None, out:
                 expected="one matrix per dataset")
     ranges, crop = geometry(cfg, matrix, files[0])
     if cfg.calib is None and cfg.pattern != "radial":
-        cfg.calib = max(2, int(round(32 * crop / 256)))
+        cfg.calib = default_calib(crop)
     subjects = [p.stem for p in files]
     all_ids = [slice_id(s, ax, i) for s in subjects for ax, idx in ranges.items() for i in idx]
     splits = assign_splits(all_ids, cfg.split, cfg.split_fractions, cfg.split_seed)

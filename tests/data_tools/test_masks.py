@@ -9,7 +9,7 @@ import pytest
 
 from data_tools.errors import PipelineInputError
 from data_tools.masks import (BART_POIS_R, CartesianEquispacedMask, CartesianRandomMask, PoissonDiscMask,
-                              create_mask)
+                              create_mask, default_calib)
 
 
 def _check_poisson(m: PoissonDiscMask, shape, res) -> None:
@@ -112,3 +112,8 @@ def test_impossible_r_names_the_clipped_calibration_box():
         PoissonDiscMask(accel=8.94, calib=1000)((64, 48))
     with pytest.raises(PipelineInputError, match=r"asks for 48 samples but the 8x8 calibration box alone has 64"):
         PoissonDiscMask(accel=64, calib=8)((64, 48))
+
+
+def test_default_calib_scales_the_original_box():
+    """BART's -C 32 at 256, scaled to the side (simulate's crop, bench's mask side), at least 2."""
+    assert [default_calib(n) for n in (256, 320, 128, 64, 53, 16, 8, 1)] == [32, 40, 16, 8, 7, 2, 2, 2]
