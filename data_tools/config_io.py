@@ -35,6 +35,31 @@ def read_json_file(path: str | Path, expected: str = "a JSON file", hint: str | 
                                  expected=expected, hint=hint) from None
 
 
+# YAML 1.2 floats. PyYAML follows YAML 1.1, whose float needs a dot and a signed exponent, so it reads
+# `1e-3`, `1e3` and `1.0e3` as strings: `lr: 1e-3` (the way a learning rate is written) reached torch
+# as text. The resolver below (as jsonargparse's loader, which reads our `--config` files, does) makes
+# them numbers; everything else is PyYAML's safe loader.
+_FLOAT_1_2 = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+
+
+class YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads ``1e-3``, ``1e3`` and ``1.0e3`` as floats (YAML 1.2)."""
+
+
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_1_2, list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` parsed as YAML with :class:`YamlLoader`: every YAML the project reads (experiment
+    files, sweep specs, presets, ``--set key=value`` and list options) goes through it."""
+    return yaml.load(text, Loader=YamlLoader)
+
+
 def read_yaml_mapping(path: str | Path, expected: str = "a mapping of keys to values") -> dict[str, Any]:
     """The YAML file at ``path`` as a dict (an empty file is ``{}``).
 
@@ -43,7 +68,7 @@ def read_yaml_mapping(path: str | Path, expected: str = "a mapping of keys to va
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(read_text_file(path, expected))
+        raw = load_yaml(read_text_file(path, expected))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -17,6 +17,7 @@ import torch
 import yaml
 from torch.utils.data import ConcatDataset, Dataset
 
+from .config_io import load_yaml
 from .errors import PipelineInputError
 from .simdata import dataset_attrs, open_sim, slice_splits, split_indices
 from .splits import FRACTIONS, MODES, SPLIT_SEED, empty_splits
@@ -130,7 +131,7 @@ def split_slices(path: str | Path, splits: Sequence[str]) -> set[str]:
 def _recorded_config(attrs: dict) -> dict:
     """The resolved SimConfig a file was written with (attrs ``config``), {} when absent or unreadable."""
     try:
-        cfg = yaml.safe_load(attrs.get("config", "")) or {}
+        cfg = load_yaml(attrs.get("config", "")) or {}
     except yaml.YAMLError:
         return {}
     return cfg if isinstance(cfg, dict) else {}

@@ -91,6 +91,10 @@ def make_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
     if name not in OPTIMIZERS:
         raise PipelineInputError(f"unknown optimizer '{name}'", field="task.optimizer.name", expected="adam or adamw")
     cls = OPTIMIZERS[name]
+    for key, value in cfg.items():  # no Adam/AdamW argument is text; torch would say "'<=' not supported"
+        if isinstance(value, str):
+            raise PipelineInputError(f"{key} = {value!r} is text", field=f"task.optimizer.{key}",
+                                     expected=f"a number for torch.optim.{cls.__name__}'s {key} (no quotes)")
     try:
         if "betas" in cfg:
             cfg["betas"] = tuple(cfg["betas"])

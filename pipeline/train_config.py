@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from data_tools.config_io import extend_base_chain, read_yaml_mapping
+from data_tools.config_io import extend_base_chain, load_yaml, read_yaml_mapping
 from data_tools.errors import PipelineInputError
 from data_tools.paths import CONFIG_DIR
 
@@ -97,7 +97,7 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise PipelineInputError(f"override '{item}' has no '='", field="--set", expected="dotted.key=value")
     key, raw = item.split("=", 1)
     try:
-        return key.strip(), yaml.safe_load(raw)
+        return key.strip(), load_yaml(raw)
     except yaml.YAMLError:
         return key.strip(), raw
 

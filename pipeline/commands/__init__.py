@@ -42,11 +42,11 @@ class Items:
         self.__name__ = name  # what argparse's "invalid ... value" message names
 
     def __call__(self, token: Any) -> list:
-        import yaml
+        from data_tools.config_io import load_yaml
 
         value = token
         if isinstance(token, str) and (self.item is not str or token.lstrip().startswith("[")):
-            value = yaml.safe_load(token)  # a word stays a word: YAML would read "no" as False
+            value = load_yaml(token)  # a word stays a word: YAML would read "no" as False
         items = value if isinstance(value, list) else [value]
         ok = {int: (int,), float: (int, float), str: (str,)}[self.item]
         if any(isinstance(v, bool) or not isinstance(v, ok) for v in items):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from data_tools import sim_config
-from data_tools.config_io import read_json_file, read_yaml_mapping, require_count, require_file_name
+from data_tools.config_io import load_yaml, read_json_file, read_yaml_mapping, require_count, require_file_name
 from data_tools.errors import PipelineInputError
 
 
@@ -127,3 +127,16 @@ def test_simulate_name_only_names_the_file(demo):
         assert named.name == "smoke" and plain.name == preset
         assert {**vars(named), "name": preset} == vars(plain) == vars(sim_config.resolve(preset, demo=demo))
     assert sim_config.resolve(demo=True, pattern="radial", spokes=41, name="smoke").slice_stride == 25
+
+
+def test_yaml_floats_as_yaml_1_2_reads_them(tmp_path):
+    """PyYAML (YAML 1.1) read 1e-3, 1e3 and 1.0e3 as strings: `lr: 1e-3` reached torch as text."""
+    doc = load_yaml("a: 1e-3\nb: 1e3\nc: 1.0e3\nd: -2.5E-4\ne: 0.5\nf: 12\ng: [1e-4, 3e-4]\nh: '1e-3'\n"
+                    "i: .inf\nj: lr1e3\nk: 1e\nl: yes\n")
+    assert doc["a"] == 1e-3 and doc["b"] == 1e3 and doc["c"] == 1e3 and doc["d"] == -2.5e-4
+    assert all(isinstance(doc[k], float) for k in "abcde") and doc["f"] == 12 and isinstance(doc["f"], int)
+    assert doc["g"] == [1e-4, 3e-4] and doc["h"] == "1e-3"       # quoted: still text
+    assert doc["i"] == float("inf") and doc["j"] == "lr1e3" and doc["k"] == "1e" and doc["l"] is True
+    p = tmp_path / "x.yaml"
+    p.write_text("task:\n  optimizer: {lr: 1e-3}\n")
+    assert read_yaml_mapping(p) == {"task": {"optimizer": {"lr": 0.001}}}

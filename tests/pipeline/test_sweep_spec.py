@@ -115,6 +115,12 @@ def test_task_values_are_checked_at_plan_time(tmp_path):
         load_spec(write_spec(tmp_path, {"net.init_args.depth": [1]}, fixed={"task.grad_clip": -2}))
     ok = write_spec(tmp_path, {"task.grad_clip": [1.0, None], "task.optimizer.lr": [1e-3, 1e-4]})
     assert load_spec(ok).n_rows == 4
+    # as a user types it: PyYAML read 1e-3 as text, and the plan stopped on a torch comparison error
+    typed = tmp_path / "typed.yaml"
+    typed.write_text(ok.read_text().replace("- 0.001\n", "- 1e-3\n").replace("- 0.0001\n", "- 1e-4\n"))
+    assert "1e-3" in typed.read_text()
+    spec = load_spec(typed)
+    assert spec.n_rows == 4 and spec.grid["task.optimizer.lr"] == [1e-3, 1e-4]
     # another module's task arguments are its own: not held to TaskModule's optimiser names
     own = write_spec(tmp_path, {"task.optimizer": [{"name": "lion"}, {"name": "sgd"}]},
                      base_cfg={**BASE, "module": "sweep_helpers.OwnModule", "task": {"optimizer": {"name": "lion"}}})

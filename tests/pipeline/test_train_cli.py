@@ -665,6 +665,8 @@ def test_bad_experiment_file_one_line_exit_2(tmp_path, capsys, text, needle):
     (["task.scheduler.atfraction=0.3"], "is not a keyword of task.scheduler (expected one of ['at', 'at_fraction'"),
     (["trainer.max_steps=0"], "[trainer.max_steps]: max_steps = 0"),  # was a 'finished' untrained run
     (["data.init_args.batch_size=0"], "[data.batch_size]: batch_size = 0"),  # was a torch ValueError
+    # was "Adam: '<=' not supported between instances of 'float' and 'str'"
+    (["task.optimizer.lr='1e-3'"], "[task.optimizer.lr]: lr = '1e-3' is text (expected a number"),
 ])
 def test_bad_override_one_line_exit_2(sim_dir, tmp_path, capsys, sets, needle):
     err = _one_line_error(capsys, ["train", "dncnn_l2", "--profile", "full", "--data-dir", str(sim_dir),
@@ -738,3 +740,15 @@ def test_set_accepts_keyword_entries_constructor_defaults_and_optional_top_keys(
                                       "seed=7"], profile="full")
     assert cfg["task"]["optimizer"]["betas"] == [0.8, 0.9] and cfg["seed"] == 7
     assert cfg["trainer"]["accumulate_grad_batches"] == 2
+
+
+def test_learning_rate_in_e_notation_is_a_number(tmp_path):
+    """`--set task.optimizer.lr=1e-3` and `lr: 1e-3` in an experiment file: PyYAML's YAML 1.1 read
+    both as the string '1e-3', and training stopped on a torch comparison error."""
+    from pipeline.train import resolve_config
+
+    cfg = resolve_config("dncnn_l2", ["task.optimizer.lr=1e-3", "task.optimizer.weight_decay=1E-5"], profile="full")
+    assert cfg["task"]["optimizer"]["lr"] == 0.001 and cfg["task"]["optimizer"]["weight_decay"] == 1e-5
+    own = tmp_path / "own.yaml"
+    own.write_text("base: dncnn_l2\ntask:\n  optimizer: {lr: 5e-4}\n")
+    assert resolve_config(str(own), [], profile="full")["task"]["optimizer"]["lr"] == 5e-4
