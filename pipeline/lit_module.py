@@ -7,6 +7,7 @@ through ``net`` and ``loss(pred, batch[target_key])`` is minimised.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
 from pathlib import Path
@@ -91,8 +92,9 @@ def make_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
     if name not in OPTIMIZERS:
         raise PipelineInputError(f"unknown optimizer '{name}'", field="task.optimizer.name", expected="adam or adamw")
     cls = OPTIMIZERS[name]
+    takes = inspect.signature(cls).parameters  # an unknown key is left to the TypeError below
     for key, value in cfg.items():  # no Adam/AdamW argument is text; torch would say "'<=' not supported"
-        if isinstance(value, str):
+        if key in takes and isinstance(value, str):
             raise PipelineInputError(f"{key} = {value!r} is text", field=f"task.optimizer.{key}",
                                      expected=f"a number for torch.optim.{cls.__name__}'s {key} (no quotes)")
     try:
