@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
